@@ -1,0 +1,30 @@
+# Two commands matter: `make demo` (explain a bundled photo) and `make test` (the whole suite).
+# Each creates or updates the virtual environment in .venv from this repository's own files.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/heatlens explain --sample cat --out heatlens-demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/gradcam.py
+
+clean:
+	rm -rf $(VENV) heatlens-demo .pytest_cache
