@@ -1,0 +1,25 @@
+"""heatlens: why did the image classifier say that? Grad-CAM and friends for PyTorch and Keras, offline."""
+
+from . import samples
+from .api import explain
+from .errors import HeatlensError, ImageError, LayerError, MethodError, ModelError, TargetError
+from .explanation import Explanation
+from .images import load_image
+from .models import load_model, wrap
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Explanation",
+    "HeatlensError",
+    "ImageError",
+    "LayerError",
+    "MethodError",
+    "ModelError",
+    "TargetError",
+    "explain",
+    "load_image",
+    "load_model",
+    "samples",
+    "wrap",
+]

@@ -1,0 +1,77 @@
+"""explain(): resolve the model, the images, the targets and the method; return an Explanation."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from . import overlay
+from .errors import MethodError
+from .explanation import Explanation
+from .images import ImageLike, as_batch, as_float_batch, to_display
+from .methods import get_method
+from .models import to_network
+from .targets import TargetSpec, resolve, static_ids
+
+
+def explain(
+    model: Any,
+    images: ImageLike | list[ImageLike],
+    method: str = "gradcam",
+    target: TargetSpec = "top1",
+    layer: str | None = None,
+    upsample: bool = True,
+    **options: Any,
+) -> Explanation:
+    """Explain a classifier's predictions on a batch of images.
+
+    model: a Network, a torch.nn.Module (wrapped with ImageNet preprocessing) or a model name.
+    images: a path, a PIL image, an (H, W, 3) or (N, H, W, 3) uint8 array, or a list of those.
+    target: 'top1', 'top3', a class id, a class name, a list of those, a per-image list of lists, or a
+    callable from the scores (N, classes) to class ids. Returns maps (N, K, H, W) at the photo's
+    resolution (upsample=False: at the layer's), raw and finite.
+    """
+    network = to_network(model)
+    info = get_method(method)
+    _check_options(info.name, info.fn, options, layer, info.uses_layer)
+    if network.preprocess is None:
+        x = as_float_batch(images)
+        photos = to_display(x)
+    else:
+        photos = as_batch(images)
+        x = network.prepare(photos)
+    ids = static_ids(target, len(x), network.classes)
+    wanted = ids if ids is not None else (lambda logits: resolve(target, logits, network.classes).ids)
+    if info.uses_layer:
+        options["layer"] = layer
+    out = info.fn(network, x, wanted, **options)
+    maps = np.asarray(out.maps, dtype=np.float32)
+    if not np.isfinite(maps).all():
+        raise MethodError(f"{info.name} produced non-finite values; please report this with the model used")
+    box = network.input_box(*photos.shape[1:3])
+    if upsample:
+        maps = overlay.upsample(maps, photos.shape[1:3], box)
+    options.pop("layer", None)
+    return Explanation(
+        images=photos,
+        maps=maps,
+        targets=resolve(out.ids, out.logits, network.classes),
+        method=info.name,
+        model=network.name,
+        layer=out.layer,
+        input_box=box,
+        params={"target": target if isinstance(target, str | int) else repr(target), **options},
+        extras=out.extras,
+    )
+
+
+def _check_options(name: str, fn: Any, options: dict[str, Any], layer: str | None, uses_layer: bool) -> None:
+    if layer is not None and not uses_layer:
+        raise MethodError(f"method '{name}' does not use a layer; drop layer={layer!r}")
+    accepted = [p for p in inspect.signature(fn).parameters if p not in {"network", "x", "targets", "layer"}]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no options"
+        raise MethodError(f"method '{name}' does not take option {unknown[0]!r}; it takes: {takes}")

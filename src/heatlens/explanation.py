@@ -1,0 +1,120 @@
+"""Explanation: the maps of one explain() call with everything needed to show, save and reproduce them."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from . import overlay as ov
+from .preprocess import Box
+from .targets import Targets
+
+MANIFEST_SCHEMA = 1
+
+
+@dataclass
+class Explanation:
+    """Photos (N, H, W, 3) uint8, raw maps (N, K, h, w) float32 and the targets they explain.
+
+    Maps are not normalised: Grad-CAM maps are in units of score x activation. `overlay()` and `save()`
+    normalise each map for display only.
+    """
+
+    images: np.ndarray
+    maps: np.ndarray
+    targets: Targets
+    method: str
+    model: str
+    layer: str | None = None
+    input_box: Box | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def display_maps(self) -> np.ndarray:
+        """Maps at photo resolution (upsampled onto the photo when the call kept the layer's grid)."""
+        h, w = self.images.shape[1:3]
+        if self.maps.shape[-2:] == (h, w):
+            return self.maps
+        return ov.upsample(self.maps, (h, w), self.input_box or (0.0, 0.0, float(h), float(w)))
+
+    def overlay(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
+        """Heatmaps blended over the photos: uint8 (N, K, H, W, 3). Parts of the photo the model never
+        saw (outside its centre crop) are left unblended."""
+        heat = ov.colorize(ov.normalize(self.display_maps()), cmap)
+        blended = ov.blend(self.images[:, None], heat, alpha)
+        if self.input_box is None:
+            return blended
+        seen = ov.box_mask(self.images.shape[1:3], self.input_box)[None, None, :, :, None]
+        return np.where(seen, blended, self.images[:, None])
+
+    def grid(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
+        """One picture: per image a row with the photo and one overlay per target."""
+        over = self.overlay(alpha, cmap)
+        tiles = np.concatenate([self.images[:, None], over], axis=1)
+        return ov.grid(tiles.reshape(-1, *tiles.shape[2:]), columns=tiles.shape[1])
+
+    def save(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet",
+             stems: list[str] | None = None) -> Path:
+        """Write overlays (PNG), raw maps (.npy) and manifest.json into `directory`; returns the manifest path."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        stems = stems or [f"image{i}" for i in range(len(self.images))]
+        overlays = self.overlay(alpha, cmap)
+        entries = []
+        for i, (stem, records) in enumerate(zip(stems, self.targets.as_records(), strict=True)):
+            files = []
+            for k, record in enumerate(records):
+                base = f"{stem}_{self.method}_{k + 1}_{_slug(record['name'])}"
+                Image.fromarray(overlays[i, k]).save(out / f"{base}.png")
+                np.save(out / f"{base}.npy", self.maps[i, k])
+                files.append({**record, "overlay": f"{base}.png", "map": f"{base}.npy"})
+            entries.append({"image": stem, "size": list(self.images.shape[1:3]), "targets": files})
+        manifest = {
+            "schema_version": MANIFEST_SCHEMA,
+            "model": self.model,
+            "method": self.method,
+            "layer": self.layer,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "display": {"alpha": alpha, "cmap": cmap},
+            "images": entries,
+        }
+        path = out / "manifest.json"
+        path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        return path
+
+    def plot(self, alpha: float = 0.4, cmap: str = "jet") -> Any:
+        """A matplotlib figure of `grid()` with the target names as the title."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(3 * (self.maps.shape[1] + 1), 3 * len(self.images)))
+        ax.imshow(self.grid(alpha, cmap))
+        ax.set_axis_off()
+        ax.set_title("; ".join(", ".join(names) for names in self.targets.names))
+        return fig
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(self.grid()).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "class"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return f"array{list(value.shape)}"
+    if isinstance(value, str | int | float | bool | type(None)):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return repr(value)

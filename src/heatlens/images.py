@@ -1,0 +1,153 @@
+"""Loading and validating images: whatever comes in leaves as (N, H, W, 3) uint8 RGB."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageError
+
+ImageLike = str | os.PathLike | Image.Image | np.ndarray
+
+
+def load_image(source: ImageLike) -> np.ndarray:
+    """Read one image (path, PIL image or array) as an (H, W, 3) uint8 RGB array.
+
+    Grayscale, palette, RGBA (composited on white), CMYK and 16-bit images are converted, not rejected.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source, "image array")
+    if isinstance(source, Image.Image):
+        return _pil_to_rgb(source)
+    if isinstance(source, str | os.PathLike):
+        return _read_file(Path(source))
+    raise ImageError(
+        f"expected an image path, a PIL image or a numpy array. Received: {type(source).__name__}"
+    )
+
+
+def as_batch(images: ImageLike | Sequence[ImageLike]) -> np.ndarray:
+    """Turn one image, a list of images or an (N, H, W, 3) array into an (N, H, W, 3) uint8 batch."""
+    if isinstance(images, np.ndarray):
+        if images.ndim == 4:
+            return np.stack([_array_to_rgb(img, f"image {i}") for i, img in enumerate(images)])
+        return _array_to_rgb(images, "image array")[None]
+    if isinstance(images, str | os.PathLike | Image.Image):
+        return load_image(images)[None]
+    if isinstance(images, Sequence) and not isinstance(images, bytes):
+        if not images:
+            raise ImageError("expected at least one image. Received: an empty list")
+        loaded = [load_image(img) for img in images]
+        shapes = {img.shape for img in loaded}
+        if len(shapes) > 1:
+            raise ImageError(
+                f"images in one batch must share a size. Received sizes {sorted(shapes)}; "
+                "explain them one at a time or resize them first"
+            )
+        return np.stack(loaded)
+    raise ImageError(f"expected an image or a list of images. Received: {type(images).__name__}")
+
+
+def as_float_batch(x: Any) -> np.ndarray:
+    """Validate model-ready float input (for networks wrapped with preprocess=None): (N, H, W, C) float32."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu" or arr.ndim not in (3, 4):
+        raise ImageError(
+            "expected a model-ready float array of rank 3 (H, W, C) or 4 (N, H, W, C). "
+            f"Received: shape={arr.shape}, dtype={arr.dtype}"
+        )
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise ImageError("the input array contains NaN or infinite values; clean it before explaining")
+    return arr if arr.ndim == 4 else arr[None]
+
+
+def to_display(x: np.ndarray) -> np.ndarray:
+    """Scale any (N, H, W, C) array to uint8 RGB for display (min-max per image; a flat image is grey)."""
+    if x.dtype == np.uint8 and x.shape[-1] == 3:
+        return x
+    x = x.astype(np.float32)
+    if x.shape[-1] != 3:
+        x = np.repeat(x.mean(axis=-1, keepdims=True), 3, axis=-1)
+    lo = x.min(axis=(1, 2, 3), keepdims=True)
+    span = x.max(axis=(1, 2, 3), keepdims=True) - lo
+    scaled = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1), 0.5)
+    return (scaled * 255).round().astype(np.uint8)
+
+
+def _read_file(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise ImageError(f"no image file at '{path}': check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return _pil_to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"'{path}' is too large to decode safely ({exc}); downscale it first") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"'{path}' is not a readable image (unknown or corrupt format)") from None
+    except OSError as exc:
+        raise ImageError(f"'{path}' could not be decoded, the file looks truncated or damaged: {exc}") from None
+
+
+def _pil_to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _array_to_rgb(np.asarray(img), "image")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def _array_to_rgb(arr: np.ndarray, what: str) -> np.ndarray:
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of any integer or [0, 1] float dtype -> (H, W, 3) uint8."""
+    if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
+        channels = arr.shape[-1]
+    elif arr.ndim == 2:
+        channels = 0
+    else:
+        raise ImageError(
+            f"expected {what} of shape (H, W), (H, W, 3) or (N, H, W, 3). Received: shape={arr.shape}"
+        )
+    if min(arr.shape[:2]) < 1:
+        raise ImageError(f"{what} is empty: shape={arr.shape}")
+    arr = _to_uint8(arr, what)
+    if channels == 0:
+        arr = arr[..., None]
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if arr.shape[-1] == 4:
+        alpha = arr[..., 3:].astype(np.float32) / 255
+        arr = (arr[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def _to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype.kind in "ui":
+        top = 65535 if arr.max(initial=0) > 255 else 255
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+            raise ImageError(f"{what} has integer values outside 0..65535: convert it to uint8 RGB first")
+        return (arr.astype(np.float64) * (255 / top)).round().astype(np.uint8)
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ImageError(f"{what} contains NaN or infinite values")
+        if arr.min() < 0 or arr.max() > 1:
+            raise ImageError(
+                f"{what} is float with values in [{arr.min():.3g}, {arr.max():.3g}]; expected uint8 0..255 "
+                "or float 0..1 (for model-ready inputs wrap the model with preprocess=None)"
+            )
+        return (arr * 255).round().astype(np.uint8)
+    raise ImageError(f"{what} has unsupported dtype {arr.dtype}: expected uint8 RGB")

@@ -1,0 +1,128 @@
+"""The Network protocol every model adapter implements; the only interface methods may use.
+
+Arrays cross this boundary as numpy, channels-last: images (N, H, W, 3) uint8, model inputs
+(N, H, W, C) float32, spatial activations and their gradients (N, h, w, C).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import LayerError, close_matches
+from ..preprocess import Box, whole_image
+
+Preprocess = Callable[[np.ndarray], np.ndarray]
+Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer: its dotted name, its kind (class name), its output shape without the batch axis
+    (channels-last), and how many times one forward pass calls it."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...] | None
+    calls: int = 1
+
+    @property
+    def spatial(self) -> bool:
+        """True for (h, w, C) outputs with more than one position: what CAM methods can use."""
+        shape = self.output_shape
+        return shape is not None and len(shape) == 3 and shape[0] * shape[1] > 1
+
+
+@dataclass
+class Trace:
+    """What one traced pass returns: activations (N, h, w, C) per captured layer, gradients
+    (N, K, ...) per `wrt` name ('input' or a layer) for the K target ids (N, K), and the logits."""
+
+    logits: np.ndarray
+    targets: np.ndarray | None = None
+    activations: dict[str, np.ndarray] = field(default_factory=dict)
+    gradients: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Split:
+    """A network cut at a layer: `head(x)` runs up to the layer and returns its activation;
+    `tail(activation, x)` runs from that activation to the scores (`x` is the input the head saw)."""
+
+    head: Callable[[np.ndarray], np.ndarray]
+    tail: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class Network(abc.ABC):
+    """A classifier as heatlens sees it. Adapters subclass this; methods only call these primitives."""
+
+    name: str = "model"
+    classes: Sequence[str] | None = None
+    preprocess: Preprocess | None = None
+
+    @abc.abstractmethod
+    def layers(self) -> list[LayerInfo]:
+        """Every named layer in execution order, with its output shape."""
+
+    @abc.abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Scores (N, classes) for model inputs x, batched, with no gradient work."""
+
+    @abc.abstractmethod
+    def trace(
+        self,
+        x: np.ndarray,
+        targets: Targets = None,
+        capture: Sequence[str] = (),
+        wrt: Sequence[str] = (),
+    ) -> Trace:
+        """One pass that returns only what is asked: activations at `capture`, and gradients of the
+        scores of `targets` w.r.t. each name in `wrt` ('input' or a layer).
+
+        `targets` is class ids (N, K), or a function from the logits (N, classes) to ids, so targets
+        such as 'top1' are resolved inside the same pass instead of costing an extra forward."""
+
+    @abc.abstractmethod
+    def split(self, layer: str) -> Split:
+        """Cut the network at `layer` (see Split)."""
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        """Photos (N, H, W, 3) uint8 -> model inputs (N, h, w, C) float32, as the model was trained."""
+        if self.preprocess is None:
+            return images.astype(np.float32)
+        return self.preprocess(images)
+
+    def input_box(self, height: int, width: int) -> Box:
+        """Which box of an (height, width) photo the prepared model input covers."""
+        box = getattr(self.preprocess, "input_box", None)
+        return box(height, width) if box is not None else whole_image(height, width)
+
+    def layer(self, name: str) -> LayerInfo:
+        """The LayerInfo for a dotted name; unknown names get an error listing close names."""
+        infos = {info.name: info for info in self.layers()}
+        if name not in infos:
+            raise LayerError(f"unknown layer '{name}' in {self.name}.{close_matches(name, infos)}"
+                             " List them with `heatlens layers`")
+        return infos[name]
+
+    def default_layer(self) -> str:
+        """The last layer with a spatial output (before global pooling / flatten): Grad-CAM's default."""
+        spatial = [info for info in self.layers() if info.spatial]
+        if not spatial:
+            raise LayerError(f"{self.name} has no layer with a spatial (h, w, C) output; CAM methods need one")
+        return spatial[-1].name
+
+    def spatial_layer(self, name: str | None) -> str:
+        """Validate a layer for CAM methods (default when None): it must exist and be spatial."""
+        if name is None:
+            return self.default_layer()
+        info = self.layer(name)
+        if not info.spatial:
+            raise LayerError(
+                f"layer '{name}' ({info.kind}) has output shape {info.output_shape}, not a spatial (h, w, C) "
+                f"map; pick a convolutional layer, e.g. the default '{self.default_layer()}'"
+            )
+        return name

@@ -1,0 +1,327 @@
+"""Adapter for any torch.nn.Module: forward hooks that live for one call, autograd.grad, eval mode.
+
+Gradients are computed only where asked: for a layer, the network runs without recording a graph up
+to that layer, whose output becomes a fresh leaf; only the rest of the network is recorded. So Grad-CAM
+costs about one inference pass, and no parameter or input gradients are ever computed or stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import LayerError, ModelError
+from ..targets import check_ids, check_scores
+from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
+
+
+class _StopForward(Exception):
+    """Raised inside a hook to end a forward pass early, once the wanted activation is in hand."""
+
+
+class TorchNetwork(Network):
+    """A torch.nn.Module seen through the Network primitives. The module is left exactly as it came."""
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        preprocess: Preprocess | None = None,
+        classes: Sequence[str] | None = None,
+        name: str | None = None,
+        input_size: tuple[int, int] | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        if not isinstance(module, torch.nn.Module):
+            raise ModelError(f"expected a torch.nn.Module. Received: {type(module).__name__}")
+        self.module = module
+        self.preprocess = preprocess
+        self.classes = list(classes) if classes is not None else None
+        self.name = name or type(module).__name__
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
+        self._seen_shape: tuple[int, ...] | None = None
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in (*self.module.parameters(), *self.module.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def scripted(self) -> bool:
+        return isinstance(self.module, torch.jit.ScriptModule)
+
+    def layers(self) -> list[LayerInfo]:
+        shape = self._probe_shape()
+        if shape not in self._layers:
+            self._layers[shape] = self._probe(shape)
+        return self._layers[shape]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        chunks = []
+        with self._session(), torch.no_grad():
+            for start in range(0, len(x), self.batch_size):
+                out = self.module(self._to_tensor(x[start : start + self.batch_size]))
+                chunks.append(_logits(out).float().cpu().numpy())
+        return check_scores(np.concatenate(chunks))
+
+    def trace(
+        self,
+        x: np.ndarray,
+        targets: Targets = None,
+        capture: Sequence[str] = (),
+        wrt: Sequence[str] = (),
+    ) -> Trace:
+        layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input")]))
+        for name in layer_names:
+            self.layer(name)
+        if wrt and targets is None:
+            raise ValueError("trace() needs target class ids to take gradients")
+        if layer_names and self.scripted:
+            raise ModelError(
+                "TorchScript models cannot be hooked, so layer methods (e.g. Grad-CAM) cannot run on them; "
+                "load the Python module instead (--model my_pkg.my_module:factory)"
+            )
+        parts = [
+            self._trace_chunk(
+                x[s : s + self.batch_size],
+                targets if targets is None or callable(targets) else targets[s : s + self.batch_size],
+                capture, wrt,
+            )
+            for s in range(0, len(x), self.batch_size)
+        ]
+        return Trace(
+            logits=np.concatenate([p.logits for p in parts]),
+            targets=None if targets is None else np.concatenate([p.targets for p in parts]),
+            activations={k: np.concatenate([p.activations[k] for p in parts]) for k in capture},
+            gradients={k: np.concatenate([p.gradients[k] for p in parts]) for k in wrt},
+        )
+
+    def split(self, layer: str) -> Split:
+        info = self.layer(layer)
+        if self.scripted:
+            raise ModelError("TorchScript models cannot be split at a layer; load the Python module instead")
+        module = self._module(layer)
+
+        def head(x: np.ndarray) -> np.ndarray:
+            box: dict[str, torch.Tensor] = {}
+
+            def stop(_mod: torch.nn.Module, _inp: Any, out: Any) -> None:
+                box["calls"] = box.get("calls", 0) + 1
+                if box["calls"] == info.calls:
+                    box["out"] = _as_tensor(out, layer).detach()
+                    raise _StopForward
+
+            with self._session(), torch.no_grad(), _hooked({module: stop}):
+                try:
+                    self.module(self._to_tensor(x))
+                except _StopForward:
+                    pass
+            if "out" not in box:
+                raise LayerError(f"layer '{layer}' was not reached by the model's forward pass")
+            return _to_numpy(box["out"])
+
+        def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
+            replacement = self._to_tensor(activation) if activation.ndim == 4 else torch.as_tensor(activation)
+            count = {"calls": 0}
+
+            def swap(_mod: torch.nn.Module, _inp: Any, out: Any) -> torch.Tensor | None:
+                count["calls"] += 1
+                return replacement.to(out.device, out.dtype) if count["calls"] == info.calls else None
+
+            with self._session(), torch.no_grad(), _hooked({module: swap}):
+                out = self.module(self._to_tensor(x))
+            return check_scores(_logits(out).float().cpu().numpy())
+
+        return Split(head=head, tail=tail)
+
+    def _trace_chunk(self, x: np.ndarray, targets: Targets, capture: Sequence[str], wrt: Sequence[str]) -> Trace:
+        grad_layers = {w for w in wrt if w != "input"}
+        held: dict[str, torch.Tensor] = {}
+
+        def make_hook(name: str) -> Callable[..., torch.Tensor]:
+            def hook(_mod: torch.nn.Module, _inp: Any, out: Any) -> torch.Tensor:
+                out = _as_tensor(out, name)
+                if name in grad_layers:
+                    if not torch.is_grad_enabled():
+                        out = out.detach().requires_grad_()
+                        torch.set_grad_enabled(True)
+                    held[name] = out
+                    return out.clone()
+                held[name] = out.detach().clone()
+                return out
+
+            return hook
+
+        hooks = {self._module(name): make_hook(name) for name in dict.fromkeys([*capture, *grad_layers])}
+        inputs = self._to_tensor(x)
+        with self._session(), _hooked(hooks), torch.set_grad_enabled("input" in wrt):
+            if "input" in wrt:
+                inputs.requires_grad_()
+            logits = _logits(self.module(inputs))
+        scores = check_scores(logits.detach().float().cpu().numpy())
+        missing = [name for name in [*capture, *grad_layers] if name not in held]
+        if missing:
+            raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
+        ids = None if targets is None else check_ids(targets(scores) if callable(targets) else targets, *scores.shape)
+        gradients = self._gradients(logits, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
+        return Trace(
+            logits=scores,
+            targets=ids,
+            activations={name: _to_numpy(held[name].detach()) for name in capture},
+            gradients=gradients,
+        )
+
+    def _gradients(
+        self, logits: torch.Tensor, targets: np.ndarray | None, tensors: list[torch.Tensor], wrt: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        if not wrt or targets is None:
+            return {}
+        if not logits.requires_grad:
+            raise LayerError(f"the scores do not depend on {wrt[0]!r}: pick a layer on the path to the output")
+        ids = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=logits.device)
+        per_target: list[list[np.ndarray]] = [[] for _ in wrt]
+        for k in range(ids.shape[1]):
+            score = logits.gather(1, ids[:, k : k + 1]).sum()
+            grads = torch.autograd.grad(score, tensors, retain_graph=k < ids.shape[1] - 1, allow_unused=True)
+            for slot, (name, grad) in enumerate(zip(wrt, grads, strict=True)):
+                if grad is None:
+                    raise LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
+                per_target[slot].append(_to_numpy(grad))
+        out = {name: np.stack(grads, axis=1) for name, grads in zip(wrt, per_target, strict=True)}
+        for name, grad in out.items():
+            if not np.isfinite(grad).all():
+                raise ModelError(f"gradients w.r.t. {name!r} are not finite; the model overflows on this input")
+        return out
+
+    def _probe(self, shape: tuple[int, ...]) -> list[LayerInfo]:
+        if self.scripted:
+            return [LayerInfo(name, type(m).__name__, None) for name, m in self.module.named_modules() if name]
+        records: dict[str, list[Any]] = {}
+
+        def make_hook(name: str) -> Callable[..., None]:
+            def hook(mod: torch.nn.Module, _inp: Any, out: Any) -> None:
+                shape_ = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None
+                if shape_ is not None and len(shape_) == 3:
+                    shape_ = (*shape_[1:], shape_[0])
+                if name in records:
+                    records[name][2] += 1
+                else:
+                    records[name] = [type(mod).__name__, shape_, 1]
+
+            return hook
+
+        hooks = {m: make_hook(name) for name, m in self.module.named_modules() if name}
+        with self._session(), torch.no_grad(), _hooked(hooks):
+            self.module(self._to_tensor(np.zeros((1, *shape), dtype=np.float32)))
+        return [LayerInfo(name, kind, out_shape, calls) for name, (kind, out_shape, calls) in records.items()]
+
+    def _probe_shape(self) -> tuple[int, ...]:
+        size = getattr(self.preprocess, "crop", None) or getattr(self.preprocess, "size", None)
+        if size:
+            return (size, size, 3)
+        if self.input_size:
+            return (*self.input_size, 3)
+        if self._seen_shape:
+            return self._seen_shape
+        raise LayerError(
+            f"cannot list the layers of {self.name} without an input size: wrap it with input_size=(H, W)"
+        )
+
+    def _module(self, name: str) -> torch.nn.Module:
+        return dict(self.module.named_modules())[name]
+
+    def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
+        arr = np.asarray(x, dtype=np.float32)
+        if arr.ndim == 4:
+            self._seen_shape = tuple(arr.shape[1:])
+            arr = arr.transpose(0, 3, 1, 2)
+        dtype = next(iter(self.module.parameters()), torch.empty(0)).dtype
+        dtype = dtype if dtype.is_floating_point else torch.float32
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device, dtype)
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        """Eval mode for the call; every module's train/eval flag restored afterwards, whatever happens."""
+        modes = [(m, m.training) for m in self.module.modules()]
+        self.module.eval()
+        try:
+            yield
+        finally:
+            for m, training in modes:
+                m.training = training
+
+
+@contextlib.contextmanager
+def _hooked(hooks: dict[torch.nn.Module, Callable[..., Any]]) -> Iterator[None]:
+    """Forward hooks that exist for the duration of one `with` block only."""
+    handles = []
+    try:
+        for module, fn in hooks.items():
+            handles.append(module.register_forward_hook(fn))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _as_tensor(out: Any, name: str) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor):
+        raise LayerError(f"layer '{name}' returns {type(out).__name__}, not a tensor; pick another layer")
+    return out
+
+
+def _logits(out: Any) -> torch.Tensor:
+    """The score tensor of a model output: a tensor, the first of a tuple, or `.logits` / ['logits']."""
+    if isinstance(out, torch.Tensor):
+        scores = out
+    elif isinstance(out, dict) and "logits" in out:
+        scores = out["logits"]
+    elif hasattr(out, "logits"):
+        scores = out.logits
+    elif isinstance(out, tuple | list) and out and isinstance(out[0], torch.Tensor):
+        scores = out[0]
+    else:
+        raise ModelError(f"the model returned {type(out).__name__}; expected a tensor of scores (N, classes)")
+    if scores.ndim != 2:
+        raise ModelError(f"expected model scores of shape (N, classes). Received: shape={tuple(scores.shape)}")
+    return scores
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    arr = t.detach().float().cpu().numpy()
+    return arr.transpose(0, 2, 3, 1) if arr.ndim == 4 else arr
+
+
+def load_torch(spec: str) -> torch.nn.Module:
+    """A user model: 'package.module:factory' (a callable returning a module) or a TorchScript file."""
+    path = Path(spec)
+    if path.suffix in {".pt", ".pth", ".ts", ".jit"} or path.is_file():
+        if not path.is_file():
+            raise ModelError(f"no model file at '{spec}'")
+        try:
+            return torch.jit.load(str(path), map_location="cpu")
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"'{spec}' is not a TorchScript file ({first}); save it with torch.jit.save") from None
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ModelError(
+            f"unknown model '{spec}': expected a zoo name (see `heatlens models`), "
+            "'package.module:factory' or a TorchScript file"
+        )
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"cannot import '{spec}': {exc}") from None
+    model = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"'{spec}' returned {type(model).__name__}, not a torch.nn.Module")
+    return model

@@ -1,0 +1,85 @@
+"""Display helpers: map upsampling onto the photo, normalisation for display, colormaps, blending, grids."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colormaps
+
+from .errors import HeatlensError
+from .preprocess import Box
+
+
+def upsample(maps: np.ndarray, size: tuple[int, int], box: Box) -> np.ndarray:
+    """Bilinearly resample (..., h, w) maps onto an (H, W) photo where the map covers `box`.
+
+    Pixel centres are aligned (half-pixel convention); pixels outside the box, which the model never saw,
+    are 0. Implemented as two small interpolation matrices, so a batch costs two matrix products.
+    """
+    top, left, bottom, right = box
+    rows = _interpolation_matrix(size[0], maps.shape[-2], top, bottom)
+    cols = _interpolation_matrix(size[1], maps.shape[-1], left, right)
+    return np.einsum("Hh,...hw,Ww->...HW", rows, maps.astype(np.float32), cols, optimize=True)
+
+
+def _interpolation_matrix(n_out: int, n_in: int, start: float, stop: float) -> np.ndarray:
+    pixel = np.arange(n_out, dtype=np.float64) + 0.5
+    centres = (pixel - start) / (stop - start) * n_in - 0.5
+    inside = (pixel >= start) & (pixel <= stop)
+    pos = np.clip(centres, 0, n_in - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = pos - lo
+    matrix = np.zeros((n_out, n_in), dtype=np.float32)
+    idx = np.arange(n_out)
+    np.add.at(matrix, (idx, lo), (1 - frac) * inside)
+    np.add.at(matrix, (idx, hi), frac * inside)
+    return matrix
+
+
+def box_mask(size: tuple[int, int], box: Box) -> np.ndarray:
+    """Boolean (H, W) mask of the pixels whose centres lie inside `box`."""
+    rows = np.arange(size[0]) + 0.5
+    cols = np.arange(size[1]) + 0.5
+    return ((rows >= box[0]) & (rows <= box[2]))[:, None] & ((cols >= box[1]) & (cols <= box[3]))[None, :]
+
+
+def normalize(maps: np.ndarray) -> np.ndarray:
+    """Scale each (H, W) map to [0, 1] for display; signed maps centre 0 at 0.5; all-zero stays 0."""
+    flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float32)
+    out = np.zeros_like(flat)
+    for i, m in enumerate(flat):
+        peak = float(np.abs(m).max())
+        if peak == 0:
+            continue
+        out[i] = m / peak if m.min() >= 0 else 0.5 + 0.5 * m / peak
+    return out.reshape(maps.shape)
+
+
+def colorize(maps01: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """Map values in [0, 1] to uint8 RGB with a matplotlib colormap."""
+    try:
+        colormap = colormaps[cmap]
+    except KeyError:
+        raise HeatlensError(
+            f"unknown colormap '{cmap}'. Use a matplotlib colormap name such as 'jet', 'viridis', 'inferno'"
+        ) from None
+    return (colormap(np.clip(maps01, 0, 1))[..., :3] * 255).round().astype(np.uint8)
+
+
+def blend(images: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """Alpha-blend colour heatmaps over photos: (1 - alpha) * photo + alpha * heat, as uint8."""
+    if not 0 <= alpha <= 1:
+        raise HeatlensError(f"alpha must be between 0 and 1. Received: {alpha}")
+    mixed = (1 - alpha) * images.astype(np.float32) + alpha * heat.astype(np.float32)
+    return mixed.round().clip(0, 255).astype(np.uint8)
+
+
+def grid(tiles: np.ndarray, columns: int) -> np.ndarray:
+    """Lay out (T, H, W, 3) tiles in rows of `columns`, padding the last row with white."""
+    count, h, w, c = tiles.shape
+    rows = -(-count // columns)
+    canvas = np.full((rows * h, columns * w, c), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, col = divmod(i, columns)
+        canvas[r * h : (r + 1) * h, col * w : (col + 1) * w] = tile
+    return canvas
