@@ -21,7 +21,7 @@ from ..targets import check_ids, check_scores
 from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
 
 
-class _StopForward(Exception):
+class _StopForwardError(Exception):
     """Raised inside a hook to end a forward pass early, once the wanted activation is in hand."""
 
 
@@ -117,13 +117,11 @@ class TorchNetwork(Network):
                 box["calls"] = box.get("calls", 0) + 1
                 if box["calls"] == info.calls:
                     box["out"] = _as_tensor(out, layer).detach()
-                    raise _StopForward
+                    raise _StopForwardError
 
             with self._session(), torch.no_grad(), _hooked({module: stop}):
-                try:
+                with contextlib.suppress(_StopForwardError):
                     self.module(self._to_tensor(x))
-                except _StopForward:
-                    pass
             if "out" not in box:
                 raise LayerError(f"layer '{layer}' was not reached by the model's forward pass")
             return _to_numpy(box["out"])
