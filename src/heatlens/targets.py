@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import ModelError, TargetError, close_matches
 
-TargetSpec = Union[str, int, Sequence[int | str], Callable[[np.ndarray], np.ndarray]]
+TargetSpec = str | int | Sequence[int | str] | Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)

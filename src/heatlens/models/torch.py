@@ -119,9 +119,8 @@ class TorchNetwork(Network):
                     box["out"] = _as_tensor(out, layer).detach()
                     raise _StopForwardError
 
-            with self._session(), torch.no_grad(), _hooked({module: stop}):
-                with contextlib.suppress(_StopForwardError):
-                    self.module(self._to_tensor(x))
+            with self._session(), torch.no_grad(), _hooked({module: stop}), contextlib.suppress(_StopForwardError):
+                self.module(self._to_tensor(x))
             if "out" not in box:
                 raise LayerError(f"layer '{layer}' was not reached by the model's forward pass")
             return _to_numpy(box["out"])
