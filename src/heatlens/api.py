@@ -61,9 +61,11 @@ def explain(
         method=info.name,
         model=network.name,
         layer=out.layer,
+        logits=out.logits,
         input_box=box,
         params={"target": target if isinstance(target, str | int) else repr(target), **options},
         extras=out.extras,
+        classes=list(network.classes) if network.classes is not None else None,
     )
 
 

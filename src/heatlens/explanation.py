@@ -13,7 +13,7 @@ from PIL import Image
 
 from . import overlay as ov
 from .preprocess import Box
-from .targets import Targets
+from .targets import Targets, class_name, probabilities
 
 MANIFEST_SCHEMA = 1
 
@@ -32,9 +32,11 @@ class Explanation:
     method: str
     model: str
     layer: str | None = None
+    logits: np.ndarray | None = None
     input_box: Box | None = None
     params: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] | None = None
 
     def display_maps(self) -> np.ndarray:
         """Maps at photo resolution (upsampled onto the photo when the call kept the layer's grid)."""
@@ -59,9 +61,35 @@ class Explanation:
         tiles = np.concatenate([self.images[:, None], over], axis=1)
         return ov.grid(tiles.reshape(-1, *tiles.shape[2:]), columns=tiles.shape[1])
 
+    def top(self, k: int = 5) -> list[list[tuple[int, str, float]]]:
+        """Per image, the model's k best classes as (id, name, probability)."""
+        if self.logits is None:
+            return []
+        probs = probabilities(self.logits)
+        order = np.argsort(-self.logits, axis=1, kind="stable")[:, :k]
+        return [[(int(c), class_name(int(c), self.classes), float(p[c])) for c in row]
+                for row, p in zip(order, probs, strict=True)]
+
     def save(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet",
              stems: list[str] | None = None) -> Path:
         """Write overlays (PNG), raw maps (.npy) and manifest.json into `directory`; returns the manifest path."""
+        entries = self.write_images(directory, alpha, cmap, stems)
+        return write_manifest(directory, self.manifest_header(alpha, cmap), entries)
+
+    def manifest_header(self, alpha: float = 0.4, cmap: str = "jet") -> dict[str, Any]:
+        """Everything the manifest records about the call itself (model, method, layer, parameters)."""
+        return {
+            "schema_version": MANIFEST_SCHEMA,
+            "model": self.model,
+            "method": self.method,
+            "layer": self.layer,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "display": {"alpha": alpha, "cmap": cmap},
+        }
+
+    def write_images(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet",
+                     stems: list[str] | None = None) -> list[dict[str, Any]]:
+        """Write one overlay PNG and one raw map .npy per image and target; returns manifest entries."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         stems = stems or [f"image{i}" for i in range(len(self.images))]
@@ -75,18 +103,7 @@ class Explanation:
                 np.save(out / f"{base}.npy", self.maps[i, k])
                 files.append({**record, "overlay": f"{base}.png", "map": f"{base}.npy"})
             entries.append({"image": stem, "size": list(self.images.shape[1:3]), "targets": files})
-        manifest = {
-            "schema_version": MANIFEST_SCHEMA,
-            "model": self.model,
-            "method": self.method,
-            "layer": self.layer,
-            "params": {k: _jsonable(v) for k, v in self.params.items()},
-            "display": {"alpha": alpha, "cmap": cmap},
-            "images": entries,
-        }
-        path = out / "manifest.json"
-        path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        return path
+        return entries
 
     def plot(self, alpha: float = 0.4, cmap: str = "jet") -> Any:
         """A matplotlib figure of `grid()` with the target names as the title."""
@@ -102,6 +119,13 @@ class Explanation:
         buffer = io.BytesIO()
         Image.fromarray(self.grid()).save(buffer, format="PNG")
         return buffer.getvalue()
+
+
+def write_manifest(directory: str | Path, header: dict[str, Any], entries: list[dict[str, Any]]) -> Path:
+    """Write manifest.json (the call's header plus one entry per image) and return its path."""
+    path = Path(directory) / "manifest.json"
+    path.write_text(json.dumps({**header, "images": entries}, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def _slug(text: str) -> str:

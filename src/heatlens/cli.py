@@ -1,0 +1,172 @@
+"""The `heatlens` command: explain images, list layers, models and methods.
+
+Every failure a user can cause ends with a one-line error on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import samples
+from .api import explain as run_explain
+from .errors import HeatlensError
+from .explanation import write_manifest
+from .images import load_image
+from .methods import METHODS
+from .models import DEFAULT_MODEL, ZOO, Network, load_model
+
+app = typer.Typer(help="heatlens: see why an image classifier predicted what it did.", no_args_is_help=True,
+                  add_completion=False)
+out_console = Console()
+err_console = Console(stderr=True)
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Zoo name, package.module:factory, or TorchScript file")
+]
+PreprocessOption = Annotated[
+    str, typer.Option(help="For user models: 'imagenet', 'efficientnet_lite' or 'none' (inputs used as they are)")
+]
+ClassesOption = Annotated[str | None, typer.Option(help="For user models: 'imagenet' or a text file, one name a line")]
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn HeatlensError into a one-line message and exit code 2."""
+
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HeatlensError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+@app.command()
+@_user_errors
+def explain(
+    images: Annotated[list[Path] | None, typer.Argument(help="Image files to explain")] = None,
+    sample: Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    method: Annotated[str, typer.Option(help="See `heatlens methods`")] = "gradcam",
+    target: Annotated[str, typer.Option(help="top1, top3, a class id or name, or a comma-separated list")] = "top1",
+    layer: Annotated[str | None, typer.Option(help="Layer name (see `heatlens layers`); default: automatic")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-out"),
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Heatmap opacity")] = 0.4,
+    cmap: Annotated[str, typer.Option(help="matplotlib colormap")] = "jet",
+    top: Annotated[int, typer.Option(min=0, help="How many predictions to print per image")] = 5,
+    preprocess: PreprocessOption = "imagenet",
+    classes: ClassesOption = None,
+) -> None:
+    """Explain images (files or bundled samples) and write overlays, raw maps and manifest.json."""
+    named = [(p.stem, load_image(p)) for p in images or []] + [(s, samples.load(s)) for s in sample or []]
+    if not named:
+        raise HeatlensError("no images given: pass image files or --sample cat")
+    network = _network(model, preprocess, classes)
+    entries, header = [], {}
+    for stem, photo in _unique(named):
+        result = run_explain(network, photo, method=method, target=_target(target), layer=layer)
+        _print_predictions(stem, result.top(top), result.layer)
+        entries += result.write_images(out, alpha=alpha, cmap=cmap, stems=[stem])
+        header = result.manifest_header(alpha, cmap)
+        for record in entries[-1]["targets"]:
+            out_console.print(f"  {record['name']}: overlay written to [bold]{out / record['overlay']}[/]")
+    out_console.print(f"manifest: {write_manifest(out, header, entries)}")
+
+
+@app.command()
+@_user_errors
+def layers(
+    model: ModelOption = DEFAULT_MODEL,
+    input_size: Annotated[int | None, typer.Option(help="Square input size for user models without one")] = None,
+    preprocess: PreprocessOption = "imagenet",
+) -> None:
+    """List a model's layers with output shapes (channels-last); the default CAM layer is marked."""
+    network = _network(model, preprocess, None, input_size)
+    default = network.default_layer()
+    table = Table(title=f"{network.name}: layers")
+    for col in ("layer", "kind", "output (h, w, C)", "default"):
+        table.add_column(col)
+    for info in network.layers():
+        shape = "x".join(map(str, info.output_shape)) if info.output_shape else "-"
+        table.add_row(info.name, info.kind, shape, "<- default" if info.name == default else "")
+    out_console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the offline models (weights come from pip packages; nothing is downloaded)."""
+    table = Table(title="offline models")
+    for col in ("name", "description", "weights package"):
+        table.add_column(col)
+    for entry in ZOO.values():
+        table.add_row(entry.name, entry.description, entry.weights_package)
+    out_console.print(table)
+
+
+@app.command()
+def methods() -> None:
+    """List the explanation methods."""
+    table = Table(title="methods")
+    for col in ("name", "what it computes", "gradients", "layer", "paper"):
+        table.add_column(col)
+    for info in METHODS.values():
+        table.add_row(info.name, info.summary, _yes(info.needs_gradients), _yes(info.uses_layer), info.paper)
+    out_console.print(table)
+
+
+def _network(model: str, preprocess: str, classes: str | None, input_size: int | None = None) -> Network:
+    if model in ZOO:
+        return load_model(model)
+    names = None
+    if classes is not None:
+        names = classes if classes == "imagenet" else _read_classes(Path(classes))
+    options: dict[str, Any] = {"preprocess": None if preprocess == "none" else preprocess, "classes": names}
+    if input_size:
+        options["input_size"] = (input_size, input_size)
+    return load_model(model, **options)
+
+
+def _read_classes(path: Path) -> list[str]:
+    if not path.is_file():
+        raise HeatlensError(f"no class-name file at '{path}': give a text file with one class name per line")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _target(text: str) -> str | int | list[str | int]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise HeatlensError("--target is empty: give top1, top3, a class id or name, or a comma-separated list")
+    parsed: list[str | int] = [int(i) if i.lstrip("-").isdigit() else i for i in items]
+    return parsed[0] if len(parsed) == 1 else parsed
+
+
+def _unique(named: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    seen: dict[str, int] = {}
+    result = []
+    for stem, photo in named:
+        seen[stem] = seen.get(stem, 0) + 1
+        result.append((stem if seen[stem] == 1 else f"{stem}-{seen[stem]}", photo))
+    return result
+
+
+def _print_predictions(stem: str, top: list[list[tuple[int, str, float]]], layer: str | None) -> None:
+    table = Table(title=f"{stem}: top predictions" + (f" (layer {layer})" if layer else ""))
+    for col in ("rank", "class", "id", "probability"):
+        table.add_column(col)
+    for rank, (cid, name, prob) in enumerate(top[0] if top else [], start=1):
+        table.add_row(str(rank), name, str(cid), f"{prob:.3f}")
+    out_console.print(table)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
