@@ -37,7 +37,7 @@ def explain(
     info = get_method(method)
     _check_options(info.name, info.fn, options, layer, info.uses_layer)
     if network.preprocess is None:
-        x = as_float_batch(images)
+        x = network.prepare(as_float_batch(images))
         photos = to_display(x)
     else:
         photos = as_batch(images)

@@ -20,6 +20,11 @@ from ..errors import LayerError, ModelError
 from ..targets import check_ids, check_scores
 from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
 
+_SCRIPTED = (
+    "TorchScript models cannot be hooked, so their layers are out of reach for layer methods (e.g. Grad-CAM); "
+    "load the Python module instead (--model my_pkg.my_module:factory)"
+)
+
 
 class _StopForwardError(Exception):
     """Raised inside a hook to end a forward pass early, once the wanted activation is in hand."""
@@ -59,10 +64,17 @@ class TorchNetwork(Network):
         return isinstance(self.module, torch.jit.ScriptModule)
 
     def layers(self) -> list[LayerInfo]:
+        if self.scripted:
+            raise ModelError(_SCRIPTED)
         shape = self._probe_shape()
         if shape not in self._layers:
             self._layers[shape] = self._probe(shape)
         return self._layers[shape]
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        x = super().prepare(images)
+        self._seen_shape = tuple(x.shape[1:])
+        return x
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         chunks = []
@@ -80,15 +92,13 @@ class TorchNetwork(Network):
         wrt: Sequence[str] = (),
     ) -> Trace:
         layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input")]))
+        self._seen_shape = tuple(np.shape(x)[1:])
         for name in layer_names:
             self.layer(name)
         if wrt and targets is None:
             raise ValueError("trace() needs target class ids to take gradients")
         if layer_names and self.scripted:
-            raise ModelError(
-                "TorchScript models cannot be hooked, so layer methods (e.g. Grad-CAM) cannot run on them; "
-                "load the Python module instead (--model my_pkg.my_module:factory)"
-            )
+            raise ModelError(_SCRIPTED)
         parts = [
             self._trace_chunk(
                 x[s : s + self.batch_size],
@@ -106,8 +116,6 @@ class TorchNetwork(Network):
 
     def split(self, layer: str) -> Split:
         info = self.layer(layer)
-        if self.scripted:
-            raise ModelError("TorchScript models cannot be split at a layer; load the Python module instead")
         module = self._module(layer)
 
         def head(x: np.ndarray) -> np.ndarray:
@@ -199,8 +207,6 @@ class TorchNetwork(Network):
         return out
 
     def _probe(self, shape: tuple[int, ...]) -> list[LayerInfo]:
-        if self.scripted:
-            return [LayerInfo(name, type(m).__name__, None) for name, m in self.module.named_modules() if name]
         records: dict[str, list[Any]] = {}
 
         def make_hook(name: str) -> Callable[..., None]:
@@ -298,21 +304,18 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def load_torch(spec: str) -> torch.nn.Module:
-    """A user model: 'package.module:factory' (a callable returning a module) or a TorchScript file."""
+    """A user model: 'package.module:factory' (a callable returning a module), a torch.export program
+    (.pt2, unflattened so its layers can be hooked) or a TorchScript file (predictions only)."""
     path = Path(spec)
-    if path.suffix in {".pt", ".pth", ".ts", ".jit"} or path.is_file():
+    if path.suffix in {".pt2", ".pt", ".pth", ".ts", ".jit"} or path.is_file():
         if not path.is_file():
             raise ModelError(f"no model file at '{spec}'")
-        try:
-            return torch.jit.load(str(path), map_location="cpu")
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"'{spec}' is not a TorchScript file ({first}); save it with torch.jit.save") from None
+        return _load_file(path)
     module_name, _, attr = spec.partition(":")
     if not attr:
         raise ModelError(
             f"unknown model '{spec}': expected a zoo name (see `heatlens models`), "
-            "'package.module:factory' or a TorchScript file"
+            "'package.module:factory', a torch.export .pt2 file or a TorchScript file"
         )
     try:
         factory = getattr(importlib.import_module(module_name), attr)
@@ -322,3 +325,23 @@ def load_torch(spec: str) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"'{spec}' returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def _load_file(path: Path) -> torch.nn.Module:
+    if path.suffix == ".pt2":
+        try:
+            return torch.export.unflatten(torch.export.load(str(path)))
+        except Exception as exc:
+            raise ModelError(f"'{path}' is not a torch.export program: {_first_line(exc)}") from None
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except RuntimeError as exc:
+        raise ModelError(
+            f"'{path}' is not a TorchScript file ({_first_line(exc)}); save models with torch.export.save (.pt2) "
+            "or torch.jit.save; heatlens never unpickles whole modules"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,24 @@
+"""Shared fixtures: the offline default model (loaded once) and a bundled photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import heatlens
+
+
+@pytest.fixture(scope="session")
+def lite0() -> heatlens.models.Network:
+    pytest.importorskip("torch")
+    return heatlens.load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def cat() -> np.ndarray:
+    return heatlens.samples.load("cat")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

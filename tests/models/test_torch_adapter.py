@@ -1,0 +1,311 @@
+"""The torch adapter: primitives compute what is asked, and the model is left exactly as it came."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from toy_models import TinyCNN, count_hooks  # noqa: E402
+
+import heatlens  # noqa: E402
+from heatlens import LayerError, ModelError, TargetError  # noqa: E402
+from heatlens.models.torch import TorchNetwork  # noqa: E402
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    return TinyCNN()
+
+
+def _x(rng, n=2, size=8):
+    return rng.standard_normal((n, size, size, 3)).astype(np.float32)
+
+
+def test_layers_in_execution_order_with_channels_last_shapes(tiny):
+    net = TorchNetwork(tiny, input_size=(8, 8))
+    infos = {i.name: i for i in net.layers()}
+    assert [i.name for i in net.layers()][:3] == ["features.0", "features.1", "features.2"]
+    assert infos["features.2"].output_shape == (4, 4, 8)
+    assert infos["fc"].output_shape == (4,)
+    assert net.default_layer() == "features"
+
+
+def test_default_layer_skips_pooled_outputs(tiny):
+    infos = TorchNetwork(tiny, input_size=(8, 8)).layers()
+    pool = next(i for i in infos if i.name == "pool")
+    assert pool.output_shape == (1, 1, 8) and not pool.spatial
+
+
+def test_layers_need_an_input_size(tiny):
+    with pytest.raises(LayerError, match="input_size"):
+        TorchNetwork(tiny).layers()
+
+
+def test_predict_matches_the_module(tiny, rng):
+    x = _x(rng, n=5)
+    net = TorchNetwork(tiny, batch_size=2)
+    with torch.no_grad():
+        expected = tiny(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    np.testing.assert_allclose(net.predict(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_trace_gradients_equal_a_full_autograd_pass(tiny, rng):
+    x = _x(rng)
+    ids = np.array([[1, 3], [0, 2]])
+    trace = TorchNetwork(tiny, input_size=(8, 8)).trace(x, ids, capture=["features.2"], wrt=["features.2", "input"])
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2)).requires_grad_()
+    act = tiny.features[1](tiny.features[0](xt))
+    act2 = tiny.features[2](act)
+    act2.retain_grad()
+    logits = tiny.fc(torch.flatten(tiny.pool(tiny.features[3](act2)), 1))
+    for k in range(2):
+        ga, gx = torch.autograd.grad(logits.gather(1, torch.tensor(ids[:, k : k + 1])).sum(), [act2, xt],
+                                     retain_graph=True)
+        np.testing.assert_allclose(trace.gradients["features.2"][:, k], ga.numpy().transpose(0, 2, 3, 1), atol=1e-6)
+        np.testing.assert_allclose(trace.gradients["input"][:, k], gx.numpy().transpose(0, 2, 3, 1), atol=1e-6)
+    np.testing.assert_allclose(trace.activations["features.2"], act2.detach().numpy().transpose(0, 2, 3, 1),
+                               atol=1e-6)
+    np.testing.assert_array_equal(trace.targets, ids)
+
+
+def test_trace_resolves_callable_targets_from_its_own_logits(tiny, rng):
+    x = _x(rng, n=3)
+    trace = TorchNetwork(tiny, batch_size=2).trace(x, lambda s: s.argmax(1), wrt=["features"])
+    np.testing.assert_array_equal(trace.targets[:, 0], trace.logits.argmax(1))
+    assert trace.gradients["features"].shape == (3, 1, 4, 4, 8)
+
+
+def test_layer_gradients_compute_no_parameter_or_input_gradients(tiny, rng, monkeypatch):
+    """Grad-CAM must cost an inference pass: the graph starts at the layer, no weight gradients."""
+    calls = []
+    original = torch.autograd.grad
+
+    def spy(outputs, inputs, **kwargs):
+        calls.append(inputs)
+        return original(outputs, inputs, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", spy)
+    conv0 = tiny.features[0]
+    seen = {}
+
+    def record(_module, _inputs, _output):
+        seen["grad_mode"] = torch.is_grad_enabled()
+
+    handle = conv0.register_forward_hook(record)
+    TorchNetwork(tiny).trace(_x(rng), np.array([[0], [1]]), capture=["features"], wrt=["features"])
+    handle.remove()
+    assert seen["grad_mode"] is False, "layers before the target layer must run without recording a graph"
+    assert all(p.grad is None for p in tiny.parameters())
+    assert len(calls) == 1 and all(not any(t is p for p in tiny.parameters()) for t in calls[0])
+
+
+def test_model_state_is_left_as_it_came(tiny, rng):
+    tiny.train()
+    tiny.features[0].eval()
+    frozen = tiny.fc.weight
+    frozen.requires_grad_(False)
+    before_hooks = count_hooks(tiny)
+    before_params = [p.detach().clone() for p in tiny.parameters()]
+    x = _x(rng)
+    x_copy = x.copy()
+    net = TorchNetwork(tiny, input_size=(8, 8))
+    net.trace(x, np.array([[0], [1]]), capture=["features.2"], wrt=["features.2"])
+    net.predict(x)
+    net.split("features.2").head(x)
+    assert tiny.training and not tiny.features[0].training and tiny.features[1].training
+    assert frozen.requires_grad is False and tiny.features[0].weight.requires_grad
+    assert count_hooks(tiny) == before_hooks
+    assert all(p.grad is None for p in tiny.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before_params, tiny.parameters(), strict=True))
+    np.testing.assert_array_equal(x, x_copy)
+
+
+def test_runs_in_eval_mode(rng):
+    """BatchNorm in training mode would use batch statistics; the adapter must use running statistics."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.LazyLinear(2))
+    model(torch.zeros(2, 3, 6, 6))
+    model.train()
+    x = _x(rng, size=6)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    model.train()
+    np.testing.assert_allclose(TorchNetwork(model).predict(x), expected, rtol=1e-5)
+    assert model.training
+
+
+def test_hooks_removed_and_modes_restored_when_the_forward_raises(rng):
+    class Exploding(TinyCNN):
+        def forward(self, x):
+            self.features(x)
+            raise RuntimeError("boom")
+
+    model = Exploding().train()
+    net = TorchNetwork(model, input_size=(8, 8))
+    with pytest.raises(RuntimeError, match="boom"):
+        net.trace(_x(rng), np.array([[0], [0]]), capture=["features"], wrt=["features"])
+    assert count_hooks(model) == 0 and model.training
+    assert torch.is_grad_enabled()
+
+
+def test_hooks_removed_when_a_target_is_bad(tiny, rng):
+    net = TorchNetwork(tiny, input_size=(8, 8))
+    with pytest.raises(TargetError, match="out of range"):
+        net.trace(_x(rng), np.array([[9], [0]]), capture=["features"], wrt=["features"])
+    assert count_hooks(tiny) == 0
+
+
+def test_inplace_op_after_the_layer_does_not_corrupt_activations_or_gradients(rng):
+    class InplaceAfter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            a = self.conv(x)
+            a.mul_(2).relu_()
+            return self.fc(a.mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    model = InplaceAfter()
+    x = _x(rng)
+    trace = TorchNetwork(model).trace(x, np.array([[1], [1]]), capture=["conv"], wrt=["conv"])
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2))
+    with torch.no_grad():
+        conv = model.conv(xt)
+    ref = conv.clone().requires_grad_()
+    score = model.fc((ref * 2).relu().mean(dim=(2, 3)))[:, 1].sum()
+    (grad,) = torch.autograd.grad(score, [ref])
+    np.testing.assert_allclose(trace.activations["conv"], conv.numpy().transpose(0, 2, 3, 1), atol=1e-6)
+    np.testing.assert_allclose(trace.gradients["conv"][:, 0], grad.numpy().transpose(0, 2, 3, 1), atol=1e-6)
+
+
+def test_reused_module_reports_calls_and_captures_the_last_call(rng):
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+            self.fc = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(self.conv(self.conv(x)).mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    model = Twice()
+    x = _x(rng)
+    net = TorchNetwork(model, input_size=(8, 8))
+    assert net.layer("conv").calls == 2
+    trace = net.trace(x, np.array([[0], [0]]), capture=["conv"], wrt=["conv"])
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2))
+    second = model.conv(model.conv(xt)).detach().requires_grad_()
+    (grad,) = torch.autograd.grad(model.fc(second.mean(dim=(2, 3)))[:, 0].sum(), [second])
+    np.testing.assert_allclose(trace.activations["conv"], second.detach().numpy().transpose(0, 2, 3, 1), atol=1e-6)
+    np.testing.assert_allclose(trace.gradients["conv"][:, 0], grad.numpy().transpose(0, 2, 3, 1), atol=1e-6)
+    head = net.split("conv").head(x)
+    np.testing.assert_allclose(head, second.detach().numpy().transpose(0, 2, 3, 1), atol=1e-6)
+
+
+def test_split_head_and_tail_reproduce_the_forward(tiny, rng):
+    x = _x(rng)
+    net = TorchNetwork(tiny, input_size=(8, 8))
+    parts = net.split("features.2")
+    act = parts.head(x)
+    np.testing.assert_allclose(parts.tail(act, x), net.predict(x), atol=1e-6)
+    zeroed = parts.tail(np.zeros_like(act), x)
+    np.testing.assert_allclose(zeroed, np.tile(tiny.fc.bias.detach().numpy(), (2, 1)), atol=1e-6)
+
+
+def test_unknown_layer_lists_close_names(tiny):
+    with pytest.raises(LayerError, match="unknown layer 'feature.2'.*'features.2'"):
+        TorchNetwork(tiny, input_size=(8, 8)).layer("feature.2")
+
+
+def test_layer_the_scores_do_not_use(rng):
+    class Unused(TinyCNN):
+        def __init__(self):
+            super().__init__()
+            self.side = torch.nn.Conv2d(3, 2, 1)
+
+        def forward(self, x):
+            self.side(x)
+            return super().forward(x)
+
+    with pytest.raises(LayerError, match="do not depend on 'side'"):
+        TorchNetwork(Unused()).trace(_x(rng), np.array([[0], [0]]), capture=["side"], wrt=["side"])
+
+
+def test_model_outputs_are_unwrapped_or_refused(rng):
+    class DictOut(TinyCNN):
+        def forward(self, x):
+            return {"logits": super().forward(x)}
+
+    class ImageOut(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    assert TorchNetwork(DictOut()).predict(_x(rng)).shape == (2, 4)
+    with pytest.raises(ModelError, match=r"shape \(N, classes\)"):
+        TorchNetwork(ImageOut()).predict(_x(rng))
+
+
+def test_non_finite_logits_are_refused(rng):
+    class NaNModel(TinyCNN):
+        def forward(self, x):
+            return super().forward(x) * float("nan")
+
+    with pytest.raises(ModelError, match="NaN or infinite scores"):
+        heatlens.explain(heatlens.wrap(NaNModel(), preprocess=None), _x(rng))
+
+
+def test_wrap_refuses_what_it_cannot_wrap():
+    with pytest.raises(ModelError, match="cannot wrap"):
+        heatlens.wrap(object())
+
+
+def test_torchscript_predicts_and_refuses_layer_methods_clearly(tiny, rng, tmp_path):
+    path = tmp_path / "tiny.pt"
+    torch.jit.save(torch.jit.trace(tiny.eval(), torch.zeros(1, 3, 8, 8)), str(path))
+    net = heatlens.load_model(str(path), preprocess=None)
+    x = _x(rng)
+    np.testing.assert_allclose(net.predict(x), TorchNetwork(tiny).predict(x), atol=1e-5)
+    with pytest.raises(ModelError, match="TorchScript"):
+        heatlens.explain(net, x)
+
+
+def test_torch_export_program_supports_layer_methods(tiny, rng, tmp_path):
+    path = tmp_path / "tiny.pt2"
+    program = torch.export.export(tiny.eval(), (torch.zeros(2, 3, 8, 8),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(path))
+    net = heatlens.load_model(str(path), preprocess=None)
+    x = _x(rng, n=3)
+    ours = heatlens.explain(net, x, layer="features", upsample=False)
+    reference = heatlens.explain(heatlens.wrap(tiny, preprocess=None), x, layer="features", upsample=False)
+    np.testing.assert_allclose(ours.maps, reference.maps, atol=1e-5)
+
+
+def test_unreadable_model_files(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="not a TorchScript file"):
+        heatlens.load_model(str(tmp_path / "junk.pt"))
+    (tmp_path / "junk.pt2").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="not a torch.export program"):
+        heatlens.load_model(str(tmp_path / "junk.pt2"))
+    with pytest.raises(ModelError, match="no model file"):
+        heatlens.load_model(str(tmp_path / "missing.pt"))
+    with pytest.raises(ModelError, match="cannot import"):
+        heatlens.load_model("no_such_module_xyz:factory")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_the_models_cuda_device(rng):
+    model = TinyCNN().cuda()
+    x = _x(rng)
+    trace = TorchNetwork(model).trace(x, np.array([[0], [1]]), capture=["features"], wrt=["features"])
+    cpu = TorchNetwork(model.cpu()).trace(x, np.array([[0], [1]]), capture=["features"], wrt=["features"])
+    np.testing.assert_allclose(trace.gradients["features"], cpu.gradients["features"], atol=1e-5)
