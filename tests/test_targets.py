@@ -51,7 +51,7 @@ def test_out_of_range_id():
 
 
 def test_unknown_name_suggests_close_names():
-    with pytest.raises(TargetError, match="unknown class name 'tabbby'.*'tabby'"):
+    with pytest.raises(TargetError, match=r"unknown class name 'tabbby'.*'tabby'"):
         resolve("tabbby", np.zeros((1, 1000), np.float32), imagenet_classes())
 
 

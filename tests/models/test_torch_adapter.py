@@ -7,11 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from toy_models import TinyCNN, count_hooks  # noqa: E402
+from toy_models import TinyCNN, count_hooks
 
-import heatlens  # noqa: E402
-from heatlens import LayerError, ModelError, TargetError  # noqa: E402
-from heatlens.models.torch import TorchNetwork  # noqa: E402
+import heatlens
+from heatlens import LayerError, ModelError, TargetError
+from heatlens.models.torch import TorchNetwork
 
 
 @pytest.fixture
@@ -221,7 +221,7 @@ def test_split_head_and_tail_reproduce_the_forward(tiny, rng):
 
 
 def test_unknown_layer_lists_close_names(tiny):
-    with pytest.raises(LayerError, match="unknown layer 'feature.2'.*'features.2'"):
+    with pytest.raises(LayerError, match=r"unknown layer 'feature\.2'.*'features\.2'"):
         TorchNetwork(tiny, input_size=(8, 8)).layer("feature.2")
 
 
@@ -294,7 +294,7 @@ def test_unreadable_model_files(tmp_path):
     with pytest.raises(ModelError, match="not a TorchScript file"):
         heatlens.load_model(str(tmp_path / "junk.pt"))
     (tmp_path / "junk.pt2").write_bytes(b"junk")
-    with pytest.raises(ModelError, match="not a torch.export program"):
+    with pytest.raises(ModelError, match=r"not a torch\.export program"):
         heatlens.load_model(str(tmp_path / "junk.pt2"))
     with pytest.raises(ModelError, match="no model file"):
         heatlens.load_model(str(tmp_path / "missing.pt"))
