@@ -235,7 +235,8 @@ class TorchNetwork(Network):
         if self._seen_shape:
             return self._seen_shape
         raise LayerError(
-            f"cannot list the layers of {self.name} without an input size: wrap it with input_size=(H, W)"
+            f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
+            "(CLI: --input-size)"
         )
 
     def _module(self, name: str) -> torch.nn.Module:

@@ -1,0 +1,98 @@
+"""explain(): model, image and target forms, options and the errors users meet first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import heatlens
+from heatlens import ImageError, LayerError, MethodError, TargetError
+
+torch = pytest.importorskip("torch")
+from toy_models import TinyCNN
+
+
+@pytest.fixture
+def tiny_net():
+    torch.manual_seed(0)
+    return heatlens.wrap(TinyCNN(classes=4), preprocess=None, classes=["a", "b", "c", "d"])
+
+
+def test_zoo_name_module_and_network_give_the_same_maps(lite0, cat):
+    by_name = heatlens.explain("efficientnet_lite0", cat)
+    by_network = heatlens.explain(lite0, cat)
+    by_module = heatlens.explain(heatlens.wrap(lite0.module, preprocess=lite0.preprocess), cat)
+    np.testing.assert_allclose(by_name.maps, by_network.maps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(by_module.maps, by_network.maps, rtol=1e-5, atol=1e-6)
+
+
+def test_image_forms(lite0, cat, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(cat).save(tmp_path / "cat.png")
+    from_path = heatlens.explain(lite0, tmp_path / "cat.png")
+    from_batch = heatlens.explain(lite0, np.stack([cat, cat[:, ::-1]]), target="tabby")
+    np.testing.assert_allclose(from_path.maps, heatlens.explain(lite0, cat).maps, rtol=1e-5)
+    assert from_batch.maps.shape == (2, 1, *cat.shape[:2])
+    assert from_batch.targets.names == [["tabby"], ["tabby"]]
+
+
+def test_upsample_false_keeps_the_layer_grid(lite0, cat):
+    result = heatlens.explain(lite0, cat, upsample=False)
+    assert result.maps.shape == (1, 1, 7, 7)
+    assert result.overlay().shape == (1, 1, *cat.shape[:2], 3)
+
+
+def test_input_array_is_not_mutated(tiny_net, rng):
+    x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    copy = x.copy()
+    heatlens.explain(tiny_net, x, target="top2")
+    np.testing.assert_array_equal(x, copy)
+
+
+def test_deterministic(tiny_net, rng):
+    x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_array_equal(heatlens.explain(tiny_net, x).maps, heatlens.explain(tiny_net, x).maps)
+
+
+def test_method_and_option_errors(tiny_net, rng):
+    x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
+    with pytest.raises(MethodError, match=r"unknown method 'gradcamm'.*'gradcam'"):
+        heatlens.explain(tiny_net, x, method="gradcamm")
+    with pytest.raises(MethodError, match="does not take option 'steps'"):
+        heatlens.explain(tiny_net, x, steps=3)
+    with pytest.raises(LayerError, match="unknown layer"):
+        heatlens.explain(tiny_net, x, layer="nope")
+    with pytest.raises(TargetError, match="out of range"):
+        heatlens.explain(tiny_net, x, target=10)
+    with pytest.raises(TargetError, match="unknown class name"):
+        heatlens.explain(tiny_net, x, target="e")
+    with pytest.raises(ImageError, match="rank 3"):
+        heatlens.explain(tiny_net, np.zeros(5))
+
+
+def test_method_names_are_forgiving():
+    assert heatlens.methods.get_method(" GradCAM ").name == "gradcam"
+
+
+def test_photo_input_needs_uint8_or_unit_floats(lite0):
+    with pytest.raises(ImageError, match="float with values"):
+        heatlens.explain(lite0, np.full((10, 10, 3), 7.0))
+
+
+def test_import_needs_no_framework():
+    """`import heatlens` and the registry work with torch made unimportable."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import heatlens\n"
+        "assert 'gradcam' in heatlens.methods.METHODS\n"
+        "try:\n"
+        "    heatlens.load_model()\n"
+        "except heatlens.ModelError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'heatlens[torch]'" in out.stdout

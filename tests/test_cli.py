@@ -1,0 +1,99 @@
+"""The heatlens command: output folder, manifest, tables and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from heatlens.cli import app
+
+torch = pytest.importorskip("torch")
+
+runner = CliRunner()
+
+
+def test_explain_sample_writes_overlay_maps_and_manifest(tmp_path):
+    result = runner.invoke(app, ["explain", "--sample", "cat", "--target", "top2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "tiger cat" in result.output and "overlay written to" in result.output
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["model"] == "efficientnet_lite0" and manifest["layer"] == "head"
+    (entry,) = manifest["images"]
+    assert entry["image"] == "cat" and len(entry["targets"]) == 2
+    for record in entry["targets"]:
+        assert (tmp_path / record["overlay"]).is_file() and (tmp_path / record["map"]).is_file()
+
+
+def test_explain_files_of_different_sizes_with_a_named_class(tmp_path, cat):
+    Image.fromarray(cat).save(tmp_path / "a.png")
+    Image.fromarray(cat[:200, :300]).convert("L").save(tmp_path / "b.png")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["explain", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--target",
+                                 "tabby,281", "--layer", "blocks.15", "--cmap", "viridis", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["image"] for e in manifest["images"]] == ["a", "b"]
+    assert manifest["layer"] == "blocks.15" and manifest["display"]["cmap"] == "viridis"
+    assert np.asarray(Image.open(out / manifest["images"][1]["targets"][0]["overlay"])).shape == (200, 300, 3)
+
+
+def test_user_model_factory(tmp_path, rng):
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "x.png")
+    result = runner.invoke(app, ["explain", str(tmp_path / "x.png"), "--model", "toy_models:tiny_cnn",
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["layer"] == "features"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "missing.png"], "no image file"),
+        (["explain", "--sample", "cat", "--layer", "head.O"], "unknown layer 'head.O'"),
+        (["explain", "--sample", "cat", "--layer", "classifier"], "not a spatial"),
+        (["explain", "--sample", "cat", "--target", "1000"], "out of range"),
+        (["explain", "--sample", "cat", "--target", "tabbby"], "'tabby'"),
+        (["explain", "--sample", "cat", "--method", "nope"], "unknown method"),
+        (["explain", "--sample", "cat", "--cmap", "nope"], "unknown colormap"),
+        (["explain", "--sample", "cat", "--model", "nope"], "unknown model"),
+        (["explain"], "no images given"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
+    result = runner.invoke(app, [*args, "--out", str(tmp_path)] if args[0] == "explain" else args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_corrupt_image_file(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 nope")
+    result = runner.invoke(app, ["explain", str(tmp_path / "bad.jpg"), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "error:" in result.output
+
+
+def test_layers_marks_the_default():
+    result = runner.invoke(app, ["layers", "--model", "efficientnet_lite0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "<- default" in line)
+    assert "head " in line and "7x7x1280" in line
+
+
+def test_layers_of_a_user_model_need_a_size():
+    result = runner.invoke(app, ["layers", "--model", "toy_models:tiny_cnn", "--preprocess", "none"])
+    assert result.exit_code == 2 and "input_size" in result.output
+    result = runner.invoke(app, ["layers", "--model", "toy_models:tiny_cnn", "--preprocess", "none",
+                                 "--input-size", "16"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "8x8x8" in result.output
+
+
+def test_models_and_methods_tables():
+    models = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert models.exit_code == 0 and "efficientnet_lite0" in models.output
+    methods = runner.invoke(app, ["methods"], env={"COLUMNS": "250"})
+    assert methods.exit_code == 0 and "gradcam" in methods.output and "cam" in methods.output
