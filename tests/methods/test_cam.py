@@ -7,9 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from toy_models import FlattenHead, TinyCNN
+
 import heatlens
 from heatlens import LayerError, MethodError
-from toy_models import FlattenHead, TinyCNN
 
 
 def _x(rng, n=3, size=6):

@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-import heatlens
 from synthetic import make_images, train
+
+import heatlens
 
 
 @pytest.fixture(scope="module")
