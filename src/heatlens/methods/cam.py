@@ -22,7 +22,7 @@ def _weighted_sum(weights: np.ndarray, activations: np.ndarray) -> np.ndarray:
           "Localization", needs_gradients=True, uses_layer=True)
 def gradcam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = None) -> MethodOutput:
     """L^c = ReLU(sum_k a_k^c A^k), a_k^c = 1/Z sum_ij dy^c / dA^k_ij."""
-    layer = network.spatial_layer(layer)
+    layer = network.spatial_layer(layer, x.shape[1:])
     trace = network.trace(x, targets, capture=[layer], wrt=[layer])
     weights = trace.gradients[layer].mean(axis=(2, 3))
     maps = np.maximum(_weighted_sum(weights, trace.activations[layer]), 0)
@@ -39,7 +39,7 @@ def cam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = 
     layer, dy^c / df_k(x, y) = w_k^c / (h w) at every position. Anything else after the layer makes
     the gradient vary over space, and CAM refuses rather than silently computing Grad-CAM.
     """
-    layer = network.spatial_layer(layer)
+    layer = network.spatial_layer(layer, x.shape[1:])
     trace = network.trace(x, targets, capture=[layer], wrt=[layer])
     grads = trace.gradients[layer]
     mean = grads.mean(axis=(2, 3), keepdims=True)

@@ -64,8 +64,9 @@ class Network(abc.ABC):
     preprocess: Preprocess | None = None
 
     @abc.abstractmethod
-    def layers(self) -> list[LayerInfo]:
-        """Every named layer in execution order, with its output shape."""
+    def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
+        """Every named layer in execution order, with its output shape for inputs of `input_shape`
+        (h, w, C); by default the model's own input size, or the last input seen."""
 
     @abc.abstractmethod
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -100,29 +101,29 @@ class Network(abc.ABC):
         box = getattr(self.preprocess, "input_box", None)
         return box(height, width) if box is not None else whole_image(height, width)
 
-    def layer(self, name: str) -> LayerInfo:
+    def layer(self, name: str, input_shape: tuple[int, ...] | None = None) -> LayerInfo:
         """The LayerInfo for a dotted name; unknown names get an error listing close names."""
-        infos = {info.name: info for info in self.layers()}
+        infos = {info.name: info for info in self.layers(input_shape)}
         if name not in infos:
             raise LayerError(f"unknown layer '{name}' in {self.name}.{close_matches(name, infos)}"
                              " List them with `heatlens layers`")
         return infos[name]
 
-    def default_layer(self) -> str:
+    def default_layer(self, input_shape: tuple[int, ...] | None = None) -> str:
         """The last layer with a spatial output (before global pooling / flatten): Grad-CAM's default."""
-        spatial = [info for info in self.layers() if info.spatial]
+        spatial = [info for info in self.layers(input_shape) if info.spatial]
         if not spatial:
             raise LayerError(f"{self.name} has no layer with a spatial (h, w, C) output; CAM methods need one")
         return spatial[-1].name
 
-    def spatial_layer(self, name: str | None) -> str:
+    def spatial_layer(self, name: str | None, input_shape: tuple[int, ...] | None = None) -> str:
         """Validate a layer for CAM methods (default when None): it must exist and be spatial."""
         if name is None:
-            return self.default_layer()
-        info = self.layer(name)
+            return self.default_layer(input_shape)
+        info = self.layer(name, input_shape)
         if not info.spatial:
             raise LayerError(
                 f"layer '{name}' ({info.kind}) has output shape {info.output_shape}, not a spatial (h, w, C) "
-                f"map; pick a convolutional layer, e.g. the default '{self.default_layer()}'"
+                f"map; pick a convolutional layer, e.g. the default '{self.default_layer(input_shape)}'"
             )
         return name

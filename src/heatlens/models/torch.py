@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import LayerError, ModelError
+from ..errors import LayerError, ModelError, close_matches
 from ..targets import check_ids, check_scores
 from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
 
@@ -51,7 +51,6 @@ class TorchNetwork(Network):
         self.input_size = input_size
         self.batch_size = batch_size
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
-        self._seen_shape: tuple[int, ...] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -63,18 +62,13 @@ class TorchNetwork(Network):
     def scripted(self) -> bool:
         return isinstance(self.module, torch.jit.ScriptModule)
 
-    def layers(self) -> list[LayerInfo]:
+    def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         if self.scripted:
             raise ModelError(_SCRIPTED)
-        shape = self._probe_shape()
+        shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
         if shape not in self._layers:
             self._layers[shape] = self._probe(shape)
         return self._layers[shape]
-
-    def prepare(self, images: np.ndarray) -> np.ndarray:
-        x = super().prepare(images)
-        self._seen_shape = tuple(x.shape[1:])
-        return x
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         chunks = []
@@ -92,9 +86,8 @@ class TorchNetwork(Network):
         wrt: Sequence[str] = (),
     ) -> Trace:
         layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input")]))
-        self._seen_shape = tuple(np.shape(x)[1:])
         for name in layer_names:
-            self.layer(name)
+            self.layer(name, np.shape(x)[1:])
         if wrt and targets is None:
             raise ValueError("trace() needs target class ids to take gradients")
         if layer_names and self.scripted:
@@ -115,10 +108,12 @@ class TorchNetwork(Network):
         )
 
     def split(self, layer: str) -> Split:
-        info = self.layer(layer)
-        module = self._module(layer)
+        names = [name for name, _ in self.module.named_modules() if name]
+        if layer not in names:
+            raise LayerError(f"unknown layer '{layer}' in {self.name}.{close_matches(layer, names)}")
 
         def head(x: np.ndarray) -> np.ndarray:
+            info, module = self.layer(layer, x.shape[1:]), self._module(layer)
             box: dict[str, torch.Tensor] = {}
 
             def stop(_mod: torch.nn.Module, _inp: Any, out: Any) -> None:
@@ -134,6 +129,7 @@ class TorchNetwork(Network):
             return _to_numpy(box["out"])
 
         def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
+            info, module = self.layer(layer, x.shape[1:]), self._module(layer)
             replacement = self._to_tensor(activation) if activation.ndim == 4 else torch.as_tensor(activation)
             count = {"calls": 0}
 
@@ -232,8 +228,6 @@ class TorchNetwork(Network):
             return (size, size, 3)
         if self.input_size:
             return (*self.input_size, 3)
-        if self._seen_shape:
-            return self._seen_shape
         raise LayerError(
             f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
             "(CLI: --input-size)"
@@ -245,7 +239,6 @@ class TorchNetwork(Network):
     def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
         arr = np.asarray(x, dtype=np.float32)
         if arr.ndim == 4:
-            self._seen_shape = tuple(arr.shape[1:])
             arr = arr.transpose(0, 3, 1, 2)
         dtype = next(iter(self.module.parameters()), torch.empty(0)).dtype
         dtype = dtype if dtype.is_floating_point else torch.float32
