@@ -1,6 +1,6 @@
 # Two commands matter: `make demo` (explain a bundled photo) and `make test` (the whole suite).
 # Each creates or updates the virtual environment in .venv from this repository's own files.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
