@@ -47,15 +47,16 @@ def pytorch_grad_cam_variant(model, layer, x, ids):
     return lambda: cam(input_tensor=x, targets=targets)
 
 
-def bench(title: str, model: torch.nn.Module, layer_name: str, batch: int, size: int, rounds: int) -> None:
-    model.eval()
+def bench(title: str, model: torch.nn.Module, layer_name: str, batch: int, size: int, rounds: int,
+          device: str) -> None:
+    model.eval().to(device)
     net = heatlens.wrap(model, preprocess=None)
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal((batch, size, size, 3)).astype(np.float32)
-    x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
+    x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy()).to(device)
     with torch.no_grad():
-        ids_np = model(x).argmax(1).numpy()[:, None]
-    ids = torch.from_numpy(ids_np[:, 0])
+        ids_np = model(x).argmax(1).cpu().numpy()[:, None]
+    ids = torch.from_numpy(ids_np[:, 0]).to(device)
     layer = dict(model.named_modules())[layer_name]
 
     def forward():
@@ -71,20 +72,36 @@ def bench(title: str, model: torch.nn.Module, layer_name: str, batch: int, size:
     peer = pytorch_grad_cam_variant(model, layer, x, ids)
     if peer is not None:
         variants["pytorch-grad-cam GradCAM (peer)"] = peer
-    report(f"{title}: batch {batch}, {size}x{size}, layer {layer_name}, torch {torch.__version__}, "
-           f"{torch.get_num_threads()} threads", interleaved(variants, rounds=rounds), "forward, no grad (floor)")
+    if device.startswith("cuda"):
+        variants = {name: synchronised(fn) for name, fn in variants.items()}
+        where = torch.cuda.get_device_name(torch.device(device))
+    else:
+        where = f"CPU, {torch.get_num_threads()} threads"
+    report(f"{title}: batch {batch}, {size}x{size}, layer {layer_name}, torch {torch.__version__}, {where}",
+           interleaved(variants, rounds=rounds), "forward, no grad (floor)")
+
+
+def synchronised(fn):
+    """Time GPU work to its end, not to its launch."""
+
+    def run():
+        fn()
+        torch.cuda.synchronize()
+
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.manual_seed(0)
-    bench("ResNet-50 (random weights)", ResNet50(), "layer4", args.batch, 224, args.rounds)
+    bench("ResNet-50 (random weights)", ResNet50(), "layer4", args.batch, 224, args.rounds, args.device)
     default = heatlens.load_model()
     bench("EfficientNet-Lite0 (default model)", default.module, default.default_layer(), args.batch, 224,
-          args.rounds)
+          args.rounds, args.device)
 
 
 if __name__ == "__main__":

@@ -97,3 +97,8 @@ def test_models_and_methods_tables():
     assert models.exit_code == 0 and "efficientnet_lite0" in models.output
     methods = runner.invoke(app, ["methods"], env={"COLUMNS": "250"})
     assert methods.exit_code == 0 and "gradcam" in methods.output and "cam" in methods.output
+
+
+def test_unknown_device_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["explain", "--sample", "cat", "--device", "tpu9", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output

@@ -66,12 +66,13 @@ def explain(
     top: Annotated[int, typer.Option(min=0, help="How many predictions to print per image")] = 5,
     preprocess: PreprocessOption = "imagenet",
     classes: ClassesOption = None,
+    device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
 ) -> None:
     """Explain images (files or bundled samples) and write overlays, raw maps and manifest.json."""
     named = [(p.stem, load_image(p)) for p in images or []] + [(s, samples.load(s)) for s in sample or []]
     if not named:
         raise HeatlensError("no images given: pass image files or --sample cat")
-    network = _network(model, preprocess, classes)
+    network = _network(model, preprocess, classes, device=device)
     entries, header = [], {}
     for stem, photo in _unique(named):
         result = run_explain(network, photo, method=method, target=_target(target), layer=layer)
@@ -124,13 +125,15 @@ def methods() -> None:
     out_console.print(table)
 
 
-def _network(model: str, preprocess: str, classes: str | None, input_size: int | None = None) -> Network:
+def _network(model: str, preprocess: str, classes: str | None, input_size: int | None = None,
+             device: str = "cpu") -> Network:
     if model in ZOO:
-        return load_model(model)
+        return load_model(model, device=device)
     names = None
     if classes is not None:
         names = classes if classes == "imagenet" else _read_classes(Path(classes))
-    options: dict[str, Any] = {"preprocess": None if preprocess == "none" else preprocess, "classes": names}
+    options: dict[str, Any] = {"preprocess": None if preprocess == "none" else preprocess, "classes": names,
+                               "device": device}
     if input_size:
         options["input_size"] = (input_size, input_size)
     return load_model(model, **options)

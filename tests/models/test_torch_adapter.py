@@ -309,3 +309,11 @@ def test_runs_on_the_models_cuda_device(rng):
     trace = TorchNetwork(model).trace(x, np.array([[0], [1]]), capture=["features"], wrt=["features"])
     cpu = TorchNetwork(model.cpu()).trace(x, np.array([[0], [1]]), capture=["features"], wrt=["features"])
     np.testing.assert_allclose(trace.gradients["features"], cpu.gradients["features"], atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_zoo_model_on_cuda_matches_cpu(cat):
+    gpu = heatlens.explain(heatlens.load_model(device="cuda"), cat, target="top3")
+    cpu = heatlens.explain(heatlens.load_model(device="cpu"), cat, target="top3")
+    np.testing.assert_array_equal(gpu.targets.ids, cpu.targets.ids)
+    np.testing.assert_allclose(gpu.maps / cpu.maps.max(), cpu.maps / cpu.maps.max(), atol=1e-3)

@@ -51,17 +51,18 @@ def wrap(
     )
 
 
-def load_model(name: str = DEFAULT_MODEL, **options: Any) -> Network:
-    """A zoo model by name, or a user model: 'package.module:factory' or a TorchScript file path."""
+def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", **options: Any) -> Network:
+    """A zoo model by name, or a user model: 'package.module:factory', a torch.export .pt2 file or a
+    TorchScript file; placed on `device` ('cpu', 'cuda', 'cuda:1', ...), where its work then runs."""
     if name in ZOO:
-        return load_zoo_model(name)
+        return load_zoo_model(name, device)
     if ":" in name or Path(name).suffix or Path(name).exists():
         try:
             from .torch import load_torch
         except ImportError:
             raise ModelError("loading torch models needs torch: pip install 'heatlens[torch]'") from None
-        return wrap(load_torch(name), name=options.pop("name", name), **options)
-    return load_zoo_model(name)
+        return wrap(load_torch(name, device), name=options.pop("name", name), **options)
+    return load_zoo_model(name, device)
 
 
 def to_network(model: Any) -> Network:

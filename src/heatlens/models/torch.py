@@ -297,14 +297,14 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return arr.transpose(0, 2, 3, 1) if arr.ndim == 4 else arr
 
 
-def load_torch(spec: str) -> torch.nn.Module:
+def load_torch(spec: str, device: str = "cpu") -> torch.nn.Module:
     """A user model: 'package.module:factory' (a callable returning a module), a torch.export program
     (.pt2, unflattened so its layers can be hooked) or a TorchScript file (predictions only)."""
     path = Path(spec)
     if path.suffix in {".pt2", ".pt", ".pth", ".ts", ".jit"} or path.is_file():
         if not path.is_file():
             raise ModelError(f"no model file at '{spec}'")
-        return _load_file(path)
+        return place(_load_file(path), device)
     module_name, _, attr = spec.partition(":")
     if not attr:
         raise ModelError(
@@ -318,7 +318,15 @@ def load_torch(spec: str) -> torch.nn.Module:
     model = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"'{spec}' returned {type(model).__name__}, not a torch.nn.Module")
-    return model
+    return place(model, device)
+
+
+def place(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """The model moved to `device`, or a clear ModelError when that device does not exist here."""
+    try:
+        return model.to(torch.device(device))
+    except (RuntimeError, AssertionError) as exc:
+        raise ModelError(f"cannot place the model on device '{device}': {_first_line(exc)}") from None
 
 
 def _load_file(path: Path) -> torch.nn.Module:

