@@ -10,7 +10,7 @@ import numpy as np
 from . import overlay
 from .errors import MethodError
 from .explanation import Explanation
-from .images import ImageLike, as_batch, as_float_batch, to_display
+from .images import ImageLike, as_batch, as_float_batch
 from .methods import get_method
 from .models import to_network
 from .targets import TargetSpec, resolve, static_ids
@@ -36,12 +36,13 @@ def explain(
     network = to_network(model)
     info = get_method(method)
     _check_options(info.name, info.fn, options, layer, info.uses_layer)
+    photos = None
     if network.preprocess is None:
         x = network.prepare(as_float_batch(images))
-        photos = to_display(x)
     else:
         photos = as_batch(images)
         x = network.prepare(photos)
+    size = x.shape[1:3] if photos is None else photos.shape[1:3]
     ids = static_ids(target, len(x), network.classes)
     wanted = ids if ids is not None else (lambda logits: resolve(target, logits, network.classes).ids)
     if info.uses_layer:
@@ -50,12 +51,11 @@ def explain(
     maps = np.asarray(out.maps, dtype=np.float32)
     if not np.isfinite(maps).all():
         raise MethodError(f"{info.name} produced non-finite values; please report this with the model used")
-    box = network.input_box(*photos.shape[1:3])
+    box = network.input_box(*size)
     if upsample:
-        maps = overlay.upsample(maps, photos.shape[1:3], box)
+        maps = overlay.upsample(maps, size, box)
     options.pop("layer", None)
     return Explanation(
-        images=photos,
         maps=maps,
         targets=resolve(out.ids, out.logits, network.classes),
         method=info.name,
@@ -66,6 +66,8 @@ def explain(
         params={"target": target if isinstance(target, str | int) else repr(target), **options},
         extras=out.extras,
         classes=list(network.classes) if network.classes is not None else None,
+        _images=photos,
+        _inputs=x if photos is None else None,
     )
 
 

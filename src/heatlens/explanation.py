@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from . import overlay as ov
+from .images import to_display
 from .preprocess import Box
 from .targets import Targets, class_name, probabilities
 
@@ -20,13 +21,13 @@ MANIFEST_SCHEMA = 1
 
 @dataclass
 class Explanation:
-    """Photos (N, H, W, 3) uint8, raw maps (N, K, h, w) float32 and the targets they explain.
+    """Raw maps (N, K, h, w) float32, the targets they explain, and the photos (N, H, W, 3) uint8.
 
     Maps are not normalised: Grad-CAM maps are in units of score x activation. `overlay()` and `save()`
-    normalise each map for display only.
+    normalise each map for display only. For model-ready float inputs the photos are made (min-max
+    scaled) only when first shown.
     """
 
-    images: np.ndarray
     maps: np.ndarray
     targets: Targets
     method: str
@@ -37,6 +38,15 @@ class Explanation:
     params: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     classes: list[str] | None = None
+    _images: np.ndarray | None = field(default=None, repr=False)
+    _inputs: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def images(self) -> np.ndarray:
+        """The explained photos as uint8 (N, H, W, 3)."""
+        if self._images is None:
+            self._images = to_display(self._inputs)
+        return self._images
 
     def display_maps(self) -> np.ndarray:
         """Maps at photo resolution (upsampled onto the photo when the call kept the layer's grid)."""

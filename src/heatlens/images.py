@@ -62,7 +62,7 @@ def as_float_batch(x: Any) -> np.ndarray:
             "expected a model-ready float array of rank 3 (H, W, C) or 4 (N, H, W, C). "
             f"Received: shape={arr.shape}, dtype={arr.dtype}"
         )
-    arr = arr.astype(np.float32)
+    arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         raise ImageError("the input array contains NaN or infinite values; clean it before explaining")
     return arr if arr.ndim == 4 else arr[None]

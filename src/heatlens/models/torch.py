@@ -237,12 +237,11 @@ class TorchNetwork(Network):
         return dict(self.module.named_modules())[name]
 
     def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
-        arr = np.asarray(x, dtype=np.float32)
-        if arr.ndim == 4:
-            arr = arr.transpose(0, 3, 1, 2)
+        """Channels-last numpy -> NCHW tensor on the model's device; the layout change runs there."""
         dtype = next(iter(self.module.parameters()), torch.empty(0)).dtype
         dtype = dtype if dtype.is_floating_point else torch.float32
-        return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device, dtype)
+        tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device, dtype)
+        return tensor.permute(0, 3, 1, 2).contiguous() if tensor.ndim == 4 else tensor
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[None]:
@@ -293,8 +292,9 @@ def _logits(out: Any) -> torch.Tensor:
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
-    arr = t.detach().float().cpu().numpy()
-    return arr.transpose(0, 2, 3, 1) if arr.ndim == 4 else arr
+    """NCHW tensor -> contiguous channels-last numpy; the layout change runs on the tensor's device."""
+    t = t.detach().float()
+    return (t.permute(0, 2, 3, 1).contiguous() if t.ndim == 4 else t).cpu().numpy()
 
 
 def load_torch(spec: str, device: str = "cpu") -> torch.nn.Module:
