@@ -96,3 +96,18 @@ def test_import_needs_no_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'heatlens[torch]'" in out.stdout
+
+
+def test_overflowing_gradients_give_a_clear_error_not_a_nan_map(rng):
+    class Overflow(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 1)
+
+        def forward(self, x):
+            a = self.conv(x)
+            return (a * 1e30).exp().clamp(max=1.0).mean(dim=(2, 3)) + (a * 1e30).mean(dim=(2, 3))
+
+    x = rng.standard_normal((1, 4, 4, 3)).astype(np.float32)
+    with pytest.raises(MethodError, match="NaN or infinite"):
+        heatlens.explain(heatlens.wrap(Overflow(), preprocess=None), x, layer="conv")

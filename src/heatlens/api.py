@@ -50,7 +50,10 @@ def explain(
     out = info.fn(network, x, wanted, **options)
     maps = np.asarray(out.maps, dtype=np.float32)
     if not np.isfinite(maps).all():
-        raise MethodError(f"{info.name} produced non-finite values; please report this with the model used")
+        raise MethodError(
+            f"the {info.name} map has NaN or infinite values: the model's gradients overflow on this input; "
+            "check its preprocessing or run it in float32"
+        )
     box = network.input_box(*size)
     if upsample:
         maps = overlay.upsample(maps, size, box)

@@ -100,6 +100,8 @@ class TorchNetwork(Network):
             )
             for s in range(0, len(x), self.batch_size)
         ]
+        if len(parts) == 1:
+            return parts[0]
         return Trace(
             logits=np.concatenate([p.logits for p in parts]),
             targets=None if targets is None else np.concatenate([p.targets for p in parts]),
@@ -196,11 +198,8 @@ class TorchNetwork(Network):
                 if grad is None:
                     raise LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
                 per_target[slot].append(_to_numpy(grad))
-        out = {name: np.stack(grads, axis=1) for name, grads in zip(wrt, per_target, strict=True)}
-        for name, grad in out.items():
-            if not np.isfinite(grad).all():
-                raise ModelError(f"gradients w.r.t. {name!r} are not finite; the model overflows on this input")
-        return out
+        return {name: np.stack(grads, axis=1) if len(grads) > 1 else grads[0][:, None]
+                for name, grads in zip(wrt, per_target, strict=True)}
 
     def _probe(self, shape: tuple[int, ...]) -> list[LayerInfo]:
         records: dict[str, list[Any]] = {}
