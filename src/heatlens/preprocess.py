@@ -46,25 +46,6 @@ class ResizeCrop:
         return rh, rw, (rh - self.crop) // 2, (rw - self.crop) // 2
 
 
-@dataclass(frozen=True)
-class Resize:
-    """Resize the whole photo to `size` x `size` (bilinear), then (x - mean) / std on 0..255 values."""
-
-    size: int
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        out = np.empty((len(images), self.size, self.size, 3), dtype=np.float32)
-        for i, img in enumerate(images):
-            resized = Image.fromarray(img).resize((self.size, self.size), Image.Resampling.BILINEAR)
-            out[i] = np.asarray(resized, np.float32)
-        return (out - np.float32(self.mean)) / np.float32(self.std)
-
-    def input_box(self, height: int, width: int) -> Box:
-        return (0.0, 0.0, float(height), float(width))
-
-
 def whole_image(height: int, width: int) -> Box:
     """The box for inputs the model sees unchanged (or resized as a whole)."""
     return (0.0, 0.0, float(height), float(width))
