@@ -141,12 +141,14 @@ def test_runs_in_eval_mode(rng):
 def test_hooks_removed_and_modes_restored_when_the_forward_raises(rng):
     class Exploding(TinyCNN):
         def forward(self, x):
-            self.features(x)
-            raise RuntimeError("boom")
+            out = super().forward(x)
+            if len(x) > 1:
+                raise RuntimeError("boom")
+            return out
 
     model = Exploding().train()
     net = TorchNetwork(model, input_size=(8, 8))
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(ModelError, match=r"Exploding failed on an input of shape \(2, 8, 8, 3\).*boom"):
         net.trace(_x(rng), np.array([[0], [0]]), capture=["features"], wrt=["features"])
     assert count_hooks(model) == 0 and model.training
     assert torch.is_grad_enabled()
@@ -260,6 +262,12 @@ def test_non_finite_logits_are_refused(rng):
 
     with pytest.raises(ModelError, match="NaN or infinite scores"):
         heatlens.explain(heatlens.wrap(NaNModel(), preprocess=None), _x(rng))
+
+
+def test_wrong_input_for_the_model_is_a_model_error(tiny, rng):
+    with pytest.raises(ModelError, match=r"failed on an input of shape \(2, 8, 8, 5\)"):
+        TorchNetwork(tiny).predict(rng.standard_normal((2, 8, 8, 5)).astype(np.float32))
+    assert TorchNetwork(tiny, input_size=(8, 8, 3)).default_layer() == "features"
 
 
 def test_wrap_refuses_what_it_cannot_wrap():

@@ -39,7 +39,7 @@ class TorchNetwork(Network):
         preprocess: Preprocess | None = None,
         classes: Sequence[str] | None = None,
         name: str | None = None,
-        input_size: tuple[int, int] | None = None,
+        input_size: tuple[int, ...] | None = None,
         batch_size: int = 32,
     ) -> None:
         if not isinstance(module, torch.nn.Module):
@@ -74,7 +74,7 @@ class TorchNetwork(Network):
         chunks = []
         with self._session(), torch.no_grad():
             for start in range(0, len(x), self.batch_size):
-                out = self.module(self._to_tensor(x[start : start + self.batch_size]))
+                out = self._run(self._to_tensor(x[start : start + self.batch_size]))
                 chunks.append(_logits(out).float().cpu().numpy())
         return check_scores(np.concatenate(chunks))
 
@@ -125,7 +125,7 @@ class TorchNetwork(Network):
                     raise _StopForwardError
 
             with self._session(), torch.no_grad(), _hooked({module: stop}), contextlib.suppress(_StopForwardError):
-                self.module(self._to_tensor(x))
+                self._run(self._to_tensor(x))
             if "out" not in box:
                 raise LayerError(f"layer '{layer}' was not reached by the model's forward pass")
             return _to_numpy(box["out"])
@@ -140,7 +140,7 @@ class TorchNetwork(Network):
                 return replacement.to(out.device, out.dtype) if count["calls"] == info.calls else None
 
             with self._session(), torch.no_grad(), _hooked({module: swap}):
-                out = self.module(self._to_tensor(x))
+                out = self._run(self._to_tensor(x))
             return check_scores(_logits(out).float().cpu().numpy())
 
         return Split(head=head, tail=tail)
@@ -168,7 +168,7 @@ class TorchNetwork(Network):
         with self._session(), _hooked(hooks), torch.set_grad_enabled("input" in wrt):
             if "input" in wrt:
                 inputs.requires_grad_()
-            logits = _logits(self.module(inputs))
+            logits = _logits(self._run(inputs))
         scores = check_scores(logits.detach().float().cpu().numpy())
         missing = [name for name in [*capture, *grad_layers] if name not in held]
         if missing:
@@ -218,7 +218,7 @@ class TorchNetwork(Network):
 
         hooks = {m: make_hook(name) for name, m in self.module.named_modules() if name}
         with self._session(), torch.no_grad(), _hooked(hooks):
-            self.module(self._to_tensor(np.zeros((1, *shape), dtype=np.float32)))
+            self._run(self._to_tensor(np.zeros((1, *shape), dtype=np.float32)))
         return [LayerInfo(name, kind, out_shape, calls) for name, (kind, out_shape, calls) in records.items()]
 
     def _probe_shape(self) -> tuple[int, ...]:
@@ -226,11 +226,21 @@ class TorchNetwork(Network):
         if size:
             return (size, size, 3)
         if self.input_size:
-            return (*self.input_size, 3)
+            return (*self.input_size, 3) if len(self.input_size) == 2 else tuple(self.input_size)
         raise LayerError(
             f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
             "(CLI: --input-size)"
         )
+
+    def _run(self, inputs: torch.Tensor) -> Any:
+        """The module's forward; its own failures become one-line ModelErrors naming the input shape."""
+        try:
+            return self.module(inputs)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            shape = (inputs.shape[0], *inputs.shape[2:], inputs.shape[1]) if inputs.ndim == 4 else tuple(inputs.shape)
+            raise ModelError(
+                f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {_first_line(exc)}"
+            ) from exc
 
     def _module(self, name: str) -> torch.nn.Module:
         return dict(self.module.named_modules())[name]
