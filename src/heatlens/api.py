@@ -13,7 +13,7 @@ from .explanation import Explanation
 from .images import ImageLike, as_batch, as_float_batch
 from .methods import get_method
 from .models import to_network
-from .targets import TargetSpec, resolve, static_ids
+from .targets import TargetSpec, resolve, resolver, static_ids
 
 
 def explain(
@@ -44,7 +44,7 @@ def explain(
         x = network.prepare(photos)
     size = x.shape[1:3] if photos is None else photos.shape[1:3]
     ids = static_ids(target, len(x), network.classes)
-    wanted = ids if ids is not None else (lambda logits: resolve(target, logits, network.classes).ids)
+    wanted = ids if ids is not None else resolver(target, network.classes)
     if info.uses_layer:
         options["layer"] = layer
     out = info.fn(network, x, wanted, **options)

