@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,8 @@ class KerasNetwork(Network):
     ) -> None:
         if keras.backend.backend() != "tensorflow":
             raise ModelError(
-                f"heatlens runs Keras models on the TensorFlow backend; this process uses '{keras.backend.backend()}'"
-                ". Set KERAS_BACKEND=tensorflow, or on the torch backend pass the model as a torch module"
+                f"heatlens explains Keras models on the TensorFlow backend only; this process runs Keras on "
+                f"'{keras.backend.backend()}'. Set KERAS_BACKEND=tensorflow before importing keras"
             )
         self.model = model
         self.preprocess = preprocess
@@ -245,8 +246,9 @@ class KerasNetwork(Network):
         except (_StopForwardError, LayerError, ModelError):
             raise
         except (ValueError, TypeError, tf.errors.InvalidArgumentError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {first}") from exc
+            raise ModelError(
+                f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {_message(exc)}"
+            ) from exc
 
 
 def _walk(model: keras.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Layer]]:
@@ -307,6 +309,22 @@ def _scores(out: Any) -> tf.Tensor:
     return out
 
 
+def _message(exc: BaseException) -> str:
+    """The line of an error that says what went wrong, from under the wrapping that tf.function
+    ('in user code:') and Keras ('Exception encountered when calling ...') put around it."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(exc).__name__
+    for i, line in enumerate(lines[:-1]):
+        if "Exception encountered when calling" in line:
+            return lines[i + 1]
+    if lines[0].startswith("in user code"):
+        errors = [line for line in lines if re.match(r"^\w+(Error|Exception): ", line)]
+        return errors[-1] if errors else lines[-1]
+    return lines[0]
+
+
 def _chunks(x: np.ndarray, size: int) -> list[np.ndarray]:
     return [x[s : s + size] for s in range(0, len(x), size)]
 
@@ -339,7 +357,7 @@ def load_application(name: str, weights: str | os.PathLike | None) -> tuple[kera
     try:
         model = constructor(weights=None if path is None else str(path), classifier_activation=None)
     except (ValueError, OSError) as exc:
-        raise ModelError(f"could not load weights '{path}' into keras:{name}: {str(exc).splitlines()[0]}") from None
+        raise ModelError(f"could not load weights '{path}' into keras:{name}: {_message(exc)}") from None
     module = __import__(constructor.__module__, fromlist=["preprocess_input"])
     return model, AppPreprocess(int(model.input_shape[1]), module.preprocess_input)
 
@@ -370,5 +388,4 @@ def load_keras_file(path: Path) -> keras.Model:
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"'{path}' is not a loadable Keras model: {first}") from None
+        raise ModelError(f"'{path}' is not a loadable Keras model: {_message(exc)}") from None

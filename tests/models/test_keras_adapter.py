@@ -1,0 +1,224 @@
+"""The Keras adapter: Grad-CAM against an independent GradientTape computation, model left untouched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+import heatlens
+from heatlens import LayerError, ModelError, TargetError
+
+APPLICATIONS = {
+    "Xception": "block14_sepconv2_act",
+    "ResNet50": "conv5_block3_out",
+    "VGG16": "block5_conv3",
+    "InceptionV3": "mixed10",
+    "MobileNetV2": "out_relu",
+    "EfficientNetB0": "top_activation",
+    "ConvNeXtTiny": "convnext_tiny_stage_3_block_2_identity",
+}
+
+
+def reference_gradcam(model, layer_name: str, x: np.ndarray, class_id: int) -> np.ndarray:
+    """The Keras tutorial's way: a sub-model to (layer output, predictions) and a GradientTape."""
+    grad_model = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
+    with tf.GradientTape() as tape:
+        activation, predictions = grad_model(tf.constant(x), training=False)
+        score = predictions[:, class_id]
+    grads = tape.gradient(score, activation).numpy()
+    return np.maximum(np.einsum("nc,nhwc->nhw", grads.mean(axis=(1, 2)), activation.numpy()), 0)
+
+
+def small_cnn(name: str = "small") -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", strides=2, name="conv2")(x)
+    x = keras.layers.ReLU(name="act2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="fc")(x), name=name)
+
+
+@pytest.fixture
+def rng16(rng):
+    return rng.standard_normal((2, 16, 16, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(APPLICATIONS))
+def test_applications_default_layer_and_gradcam_equal_the_tape_formula(name, rng):
+    keras.utils.set_random_seed(0)
+    net = heatlens.load_model(f"keras:{name}", weights="random")
+    size = net.preprocess.crop
+    assert net.default_layer() == APPLICATIONS[name]
+    x = rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+    result = heatlens.explain(heatlens.wrap(net.model, preprocess=None), x, target=7, upsample=False)
+    expected = reference_gradcam(net.model, APPLICATIONS[name], x, 7)
+    assert result.layer == APPLICATIONS[name]
+    peak = max(float(expected.max()), 1e-12)
+    np.testing.assert_allclose(result.maps[:, 0] / peak, expected / peak, rtol=1e-5, atol=1e-5)
+
+
+def test_gradcam_formula_on_a_small_model_with_several_targets(rng16):
+    keras.utils.set_random_seed(1)
+    model = small_cnn()
+    result = heatlens.explain(heatlens.wrap(model, preprocess=None), rng16, target=[1, 3], upsample=False)
+    assert result.layer == "act2"
+    for k, cls in enumerate([1, 3]):
+        np.testing.assert_allclose(result.maps[:, k], reference_gradcam(model, "act2", rng16, cls), rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_top_k_targets_are_resolved_inside_the_graph(rng16):
+    keras.utils.set_random_seed(2)
+    model = small_cnn()
+    result = heatlens.explain(heatlens.wrap(model, preprocess=None), rng16, target="top2", upsample=False)
+    expected = np.argsort(-model.predict(rng16, verbose=0), axis=1)[:, :2]
+    np.testing.assert_array_equal(result.targets.ids, expected)
+    with pytest.raises(TargetError, match="top9"):
+        heatlens.explain(heatlens.wrap(model, preprocess=None), rng16, target="top9")
+
+
+def test_nested_backbone_layer(rng16):
+    keras.utils.set_random_seed(3)
+    backbone = small_cnn("backbone")
+    features = keras.Model(backbone.inputs, backbone.get_layer("act2").output, name="features")
+    inputs = keras.Input((16, 16, 3))
+    outputs = keras.layers.Dense(5, name="head")(keras.layers.GlobalAveragePooling2D(name="pool")(features(inputs)))
+    outer = keras.Model(inputs, outputs)
+    net = heatlens.wrap(outer, preprocess=None)
+    assert "features.conv2" in [info.name for info in net.layers()]
+    assert net.default_layer() == "features.act2" or net.default_layer() == "features"
+    result = heatlens.explain(net, rng16, target=2, layer="features.conv2", upsample=False)
+    inner = keras.Model(features.inputs, [features.get_layer("conv2").output, features.output])
+    with tf.GradientTape() as tape:
+        conv2, feat = inner(tf.constant(rng16))
+        score = outer.get_layer("head")(outer.get_layer("pool")(feat))[:, 2]
+    grads = tape.gradient(score, conv2).numpy()
+    expected = np.maximum(np.einsum("nc,nhwc->nhw", grads.mean(axis=(1, 2)), conv2.numpy()), 0)
+    np.testing.assert_allclose(result.maps[:, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_called_twice_reports_calls_and_uses_the_last_call(rng16):
+    keras.utils.set_random_seed(4)
+    shared = keras.layers.Conv2D(3, 3, padding="same", name="shared")
+    inputs = keras.Input((16, 16, 3))
+    twice = shared(shared(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="fc")(keras.layers.GlobalAveragePooling2D()(twice)))
+    net = heatlens.wrap(model, preprocess=None)
+    assert net.layer("shared").calls == 2
+    result = heatlens.explain(net, rng16, target=1, layer="shared", upsample=False)
+    x = tf.constant(rng16)
+    with tf.GradientTape() as tape:
+        second = shared(shared(x))
+        tape.watch(second)
+        score = model.get_layer("fc")(tf.reduce_mean(second, axis=(1, 2)))[:, 1]
+    grads = tape.gradient(score, second).numpy()
+    expected = np.maximum(np.einsum("nc,nhwc->nhw", grads.mean(axis=(1, 2)), second.numpy()), 0)
+    np.testing.assert_allclose(result.maps[:, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+def _untouched(model) -> bool:
+    return all("call" not in layer.__dict__ for layer in model._flatten_layers(include_self=True))
+
+
+def test_model_is_left_exactly_as_it_came(rng16):
+    model = small_cnn()
+    weights = [w.copy() for w in model.get_weights()]
+    x = rng16.copy()
+    net = heatlens.wrap(model, preprocess=None)
+    heatlens.explain(net, rng16, target="top2")
+    net.split("conv2").head(rng16)
+    assert _untouched(model)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
+    assert not model.compiled
+    np.testing.assert_array_equal(x, rng16)
+
+
+def test_wrappers_are_removed_when_the_forward_fails(rng16):
+    class Exploding(keras.layers.Layer):
+        def call(self, x):
+            if x.shape[0] == 2:
+                raise ValueError("boom")
+            return x
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(2, 3, name="conv")(inputs)
+    x = Exploding(name="explode")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    with pytest.raises(ModelError, match="boom"):
+        heatlens.explain(heatlens.wrap(model, preprocess=None), rng16, layer="conv")
+    assert _untouched(model)
+
+
+def test_split_reproduces_the_forward(rng16):
+    model = small_cnn()
+    net = heatlens.wrap(model, preprocess=None)
+    parts = net.split("conv2")
+    act = parts.head(rng16)
+    np.testing.assert_allclose(parts.tail(act, rng16), net.predict(rng16), atol=1e-5)
+    bias_only = np.tile(model.get_layer("fc").bias.numpy(), (2, 1))
+    np.testing.assert_allclose(parts.tail(np.zeros_like(act), rng16), bias_only, atol=1e-6)
+
+
+def test_layer_errors(rng16):
+    net = heatlens.wrap(small_cnn(), preprocess=None)
+    with pytest.raises(LayerError, match=r"unknown layer 'conv3'.*'conv1'"):
+        heatlens.explain(net, rng16, layer="conv3")
+    with pytest.raises(LayerError, match="not a spatial"):
+        heatlens.explain(net, rng16, layer="fc")
+
+
+def test_application_weights_from_a_file_and_from_the_keras_cache(tmp_path, monkeypatch, rng):
+    keras.utils.set_random_seed(5)
+    original = keras.applications.MobileNetV2(weights=None, classifier_activation=None)
+    path = tmp_path / "models" / "mobilenet_v2.weights.h5"
+    path.parent.mkdir()
+    original.save_weights(path)
+    x = rng.uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
+    expected = original.predict(x, verbose=0)
+    from_file = heatlens.load_model("keras:MobileNetV2", weights=str(path))
+    np.testing.assert_allclose(from_file.predict(x), expected, rtol=1e-4, atol=1e-4)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    np.testing.assert_allclose(heatlens.load_model("keras:MobileNetV2").predict(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_missing_application_weights_say_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(ModelError, match=r"never downloads.*--weights"):
+        heatlens.load_model("keras:Xception")
+    with pytest.raises(ModelError, match=r"unknown Keras application 'Xceptoin'.*'Xception'"):
+        heatlens.load_model("keras:Xceptoin", weights="random")
+    with pytest.raises(ModelError, match="no weights file"):
+        heatlens.load_model("keras:Xception", weights=str(tmp_path / "nope.h5"))
+
+
+def test_keras_file_loads_safely(tmp_path, rng16):
+    model = small_cnn()
+    path = tmp_path / "small.keras"
+    model.save(path)
+    net = heatlens.load_model(str(path), preprocess=None)
+    np.testing.assert_allclose(net.predict(rng16), model.predict(rng16, verbose=0), atol=1e-5)
+    (tmp_path / "bad.keras").write_bytes(b"nope")
+    with pytest.raises(ModelError, match="not a loadable Keras model"):
+        heatlens.load_model(str(tmp_path / "bad.keras"))
+
+
+def test_torch_backend_gets_a_clear_message():
+    code = (
+        "import keras, heatlens, numpy as np\n"
+        "i = keras.Input((8, 8, 3)); x = keras.layers.Conv2D(2, 3)(i)\n"
+        "m = keras.Model(i, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))\n"
+        "try:\n"
+        "    heatlens.explain(m, np.zeros((1, 8, 8, 3), np.float32))\n"
+        "except heatlens.ModelError as e:\n"
+        "    print(e)\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert "TensorFlow backend only" in out.stdout, out.stderr[-2000:]
