@@ -102,3 +102,30 @@ def test_models_and_methods_tables():
 def test_unknown_device_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["explain", "--sample", "cat", "--device", "tpu9", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_keras_zoo_model_and_keras_application(tmp_path):
+    pytest.importorskip("keras")
+    result = runner.invoke(app, ["explain", "--sample", "cat", "--framework", "keras", "--out", str(tmp_path / "k")])
+    assert result.exit_code == 0, result.output
+    assert "tiger cat" in result.output
+    layers = runner.invoke(app, ["layers", "--model", "keras:ResNet50", "--weights", "random"], env={"COLUMNS": "200"})
+    assert layers.exit_code == 0, layers.output
+    line = next(line for line in layers.output.splitlines() if "<- default" in line)
+    assert "conv5_block3_out" in line
+    missing = runner.invoke(app, ["explain", "--sample", "cat", "--model", "keras:ResNet50", "--out", str(tmp_path)],
+                            env={"KERAS_HOME": str(tmp_path)})
+    assert missing.exit_code == 2 and "--weights" in missing.output
+
+
+def test_keras_model_file(tmp_path, rng):
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    model.save(tmp_path / "m.keras")
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "x.png")
+    result = runner.invoke(app, ["explain", str(tmp_path / "x.png"), "--model", str(tmp_path / "m.keras"),
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["layer"] == "conv"

@@ -5,6 +5,7 @@ Every failure a user can cause ends with a one-line error on stderr and exit cod
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -22,6 +23,8 @@ from .explanation import write_manifest
 from .images import load_image
 from .methods import METHODS
 from .models import DEFAULT_MODEL, ZOO, Network, load_model
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the CLI's own process: keep TensorFlow's start-up chatter out
 
 app = typer.Typer(help="heatlens: see why an image classifier predicted what it did.", no_args_is_help=True,
                   add_completion=False)
@@ -112,11 +115,12 @@ def layers(
 @app.command()
 def models() -> None:
     """List the offline models (weights come from pip packages; nothing is downloaded)."""
-    table = Table(title="offline models")
+    table = Table(title="offline models (--framework torch or keras)")
     for col in ("name", "description", "weights package"):
         table.add_column(col)
     for entry in ZOO.values():
         table.add_row(entry.name, entry.description, entry.weights_package)
+    table.add_row("keras:NAME", "any keras.applications class, e.g. keras:Xception", "--weights FILE or ~/.keras")
     out_console.print(table)
 
 

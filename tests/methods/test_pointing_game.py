@@ -1,21 +1,21 @@
-"""Pointing game on a model trained in the test: Grad-CAM's peak must land on the deciding object."""
+"""Pointing game on models trained in the test: the map's peak must land on the deciding object."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-pytest.importorskip("torch")
-
-from synthetic import make_images, train
+from synthetic import make_images, train_keras, train_torch
 
 import heatlens
 
+TRAINERS = {"torch": train_torch, "keras": train_keras}
 
-@pytest.fixture(scope="module")
-def trained():
-    model, accuracy = train()
-    assert accuracy >= 0.95, f"the synthetic task did not train (held-out accuracy {accuracy:.2f})"
+
+@pytest.fixture(scope="module", params=sorted(TRAINERS))
+def trained(request):
+    pytest.importorskip(request.param)
+    model, accuracy = TRAINERS[request.param]()
+    assert accuracy >= 0.95, f"the synthetic task did not train in {request.param} (held-out accuracy {accuracy:.2f})"
     return heatlens.wrap(model, preprocess=None, classes=["red", "green", "blue"])
 
 

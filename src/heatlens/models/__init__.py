@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,13 +39,14 @@ def wrap(
     """
     if isinstance(model, Network):
         return model
-    prep = _preprocess(preprocess)
     names = imagenet_classes() if classes == "imagenet" else classes
     keras = sys.modules.get("keras")
     if keras is not None and isinstance(model, keras.Model):
-        from .keras import KerasNetwork
+        from .keras import KerasNetwork, declared_size
 
+        prep = _preprocess(preprocess, declared_size(model))
         return KerasNetwork(model, preprocess=prep, classes=names, name=name, **options)
+    prep = _preprocess(preprocess)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
         from .torch import TorchNetwork
@@ -103,12 +105,15 @@ def to_network(model: Any) -> Network:
     return wrap(model)
 
 
-def _preprocess(spec: str | Callable[[np.ndarray], np.ndarray] | None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """None, a callable, or a preset name ('auto' = the model's own where it has one, else 'imagenet')."""
+def _preprocess(
+    spec: str | Callable[[np.ndarray], np.ndarray] | None, size: int | None = None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """None, a callable, or a preset name ('auto' = the model's own where it has one, else 'imagenet');
+    presets crop to `size` (a model's declared input size) when given, keeping the 0.875 crop ratio."""
     if spec is None or callable(spec):
         return spec
-    if spec == "auto":
-        return PRESETS["imagenet"]
+    spec = "imagenet" if spec == "auto" else spec
     if spec in PRESETS:
-        return PRESETS[spec]
+        preset = PRESETS[spec]
+        return preset if size is None else dataclasses.replace(preset, resize=round(size / 0.875), crop=size)
     raise ModelError(f"unknown preprocess preset '{spec}': use one of {sorted(PRESETS)}, a callable or None")

@@ -219,7 +219,7 @@ class KerasNetwork(Network):
         if self.input_size:
             return (*self.input_size, 3) if len(self.input_size) == 2 else tuple(self.input_size)
         declared = getattr(self.model, "input_shape", None)
-        if isinstance(declared, tuple) and len(declared) == 4 and all(d is not None for d in declared[1:]):
+        if isinstance(declared, tuple) and len(declared) == 4 and None not in declared[1:]:
             return tuple(int(d) for d in declared[1:])
         raise LayerError(
             f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
@@ -260,6 +260,14 @@ def _walk(model: keras.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Lay
         yield name, layer
         if isinstance(layer, keras.Model):
             yield from _walk(layer, name + ".")
+
+
+def declared_size(model: keras.Model) -> int | None:
+    """The square input size a model declares (e.g. 299 for Xception), or None when it takes any size."""
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, tuple) and len(shape) == 4 and shape[1] is not None and shape[1] == shape[2]:
+        return int(shape[1])
+    return None
 
 
 def _keeper(held: dict[str, Any], name: str, tape: tf.GradientTape | None) -> Callable[[Any], None]:
