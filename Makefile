@@ -17,11 +17,11 @@ demo: $(STAMP)
 	$(BIN)/heatlens explain --sample cat --out heatlens-demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples docs
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples docs
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/gradcam.py

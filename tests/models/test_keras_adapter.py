@@ -222,3 +222,38 @@ def test_torch_backend_gets_a_clear_message():
     env = {**os.environ, "KERAS_BACKEND": "torch"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert "TensorFlow backend only" in out.stdout, out.stderr[-2000:]
+
+
+def test_sequential_and_subclassed_models(rng16):
+    keras.utils.set_random_seed(6)
+    sequential = keras.Sequential([
+        keras.Input((16, 16, 3)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(3, name="fc"),
+    ])
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")
+            self.gap = keras.layers.GlobalAveragePooling2D(name="gap")
+            self.fc = keras.layers.Dense(3, name="fc")
+
+        def call(self, x):
+            return self.fc(self.gap(self.conv(x)))
+
+    sequential(rng16)
+    subclassed = Subclassed()
+    subclassed(rng16)
+    subclassed.set_weights(sequential.get_weights())
+    seq = heatlens.explain(heatlens.wrap(sequential, preprocess=None), rng16, target=1, upsample=False)
+    sub = heatlens.explain(heatlens.wrap(subclassed, preprocess=None), rng16, target=1, upsample=False)
+    assert seq.layer == sub.layer == "conv"
+    np.testing.assert_allclose(sub.maps, seq.maps, rtol=1e-5, atol=1e-6)
+    with tf.GradientTape() as tape:
+        act = subclassed.conv(tf.constant(rng16))
+        score = subclassed.fc(subclassed.gap(act))[:, 1]
+    grads = tape.gradient(score, act).numpy()
+    expected = np.maximum(np.einsum("nc,nhwc->nhw", grads.mean(axis=(1, 2)), act.numpy()), 0)
+    np.testing.assert_allclose(seq.maps[:, 0], expected, rtol=1e-5, atol=1e-6)
