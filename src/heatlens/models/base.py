@@ -58,6 +58,15 @@ class Split:
     tail: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+RELU_RULES = ("normal", "guided", "deconv")
+
+
+def check_relu(relu: str) -> None:
+    """Refuse an unknown ReLU rule before any work is done."""
+    if relu not in RELU_RULES:
+        raise ValueError(f"relu must be one of {RELU_RULES}. Received: {relu!r}")
+
+
 class LayerRecorder:
     """Collects what a probing forward pass sees, layer by layer, and turns it into LayerInfo."""
 
@@ -108,12 +117,17 @@ class Network(abc.ABC):
         targets: Targets = None,
         capture: Sequence[str] = (),
         wrt: Sequence[str] = (),
+        relu: str = "normal",
+        inject: dict[str, np.ndarray] | None = None,
     ) -> Trace:
         """One pass that returns only what is asked: activations at `capture`, and gradients of the
         scores of `targets` w.r.t. each name in `wrt` ('input' or a layer).
 
         `targets` is class ids (N, K), or a function from the logits (N, classes) to ids, so targets
-        such as 'top1' are resolved inside the same pass instead of costing an extra forward."""
+        such as 'top1' are resolved inside the same pass instead of costing an extra forward.
+        `relu`: 'normal', or 'guided' / 'deconv' to change every ReLU's backward rule for this pass.
+        `inject`: per layer, an activation (N, ...) that replaces the layer's output in this pass (its
+        gradient is then taken w.r.t. the injected value)."""
 
     @abc.abstractmethod
     def split(self, layer: str) -> Split:

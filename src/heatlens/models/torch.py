@@ -18,7 +18,8 @@ import torch
 
 from ..errors import LayerError, ModelError, close_matches
 from ..targets import check_ids, check_scores
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu
+from .torch_rectifiers import Rectifiers
 
 _SCRIPTED = (
     "TorchScript models cannot be hooked, so their layers are out of reach for layer methods (e.g. Grad-CAM); "
@@ -84,10 +85,14 @@ class TorchNetwork(Network):
         targets: Targets = None,
         capture: Sequence[str] = (),
         wrt: Sequence[str] = (),
+        relu: str = "normal",
+        inject: dict[str, np.ndarray] | None = None,
     ) -> Trace:
-        layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input")]))
+        inject = inject or {}
+        layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject]))
         for name in layer_names:
             self.layer(name, np.shape(x)[1:])
+        check_relu(relu)
         if wrt and targets is None:
             raise ValueError("trace() needs target class ids to take gradients")
         if layer_names and self.scripted:
@@ -96,7 +101,7 @@ class TorchNetwork(Network):
             self._trace_chunk(
                 x[s : s + self.batch_size],
                 targets if targets is None or callable(targets) else targets[s : s + self.batch_size],
-                capture, wrt,
+                capture, wrt, relu, {name: value[s : s + self.batch_size] for name, value in inject.items()},
             )
             for s in range(0, len(x), self.batch_size)
         ]
@@ -145,13 +150,27 @@ class TorchNetwork(Network):
 
         return Split(head=head, tail=tail)
 
-    def _trace_chunk(self, x: np.ndarray, targets: Targets, capture: Sequence[str], wrt: Sequence[str]) -> Trace:
+    def _trace_chunk(
+        self,
+        x: np.ndarray,
+        targets: Targets,
+        capture: Sequence[str],
+        wrt: Sequence[str],
+        relu: str,
+        inject: dict[str, np.ndarray],
+    ) -> Trace:
         grad_layers = {w for w in wrt if w != "input"}
         held: dict[str, torch.Tensor] = {}
+        calls = {name: self.layer(name, x.shape[1:]).calls for name in inject}
+        seen = dict.fromkeys(inject, 0)
 
         def make_hook(name: str) -> Callable[..., torch.Tensor]:
             def hook(_mod: torch.nn.Module, _inp: Any, out: Any) -> torch.Tensor:
                 out = _as_tensor(out, name)
+                if name in inject:
+                    seen[name] += 1
+                    if seen[name] == calls[name]:
+                        out = self._to_tensor(inject[name]).to(out.dtype)
                 if name in grad_layers:
                     if not torch.is_grad_enabled():
                         out = out.detach().requires_grad_()
@@ -163,12 +182,15 @@ class TorchNetwork(Network):
 
             return hook
 
-        hooks = {self._module(name): make_hook(name) for name in dict.fromkeys([*capture, *grad_layers])}
+        hooks = {self._module(name): make_hook(name) for name in dict.fromkeys([*capture, *grad_layers, *inject])}
         inputs = self._to_tensor(x)
-        with self._session(), _hooked(hooks), torch.set_grad_enabled("input" in wrt):
+        rectifiers = Rectifiers(relu) if relu != "normal" else contextlib.nullcontext()
+        with self._session(), _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers:
             if "input" in wrt:
                 inputs.requires_grad_()
             logits = _logits(self._run(inputs))
+        if relu != "normal" and rectifiers.calls == 0:
+            raise ModelError(f"{self.name} calls no ReLU or ReLU6, so the '{relu}' rule has nothing to change")
         scores = check_scores(logits.detach().float().cpu().numpy())
         missing = [name for name in [*capture, *grad_layers] if name not in held]
         if missing:
