@@ -24,7 +24,8 @@ import tensorflow as tf
 from ..errors import LayerError, ModelError, close_matches
 from ..preprocess import Box, ResizeCrop
 from ..targets import TopK, check_ids, check_scores
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu
+from .keras_rectifiers import rectifiers, swap_attribute
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,13 @@ class KerasNetwork(Network):
         targets: Targets = None,
         capture: Sequence[str] = (),
         wrt: Sequence[str] = (),
+        relu: str = "normal",
+        inject: dict[str, np.ndarray] | None = None,
     ) -> Trace:
-        for name in dict.fromkeys([*capture, *(w for w in wrt if w != "input")]):
+        inject = inject or {}
+        for name in dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject]):
             self.layer(name, np.shape(x)[1:])
+        check_relu(relu)
         if wrt and targets is None:
             raise ValueError("trace() needs target class ids to take gradients")
         x = np.asarray(x, np.float32)
@@ -92,8 +97,12 @@ class KerasNetwork(Network):
         if isinstance(targets, TopK):
             targets(np.zeros((1, self._class_count(x.shape[1:])), np.float32))
         parts = [
-            self._trace_chunk(chunk, targets if targets is None or callable(targets) else targets[s : s + len(chunk)],
-                              tuple(capture), tuple(wrt))
+            self._trace_chunk(
+                chunk,
+                targets if targets is None or callable(targets) else targets[s : s + len(chunk)],
+                (tuple(capture), tuple(wrt), relu),
+                {name: np.asarray(value[s : s + len(chunk)], np.float32) for name, value in sorted(inject.items())},
+            )
             for s, chunk in zip(range(0, len(x), self.batch_size), _chunks(x, self.batch_size), strict=True)
         ]
         if len(parts) == 1:
@@ -139,14 +148,16 @@ class KerasNetwork(Network):
 
         return Split(head=head, tail=tail)
 
-    def _trace_chunk(self, x: np.ndarray, targets: Targets, capture: tuple[str, ...], wrt: tuple[str, ...]) -> Trace:
+    def _trace_chunk(self, x: np.ndarray, targets: Targets, what: tuple, inject: dict[str, np.ndarray]) -> Trace:
+        capture, wrt, relu = what
         top_k = targets.k if isinstance(targets, TopK) else 0
         n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
         ids = np.zeros((len(x), n_targets), np.int32) if top_k or targets is None else np.asarray(targets, np.int32)
         if targets is not None and not top_k:
             ids = check_ids(ids, len(x), self._class_count(x.shape[1:])).astype(np.int32)
-        key = (capture, wrt, n_targets, bool(top_k))
-        logits, ids_out, acts, grads = self._run_step(key, x, ids)
+        key = (capture, wrt, n_targets, bool(top_k), relu, tuple(inject), x.shape[1:])
+        args = (tf.constant(x), tf.constant(ids), tuple(tf.constant(v) for v in inject.values()))
+        logits, ids_out, acts, grads = self._run_step(key, args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
             if grad is None:
                 raise LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
@@ -158,29 +169,35 @@ class KerasNetwork(Network):
             gradients={name: np.asarray(g) for name, g in zip(wrt, grads, strict=True)},
         )
 
-    def _run_step(self, key: tuple, x: np.ndarray, ids: np.ndarray) -> tuple:
+    def _run_step(self, key: tuple, args: tuple, shape: tuple[int, ...]) -> tuple:
         if key not in self._steps:
             self._steps[key] = self._make_step(*key)
         step = self._steps[key]
         if key not in self._eager:
             try:
-                return self._guard(lambda: step(tf.constant(x), tf.constant(ids)), x.shape)
+                return self._guard(lambda: step(*args), shape)
             except (TypeError, NotImplementedError, tf.errors.OperatorNotAllowedInGraphError) as exc:
                 log.warning("tracing the gradient step failed (%s); running it eagerly", exc)
                 self._eager.add(key)
-        return self._guard(lambda: step.python_function(tf.constant(x), tf.constant(ids)), x.shape)
+        return self._guard(lambda: step.python_function(*args), shape)
 
-    def _make_step(self, capture: tuple[str, ...], wrt: tuple[str, ...], n_targets: int, top_k: bool) -> Any:
-        names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input")]))
+    def _make_step(self, capture: tuple[str, ...], wrt: tuple[str, ...], n_targets: int, top_k: bool, relu: str,
+                   injected: tuple[str, ...], shape: tuple[int, ...]) -> Any:
+        names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *injected]))
         objects = {name: self._layer_object(name) for name in names}
+        calls = {name: self.layer(name, shape).calls for name in injected}
 
-        def step(x: tf.Tensor, ids: tf.Tensor) -> tuple:
+        def step(x: tf.Tensor, ids: tf.Tensor, values: tuple[tf.Tensor, ...]) -> tuple:
             held: dict[str, tf.Tensor] = {}
+            replacements = dict(zip(injected, values, strict=True))
             with tf.GradientTape(persistent=n_targets > 1, watch_accessed_variables=False) as tape:
                 if "input" in wrt:
                     tape.watch(x)
-                keepers = {obj: _keeper(held, name, tape if name in wrt else None) for name, obj in objects.items()}
-                with _wrapped(keepers):
+                taps = {
+                    obj: _Tap(name, held, tape if name in wrt else None, replacements.get(name), calls.get(name, 0))
+                    for name, obj in objects.items()
+                }
+                with rectifiers(self.model, relu, _walk(self.model)), _wrapped(taps):
                     logits = _scores(self.model(x, training=False))
                 if top_k:
                     ids = tf.math.top_k(logits, n_targets).indices
@@ -270,25 +287,33 @@ def declared_size(model: keras.Model) -> int | None:
     return None
 
 
-def _keeper(held: dict[str, Any], name: str, tape: tf.GradientTape | None) -> Callable[[Any], None]:
-    """Keep a layer's output; watched on the tape when gradients w.r.t. it are wanted, so recording
-    starts there: nothing before the first watched layer is recorded or differentiated."""
+class _Tap:
+    """Sees a layer's output: keeps it, watches it on the tape when gradients w.r.t. it are wanted (so
+    recording starts there: nothing before the first watched layer is recorded or differentiated), and
+    on the layer's last call replaces it by an injected activation when one is given."""
 
-    def keep(out: Any) -> None:
+    def __init__(self, name: str, held: dict[str, Any], tape: tf.GradientTape | None, replacement: Any,
+                 calls: int) -> None:
+        self.name, self.held, self.tape, self.replacement, self.calls = name, held, tape, replacement, calls
+        self.seen = 0
+
+    def __call__(self, out: Any) -> Any:
         if not tf.is_tensor(out):
-            raise LayerError(f"layer '{name}' returns {type(out).__name__}, not a tensor; pick another layer")
-        if tape is not None:
-            tape.watch(out)
-        held[name] = out
-
-    return keep
+            raise LayerError(f"layer '{self.name}' returns {type(out).__name__}, not a tensor; pick another layer")
+        self.seen += 1
+        if self.replacement is not None and self.seen == self.calls:
+            out = tf.cast(self.replacement, out.dtype)
+        if self.tape is not None:
+            self.tape.watch(out)
+        self.held[self.name] = out
+        return out if self.replacement is not None else None
 
 
 @contextlib.contextmanager
 def _wrapped(observers: dict[keras.Layer, Callable[[Any], Any]]) -> Iterator[None]:
     """Wrap each layer's `call` so its output goes to an observer (which may return a replacement);
-    the instance attribute is removed again on exit, whatever happens."""
-    done = []
+    what the instance held before is restored on exit, whatever happens."""
+    restores = []
     try:
         for layer, observe in observers.items():
             original = layer.call
@@ -298,12 +323,11 @@ def _wrapped(observers: dict[keras.Layer, Callable[[Any], Any]]) -> Iterator[Non
                 replaced = __observe(out)
                 return out if replaced is None else replaced
 
-            object.__setattr__(layer, "call", call)
-            done.append(layer)
+            restores.append(swap_attribute(layer, "call", call))
         yield
     finally:
-        for layer in done:
-            object.__delattr__(layer, "call")
+        for restore in reversed(restores):
+            restore()
 
 
 def _scores(out: Any) -> tf.Tensor:
