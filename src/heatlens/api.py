@@ -68,6 +68,7 @@ def explain(
         input_box=box,
         params={"target": target if isinstance(target, str | int) else repr(target), **options},
         extras=out.extras,
+        attributions=out.attributions,
         classes=list(network.classes) if network.classes is not None else None,
         _images=photos,
         _inputs=x if photos is None else None,

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from . import overlay as ov
+from .errors import HeatlensError
 from .images import to_display
 from .preprocess import Box
 from .targets import Targets, class_name, probabilities
@@ -37,6 +38,7 @@ class Explanation:
     input_box: Box | None = None
     params: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    attributions: np.ndarray | None = None
     classes: list[str] | None = None
     _images: np.ndarray | None = field(default=None, repr=False)
     _inputs: np.ndarray | None = field(default=None, repr=False)
@@ -64,6 +66,13 @@ class Explanation:
             return blended
         seen = ov.box_mask(self.images.shape[1:3], self.input_box)[None, None, :, :, None]
         return np.where(seen, blended, self.images[:, None])
+
+    def attribution_images(self, mode: str = "seed") -> np.ndarray:
+        """Pixel attributions (N, K, h, w, C) of gradient methods as uint8 RGB images (see
+        overlay.attribution_rgb for the modes: 'seed', 'abs', 'signed')."""
+        if self.attributions is None or self.attributions.ndim != 5:
+            raise HeatlensError(f"method '{self.method}' has no pixel attributions to show; use overlay()")
+        return ov.attribution_rgb(self.attributions, mode)
 
     def grid(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
         """One picture: per image a row with the photo and one overlay per target."""
@@ -111,9 +120,18 @@ class Explanation:
                 base = f"{stem}_{self.method}_{k + 1}_{_slug(record['name'])}"
                 Image.fromarray(overlays[i, k]).save(out / f"{base}.png")
                 np.save(out / f"{base}.npy", self.maps[i, k])
-                files.append({**record, "overlay": f"{base}.png", "map": f"{base}.npy"})
+                files.append({**record, "overlay": f"{base}.png", "map": f"{base}.npy", **self._write_attributions(
+                    out, base, i, k)})
             entries.append({"image": stem, "size": list(self.images.shape[1:3]), "targets": files})
         return entries
+
+    def _write_attributions(self, out: Path, base: str, i: int, k: int) -> dict[str, str]:
+        if self.attributions is None or self.attributions.ndim != 5:
+            return {}
+        np.save(out / f"{base}_attributions.npy", self.attributions[i, k])
+        Image.fromarray(ov.attribution_rgb(self.attributions[i : i + 1, k : k + 1], "seed")[0, 0]).save(
+            out / f"{base}_attributions.png")
+        return {"attributions": f"{base}_attributions.npy", "attributions_image": f"{base}_attributions.png"}
 
     def plot(self, alpha: float = 0.4, cmap: str = "jet") -> Any:
         """A matplotlib figure of `grid()` with the target names as the title."""

@@ -55,6 +55,28 @@ def normalize(maps: np.ndarray) -> np.ndarray:
     return out.reshape(maps.shape)
 
 
+def attribution_rgb(attributions: np.ndarray, mode: str = "seed") -> np.ndarray:
+    """Signed pixel attributions (..., h, w, C) as uint8 images, each (h, w, C) scaled on its own.
+
+    'seed': zero mean, standard deviation 0.25, shifted to 0.5 and clipped (the guided-backprop
+    tutorials' display); 'abs': |a| over the channels, scaled by its peak, grey; 'signed': the
+    channel sum on a blue-white-red scale centred at 0."""
+    a = attributions.astype(np.float32)
+    if mode == "seed":
+        centred = a - a.mean(axis=(-3, -2, -1), keepdims=True)
+        std = centred.std(axis=(-3, -2, -1), keepdims=True)
+        shown = np.clip(0.5 + 0.25 * centred / np.where(std > 0, std, 1), 0, 1)
+        shown = shown if shown.shape[-1] == 3 else np.repeat(shown.mean(axis=-1, keepdims=True), 3, axis=-1)
+        return (shown * 255).round().astype(np.uint8)
+    if mode == "abs":
+        magnitude = np.abs(a).max(axis=-1)
+        return np.repeat((normalize(magnitude) * 255).round().astype(np.uint8)[..., None], 3, axis=-1)
+    if mode == "signed":
+        return colorize(normalize(a.sum(axis=-1)) if (a.sum(axis=-1) < 0).any() else
+                        0.5 + 0.5 * normalize(a.sum(axis=-1)), "bwr")
+    raise HeatlensError(f"unknown attribution display '{mode}': use 'seed', 'abs' or 'signed'")
+
+
 def colorize(maps01: np.ndarray, cmap: str = "jet") -> np.ndarray:
     """Map values in [0, 1] to uint8 RGB with a matplotlib colormap."""
     try:

@@ -15,13 +15,15 @@ TargetFn = Callable[[np.ndarray], np.ndarray]
 @dataclass
 class MethodOutput:
     """What a method returns: maps (N, K, h, w) on the model input's grid (or the layer's), the logits
-    (N, classes) and target ids (N, K) it explained, the layer used, and method-specific extras."""
+    (N, classes) and target ids (N, K) it explained, the layer used, method-specific extras, and for
+    pixel methods the signed attributions (N, K, h, w, C) in the input space the model sees."""
 
     maps: np.ndarray
     logits: np.ndarray
     ids: np.ndarray
     layer: str | None = None
     extras: dict = field(default_factory=dict)
+    attributions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

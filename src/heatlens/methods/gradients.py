@@ -1,0 +1,257 @@
+"""Gradient methods: saliency, gradient x input, SmoothGrad, guided backprop, deconvnet, guided Grad-CAM,
+integrated gradients and expected gradients (also at an intermediate layer), each over `Network.trace`.
+
+Attributions are signed, raw and in the input space the model sees, (N, K, H, W, C); the maps reduce
+them over channels: max |a| for the gradient-magnitude methods, the signed sum for path methods.
+Many-sample methods run their samples through the model in chunks of `batch_size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from ..errors import MethodError
+from ..images import as_batch, as_float_batch
+from ..models.base import Network
+from ..overlay import upsample
+from ..progress import progress_bar
+from .cam import gradcam
+from .registry import MethodOutput, TargetFn, register
+
+QUADRATURES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+
+
+def _magnitude(attributions: np.ndarray) -> np.ndarray:
+    return np.abs(attributions).max(axis=-1)
+
+
+def _input_gradients(network: Network, x: np.ndarray, targets: TargetFn, relu: str = "normal") -> MethodOutput:
+    trace = network.trace(x, targets, wrt=["input"], relu=relu)
+    grads = trace.gradients["input"]
+    return MethodOutput(_magnitude(grads), trace.logits, trace.targets, attributions=grads)
+
+
+@register("saliency", "Saliency: |d score / d input|, max over colour channels",
+          "Simonyan et al. 2014, Deep Inside Convolutional Networks", needs_gradients=True, uses_layer=False)
+def saliency(network: Network, x: np.ndarray, targets: TargetFn) -> MethodOutput:
+    """M = max_c |dy^c / dx|."""
+    return _input_gradients(network, x, targets)
+
+
+@register("gradient_x_input", "Gradient x input, summed over channels (signed)",
+          "Shrikumar et al. 2016, Not Just a Black Box", needs_gradients=True, uses_layer=False)
+def gradient_x_input(network: Network, x: np.ndarray, targets: TargetFn) -> MethodOutput:
+    """A = x * dy^c / dx; M = sum_c A."""
+    out = _input_gradients(network, x, targets)
+    out.attributions = out.attributions * x[:, None]
+    out.maps = out.attributions.sum(axis=-1)
+    return out
+
+
+@register("guided_backprop", "Guided backprop: input gradients through ReLUs that pass only positive signal",
+          "Springenberg et al. 2015, Striving for Simplicity", needs_gradients=True, uses_layer=False)
+def guided_backprop(network: Network, x: np.ndarray, targets: TargetFn) -> MethodOutput:
+    """dL/dx through every ReLU with the rule max(dL/dy, 0) * [x > 0]."""
+    return _input_gradients(network, x, targets, relu="guided")
+
+
+@register("deconvnet", "Deconvnet: input gradients through ReLUs that rectify the backward signal",
+          "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
+          needs_gradients=True, uses_layer=False)
+def deconvnet(network: Network, x: np.ndarray, targets: TargetFn) -> MethodOutput:
+    """dL/dx through every ReLU with the rule max(dL/dy, 0)."""
+    return _input_gradients(network, x, targets, relu="deconv")
+
+
+@register("guided_gradcam", "Guided Grad-CAM: guided backprop times the upsampled Grad-CAM map",
+          "Selvaraju et al. 2017, Grad-CAM", needs_gradients=True, uses_layer=True)
+def guided_gradcam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = None) -> MethodOutput:
+    """A = guided_backprop * upsample(Grad-CAM), per colour channel."""
+    cam = gradcam(network, x, targets, layer=layer)
+    guided = network.trace(x, cam.ids, wrt=["input"], relu="guided").gradients["input"]
+    whole = (0.0, 0.0, float(x.shape[1]), float(x.shape[2]))
+    attributions = guided * upsample(cam.maps, x.shape[1:3], whole)[..., None]
+    return MethodOutput(_magnitude(attributions), cam.logits, cam.ids, cam.layer, attributions=attributions)
+
+
+Sampler = Callable[[np.ndarray], tuple[np.ndarray, dict, Callable[[np.ndarray], np.ndarray] | None]]
+
+
+def _accumulate(network: Network, ids: np.ndarray, per_image: int, make: Sampler, wrt: str, batch_size: int,
+                label: str, progress: bool) -> np.ndarray:
+    """Sum, per image, the gradients of `per_image` samples each. `make(sample_ids)` returns the chunk's
+    inputs, activations to inject, and an optional transform of the chunk's gradients (N_chunk, K, ...);
+    sample s belongs to image s // per_image."""
+    _positive("batch_size", batch_size)
+    n_samples = len(ids) * per_image
+    total: np.ndarray | None = None
+    with progress_bar(n_samples, label, progress and n_samples > batch_size) as advance:
+        for start in range(0, n_samples, batch_size):
+            index = np.arange(start, min(start + batch_size, n_samples))
+            image = index // per_image
+            inputs, inject, transform = make(index)
+            grads = network.trace(inputs, ids[image], wrt=[wrt], inject=inject).gradients[wrt]
+            grads = transform(grads) if transform is not None else grads
+            if total is None:
+                total = np.zeros((len(ids), *grads.shape[1:]), np.float64)
+            np.add.at(total, image, grads)
+            advance(len(index))
+    return total.astype(np.float32)
+
+
+@register("smoothgrad", "SmoothGrad: input gradients averaged over noisy copies (also SmoothGrad-squared)",
+          "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise", needs_gradients=True, uses_layer=False)
+def smoothgrad(network: Network, x: np.ndarray, targets: TargetFn, n_samples: int = 25, noise: float = 0.15,
+               squared: bool = False, batch_size: int = 32, seed: int = 0, progress: bool = True) -> MethodOutput:
+    """A = 1/n sum_i g(x + e_i) (or g^2 for SmoothGrad-squared), e_i ~ N(0, (noise * (max x - min x))^2)."""
+    _positive("n_samples", n_samples)
+    logits, ids = _explained(network, x, targets)
+    rng = np.random.default_rng(seed)
+    sigma = (noise * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))).astype(np.float32)
+
+    def make(index: np.ndarray) -> tuple:
+        image = index // n_samples
+        draws = rng.standard_normal((len(index), *x.shape[1:]), dtype=np.float32)
+        return x[image] + draws * sigma[image, None, None, None], {}, (np.square if squared else None)
+
+    attributions = _accumulate(network, ids, n_samples, make, "input", batch_size, "SmoothGrad", progress) / n_samples
+    maps = attributions.max(axis=-1) if squared else _magnitude(attributions)
+    return MethodOutput(maps, logits, ids, attributions=attributions,
+                        extras={"n_samples": n_samples, "noise": noise, "squared": squared})
+
+
+@register("integrated_gradients", "Integrated gradients along the straight path from a baseline (signed)",
+          "Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks", needs_gradients=True,
+          uses_layer=False)
+def integrated_gradients(network: Network, x: np.ndarray, targets: TargetFn, steps: int = 50,
+                         baseline: str | np.ndarray = "black", integration: str = "gausslegendre", batch_size: int = 32,
+                         seed: int = 0, progress: bool = True) -> MethodOutput:
+    """A = (x - x') * integral_0^1 dy/dx(x' + a (x - x')) da, by quadrature over `steps` points.
+
+    Completeness: sum A = y(x) - y(x'); what the quadrature leaves is in extras['completeness_gap']."""
+    _positive("steps", steps)
+    logits, ids = _explained(network, x, targets)
+    base = _baseline(network, x, baseline, np.random.default_rng(seed))
+    alphas, weights = quadrature(integration, steps)
+
+    def make(index: np.ndarray) -> tuple:
+        image, step = index // steps, index % steps
+        a = alphas[step, None, None, None]
+        scale = weights[step, None, None, None, None]
+        return base[image] + a * (x[image] - base[image]), {}, lambda g: g * scale
+
+    path = _accumulate(network, ids, steps, make, "input", batch_size, "Integrated gradients", progress)
+    attributions = (x - base)[:, None] * path
+    base_scores = np.take_along_axis(network.predict(base), ids, axis=1)
+    gap = attributions.sum(axis=(2, 3, 4)) - (np.take_along_axis(logits, ids, axis=1) - base_scores)
+    return MethodOutput(attributions.sum(axis=-1), logits, ids, attributions=attributions,
+                        extras={"steps": steps, "integration": integration, "baseline_scores": base_scores,
+                                "completeness_gap": gap})
+
+
+@register("expected_gradients", "Expected gradients over a background set, at the input or at a layer (signed)",
+          "Erion et al. 2021, Improving performance of deep learning models with axiomatic attribution priors "
+          "and expected gradients", needs_gradients=True, uses_layer=True)
+def expected_gradients(network: Network, x: np.ndarray, targets: TargetFn, background: object = None,
+                       n_samples: int = 200, noise: float = 0.0, layer: str | None = None, batch_size: int = 32,
+                       seed: int = 0, progress: bool = True) -> MethodOutput:
+    """A = E_{x' ~ background, a ~ U(0, 1)} [(x - x') * dy/dx(x' + a (x - x') + e)], e ~ N(0, noise * range).
+
+    With `layer`, x and x' are that layer's activations and the attribution is per position of the layer
+    (as SHAP's GradientExplainer does for a model cut at a layer); the maps sum it over channels."""
+    _positive("n_samples", n_samples)
+    if background is None:
+        raise MethodError("expected_gradients needs background=images (photos, or model-ready arrays)")
+    logits, ids = _explained(network, x, targets)
+    reference = _prepared(network, background)
+    if reference.shape[1:] != x.shape[1:]:
+        raise MethodError(f"background inputs have shape {reference.shape[1:]}, the explained ones {x.shape[1:]}")
+    if layer is not None:
+        layer = network.spatial_layer(layer, x.shape[1:])
+        points = network.trace(x, capture=[layer]).activations[layer]
+        reference = network.trace(reference, capture=[layer]).activations[layer]
+    else:
+        points = x
+    rng = np.random.default_rng(seed)
+    spread = noise * (points.max() - points.min())
+
+    def make(index: np.ndarray) -> tuple:
+        image = index // n_samples
+        chosen = reference[rng.integers(0, len(reference), len(index))]
+        alpha = rng.uniform(0, 1, len(index)).astype(np.float32).reshape(-1, *([1] * (points.ndim - 1)))
+        path = chosen + alpha * (points[image] - chosen)
+        if spread:
+            path = path + rng.normal(0, spread, path.shape).astype(np.float32)
+        delta = (points[image] - chosen)[:, None]
+        if layer is None:
+            return path, {}, lambda g: g * delta
+        return x[image], {layer: path}, lambda g: g * delta
+
+    attributions = _accumulate(network, ids, n_samples, make, layer or "input", batch_size, "Expected gradients",
+                               progress) / n_samples
+    return MethodOutput(attributions.sum(axis=-1), logits, ids, layer, attributions=attributions,
+                        extras={"n_samples": n_samples, "background_size": len(reference)})
+
+
+def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points a in [0, 1] and weights for integral_0^1 f(a) da (the names captum uses)."""
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return ((nodes + 1) / 2).astype(np.float32), (weights / 2).astype(np.float32)
+    if method == "riemann_trapezoid":
+        if steps < 2:
+            raise MethodError("riemann_trapezoid needs steps >= 2")
+        weights = np.full(steps, 1 / (steps - 1))
+        weights[[0, -1]] /= 2
+        return np.linspace(0, 1, steps, dtype=np.float32), weights.astype(np.float32)
+    offsets = {"riemann_left": 0.0, "riemann_middle": 0.5, "riemann_right": 1.0}
+    if method not in offsets:
+        raise MethodError(f"unknown integration method '{method}': use one of {', '.join(QUADRATURES)}")
+    alphas = (np.arange(steps) + offsets[method]) / steps
+    return alphas.astype(np.float32), np.full(steps, 1 / steps, np.float32)
+
+
+def _explained(network: Network, x: np.ndarray, targets: TargetFn) -> tuple[np.ndarray, np.ndarray]:
+    """The logits of x and the target ids, resolved once before any sampling."""
+    trace = network.trace(x, targets)
+    return trace.logits, trace.targets
+
+
+def _baseline(network: Network, x: np.ndarray, baseline: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The baseline x' in model-input space: 'black' (a black photo, preprocessed), 'blurred', 'uniform'
+    noise over x's value range, or an array broadcastable to x."""
+    if isinstance(baseline, np.ndarray):
+        try:
+            return np.broadcast_to(baseline.astype(np.float32), x.shape).copy()
+        except ValueError:
+            raise MethodError(f"baseline of shape {baseline.shape} does not fit inputs of shape {x.shape}") from None
+    if baseline == "black":
+        if network.preprocess is None:
+            return np.zeros_like(x)
+        black = network.prepare(np.zeros((1, *x.shape[1:3], 3), np.uint8))
+        return np.broadcast_to(black, x.shape).copy()
+    if baseline == "blurred":
+        sigma = max(x.shape[1:3]) / 20
+        return gaussian_filter(x, sigma=(0, sigma, sigma, 0)).astype(np.float32)
+    if baseline == "uniform":
+        low = x.min(axis=(1, 2, 3), keepdims=True)
+        high = x.max(axis=(1, 2, 3), keepdims=True)
+        return (low + (high - low) * rng.uniform(size=x.shape)).astype(np.float32)
+    raise MethodError(f"unknown baseline {baseline!r}: use 'black', 'blurred', 'uniform' or an array")
+
+
+def _prepared(network: Network, images: object) -> np.ndarray:
+    """Background images as model inputs; photos of different sizes are prepared one by one."""
+    if network.preprocess is None:
+        return as_float_batch(images)
+    if isinstance(images, list | tuple):
+        return np.concatenate([network.prepare(as_batch(image)) for image in images])
+    return network.prepare(as_batch(images))
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int | np.integer) or value < 1:
+        raise MethodError(f"{name} must be a positive integer. Received: {value!r}")
