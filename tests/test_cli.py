@@ -129,3 +129,22 @@ def test_keras_model_file(tmp_path, rng):
                                  "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["layer"] == "conv"
+
+
+def test_gradient_method_with_options_writes_attributions(tmp_path, cat):
+    Image.fromarray(cat).save(tmp_path / "bg.png")
+    result = runner.invoke(app, ["explain", "--sample", "cat", "--method", "integrated_gradients", "-o", "steps=4",
+                                 "-o", "baseline=blurred", "--out", str(tmp_path / "ig")])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "ig" / "manifest.json").read_text())
+    assert manifest["params"]["steps"] == 4 and manifest["params"]["baseline"] == "blurred"
+    record = manifest["images"][0]["targets"][0]
+    assert (tmp_path / "ig" / record["attributions_image"]).is_file()
+    eg = runner.invoke(app, ["explain", "--sample", "cat", "--method", "expected_gradients", "-o", "n_samples=4",
+                             "-o", f"background={tmp_path / 'bg.png'}", "--out", str(tmp_path / "eg")])
+    assert eg.exit_code == 0, eg.output
+    bad = runner.invoke(app, ["explain", "--sample", "cat", "--method", "smoothgrad", "-o", "steps=4",
+                              "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "does not take option 'steps'" in bad.output
+    worse = runner.invoke(app, ["explain", "--sample", "cat", "-o", "novalue", "--out", str(tmp_path / "x")])
+    assert worse.exit_code == 2 and "KEY=VALUE" in worse.output

@@ -74,15 +74,19 @@ def explain(
     device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
     weights: WeightsOption = None,
     framework: FrameworkOption = "torch",
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="Method option KEY=VALUE, e.g. -o steps=64 -o baseline=blurred -o background=a.jpg,b.jpg"
+    )] = None,
 ) -> None:
     """Explain images (files or bundled samples) and write overlays, raw maps and manifest.json."""
     named = [(p.stem, load_image(p)) for p in images or []] + [(s, samples.load(s)) for s in sample or []]
     if not named:
         raise HeatlensError("no images given: pass image files or --sample cat")
     network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework)
+    options = _options(option or [])
     entries, header = [], {}
     for stem, photo in _unique(named):
-        result = run_explain(network, photo, method=method, target=_target(target), layer=layer)
+        result = run_explain(network, photo, method=method, target=_target(target), layer=layer, **options)
         _print_predictions(stem, result.top(top), result.layer)
         entries += result.write_images(out, alpha=alpha, cmap=cmap, stems=[stem])
         header = result.manifest_header(alpha, cmap)
@@ -163,6 +167,32 @@ def _target(text: str) -> str | int | list[str | int]:
         raise HeatlensError("--target is empty: give top1, top3, a class id or name, or a comma-separated list")
     parsed: list[str | int] = [int(i) if i.lstrip("-").isdigit() else i for i in items]
     return parsed[0] if len(parsed) == 1 else parsed
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE method options: numbers and true/false become values; 'background' is a list of files."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise HeatlensError(f"--option expects KEY=VALUE. Received: {pair!r}")
+        key = key.strip()
+        if key == "background":
+            options[key] = [load_image(Path(p.strip())) for p in text.split(",") if p.strip()]
+        else:
+            options[key] = _value(text.strip())
+    return options
+
+
+def _value(text: str) -> Any:
+    if text.lower() in {"true", "false"}:
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _unique(named: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
