@@ -2,7 +2,9 @@
 
 A TorchFunctionMode intercepts every rectifier call, whatever its form: `nn.ReLU` (also in place),
 `nn.ReLU6`, `F.relu`, `torch.relu`, `Tensor.relu`. The forward value is unchanged; only the backward
-rule differs (Springenberg et al. 2015; Zeiler & Fergus 2014):
+rule differs (Springenberg et al. 2015; Zeiler & Fergus 2014). Guided keeps the rectifier's own
+backward (the mask) and clamps the gradient arriving at its output with a hook on that output, which
+lives as long as the call's graph; deconv replaces the backward by a custom function:
     guided:  dL/dx = max(dL/dy, 0) * [0 < x < upper]
     deconv:  dL/dx = max(dL/dy, 0)
 """
@@ -22,17 +24,20 @@ RULES = ("guided", "deconv")
 
 class _Rectifier(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, upper: float | None, rule: str) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, upper: float | None, rule: str, inplace: bool) -> torch.Tensor:
         inside = x > 0 if upper is None else (x > 0) & (x < upper)
         ctx.save_for_backward(inside)
         ctx.rule = rule
+        if inplace:
+            ctx.mark_dirty(x)
+            return x.clamp_(min=0) if upper is None else x.clamp_(0, upper)
         return x.clamp(min=0) if upper is None else x.clamp(0, upper)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         (inside,) = ctx.saved_tensors
         positive = grad.clamp(min=0)
-        return (positive * inside if ctx.rule == "guided" else positive), None, None
+        return (positive * inside if ctx.rule == "guided" else positive), None, None, None
 
 
 class Rectifiers(TorchFunctionMode):
@@ -49,12 +54,18 @@ class Rectifiers(TorchFunctionMode):
         if not rectifier:
             return func(*args, **kwargs)
         self.calls += 1
+        if self.rule == "guided":
+            y = func(*args, **kwargs)
+            if y.requires_grad:
+                y.register_hook(_positive)
+            return y
         x = args[0]
-        y = _Rectifier.apply(x, upper, self.rule)
-        if inplace:
-            with torch.no_grad():
-                x.copy_(y)
-        return y
+        inplace = inplace and not (x.is_leaf and x.requires_grad)
+        return _Rectifier.apply(x, upper, self.rule, inplace)
+
+
+def _positive(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp(min=0)
 
 
 def _rectifier(func: Any, args: tuple, kwargs: dict) -> tuple[bool, float | None, bool]:
