@@ -177,6 +177,8 @@ def _options(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise HeatlensError(f"--option expects KEY=VALUE. Received: {pair!r}")
         key = key.strip()
+        if key in {"layer", "target", "method", "model"}:
+            raise HeatlensError(f"use --{key} rather than --option {key}=...")
         if key == "background":
             options[key] = [load_image(Path(p.strip())) for p in text.split(",") if p.strip()]
         else:
