@@ -326,3 +326,12 @@ def test_zoo_model_on_cuda_matches_cpu(cat):
     np.testing.assert_array_equal(gpu.targets.ids, cpu.targets.ids)
     difference = np.abs(gpu.maps - cpu.maps).max() / cpu.maps.max()
     assert difference < 1e-2, f"GPU and CPU maps differ by {difference:.2e} of the peak (cuDNN may use TF32)"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_attributions_match_cpu_and_tf32_switches_are_restored(cat):
+    torch.backends.cudnn.allow_tf32 = True
+    gpu = heatlens.explain(heatlens.load_model(device="cuda"), cat, method="guided_backprop")
+    cpu = heatlens.explain(heatlens.load_model(), cat, method="guided_backprop")
+    assert torch.backends.cudnn.allow_tf32 is True
+    assert np.abs(gpu.attributions - cpu.attributions).max() / np.abs(cpu.attributions).max() < 1e-4
