@@ -191,18 +191,20 @@ class TorchNetwork(Network):
         hooks = {self._module(name): make_hook(name) for name in dict.fromkeys([*capture, *grad_layers, *inject])}
         inputs = self._to_tensor(x)
         rectifiers = Rectifiers(relu) if relu != "normal" else contextlib.nullcontext()
-        with self._session(), _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers:
-            if "input" in wrt:
-                inputs.requires_grad_()
-            logits = _logits(self._run(inputs))
-        if relu != "normal" and rectifiers.calls == 0:
-            raise ModelError(f"{self.name} calls no ReLU or ReLU6, so the '{relu}' rule has nothing to change")
-        scores = check_scores(logits.detach().float().cpu().numpy())
-        missing = [name for name in [*capture, *grad_layers] if name not in held]
-        if missing:
-            raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
-        ids = None if targets is None else check_ids(targets(scores) if callable(targets) else targets, *scores.shape)
-        gradients = self._gradients(logits, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
+        with self._session():
+            with _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers:
+                if "input" in wrt:
+                    inputs.requires_grad_()
+                logits = _logits(self._run(inputs))
+            if relu != "normal" and rectifiers.calls == 0:
+                raise ModelError(f"{self.name} calls no ReLU or ReLU6, so the '{relu}' rule has nothing to change")
+            scores = check_scores(logits.detach().float().cpu().numpy())
+            missing = [name for name in [*capture, *grad_layers] if name not in held]
+            if missing:
+                raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
+            ids = None if targets is None else check_ids(targets(scores) if callable(targets) else targets,
+                                                         *scores.shape)
+            gradients = self._gradients(logits, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
         return Trace(
             logits=scores,
             targets=ids,
