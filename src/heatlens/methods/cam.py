@@ -1,37 +1,205 @@
-"""The CAM family: a map from a layer's activations A (N, h, w, C) weighted per channel.
+"""The CAM family: maps from a layer's activations A (N, h, w, C), weighted per channel or per pixel.
 
-Most variants differ only in how they weight channels; each is a few lines over `trace`.
+Each method is a contributions function (N, K, h, w, C) over a shared template: the map is the ReLU of
+their channel sum (or, with eigen_smooth, of their first principal component). Every method takes one
+layer or several (fused), `aug_smooth` (test-time augmentation), and for vision transformers a token
+layer laid out on its grid (`grid`, `prefix_tokens`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import MethodError
 from ..models.base import Network
+from ..overlay import upsample
+from ..progress import progress_bar
+from ..targets import probabilities
+from .cam_template import AUGMENTATIONS, Contributions, augmented, fuse, layer_maps
 from .registry import MethodOutput, TargetFn, register
 
-
-def _weighted_sum(weights: np.ndarray, activations: np.ndarray) -> np.ndarray:
-    """sum_c weights[n, k, c] * A[n, :, :, c] -> (N, K, h, w)."""
-    return np.einsum("nkc,nhwc->nkhw", weights, activations, optimize=True).astype(np.float32)
+EPS = 1e-7
+Layer = str | Sequence[str] | None
 
 
-@register("gradcam", "Grad-CAM: ReLU of activations weighted by spatially averaged gradients",
-          "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
-          "Localization", needs_gradients=True, uses_layer=True)
-def gradcam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = None) -> MethodOutput:
+def _cam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer, contributions: Contributions,
+         gradients: bool = True, eigen_smooth: bool = False, aug_smooth: bool = False,
+         grid: tuple[int, int] | None = None, prefix_tokens: int | None = None) -> MethodOutput:
+    """The template: one layer -> maps on its grid; several layers or aug_smooth -> maps on the input grid."""
+    names = [layer] if layer is None or isinstance(layer, str) else list(layer)
+    if not names:
+        raise MethodError("layer=[] names no layer; give a layer name, a list of names, or None")
+    names = [network.spatial_layer(name, x.shape[1:], tokens=True) for name in names]
+    maps, logits, ids = layer_maps(network, x, targets, names, contributions, gradients, eigen_smooth, grid,
+                                   prefix_tokens)
+    if len(names) == 1 and not aug_smooth:
+        return MethodOutput(maps[0], logits, ids, names[0])
+    size = x.shape[1:3]
+    fused = [fuse(maps, size)]
+    for flip, scale in AUGMENTATIONS[1:] if aug_smooth else []:
+        more, _, _ = layer_maps(network, augmented(x, flip, scale), ids, names, contributions, gradients,
+                                eigen_smooth, grid, prefix_tokens)
+        fused.append(fuse(more, size)[..., ::-1] if flip else fuse(more, size))
+    return MethodOutput(np.mean(fused, axis=0), logits, ids, ", ".join(names),
+                        extras={"layers": names, "aug_smooth": aug_smooth})
+
+
+def _channel_weighted(weights: np.ndarray, acts: np.ndarray) -> np.ndarray:
+    """w (N, K, C) times A (N, h, w, C) -> (N, K, h, w, C)."""
+    return weights[:, :, None, None, :] * acts[:, None]
+
+
+def _register_cam(name: str, summary: str, paper: str, gradients: bool = True):
+    return register(name, summary, paper, needs_gradients=gradients, uses_layer=True)
+
+
+@_register_cam("gradcam", "Grad-CAM: ReLU of activations weighted by spatially averaged gradients",
+               "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
+               "Localization")
+def gradcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
+            aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None
+            ) -> MethodOutput:
     """L^c = ReLU(sum_k a_k^c A^k), a_k^c = 1/Z sum_ij dy^c / dA^k_ij."""
-    layer = network.spatial_layer(layer, x.shape[1:])
-    trace = network.trace(x, targets, capture=[layer], wrt=[layer])
-    weights = trace.gradients[layer].mean(axis=(2, 3))
-    maps = np.maximum(_weighted_sum(weights, trace.activations[layer]), 0)
-    return MethodOutput(maps, trace.logits, trace.targets, layer)
+    return _cam(network, x, targets, layer, lambda _n, _x, _i, _l, a, g: _channel_weighted(g.mean(axis=(2, 3)), a),
+                eigen_smooth=eigen_smooth, aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
 
 
-@register("cam", "CAM: activations weighted by the final linear layer's class weights (GAP + linear models)",
-          "Zhou et al. 2016, Learning Deep Features for Discriminative Localization",
-          needs_gradients=True, uses_layer=True)
+@_register_cam("gradcam_plusplus", "Grad-CAM++: positive gradients weighted by second-order coefficients",
+               "Chattopadhay et al. 2018, Grad-CAM++: Generalized Gradient-Based Visual Explanations")
+def gradcam_plusplus(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None,
+                     eigen_smooth: bool = False, aug_smooth: bool = False, grid: tuple[int, int] | None = None,
+                     prefix_tokens: int | None = None) -> MethodOutput:
+    """w_k = sum_ij a_ij ReLU(g_ij), a_ij = g^2 / (2 g^2 + sum_ab A_ab g^3), with the exponential-score
+    closed form of the paper (0 where the gradient is 0)."""
+
+    def contributions(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+        g2, g3 = g**2, g**3
+        denominator = 2 * g2 + a.sum(axis=(1, 2))[:, None, None, None, :] * g3
+        alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, EPS), 0)
+        return _channel_weighted((alpha * np.maximum(g, 0)).sum(axis=(2, 3)), a)
+
+    return _cam(network, x, targets, layer, contributions, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
+                grid=grid, prefix_tokens=prefix_tokens)
+
+
+@_register_cam("xgradcam", "XGrad-CAM: gradients weighted by the normalised activations",
+               "Fu et al. 2020, Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs")
+def xgradcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
+             aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None
+             ) -> MethodOutput:
+    """w_k = sum_ij (A_ij / sum_ab A_ab) g_ij."""
+
+    def contributions(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+        share = a / (a.sum(axis=(1, 2), keepdims=True) + EPS)
+        return _channel_weighted((g * share[:, None]).sum(axis=(2, 3)), a)
+
+    return _cam(network, x, targets, layer, contributions, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
+                grid=grid, prefix_tokens=prefix_tokens)
+
+
+@_register_cam("layercam", "LayerCAM: activations weighted per pixel by their positive gradients",
+               "Jiang et al. 2021, LayerCAM: Exploring Hierarchical Class Activation Maps for Localization")
+def layercam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
+             aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None
+             ) -> MethodOutput:
+    """M = ReLU(sum_k ReLU(g_k) * A_k), per pixel."""
+    return _cam(network, x, targets, layer, lambda _n, _x, _i, _l, a, g: np.maximum(g, 0) * a[:, None],
+                eigen_smooth=eigen_smooth, aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
+
+
+@_register_cam("hirescam", "HiResCAM: gradient times activation per pixel, summed over channels",
+               "Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM for faithful explanations")
+def hirescam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
+             aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None
+             ) -> MethodOutput:
+    """M = ReLU(sum_k g_k * A_k), per pixel (the ReLU as in the other CAMs)."""
+    return _cam(network, x, targets, layer, lambda _n, _x, _i, _l, a, g: g * a[:, None],
+                eigen_smooth=eigen_smooth, aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
+
+
+@_register_cam("eigencam", "Eigen-CAM: first principal component of the activations (class-agnostic)",
+               "Muhammad & Yeasin 2020, Eigen-CAM: Class Activation Map using Principal Components",
+               gradients=False)
+def eigencam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, aug_smooth: bool = False,
+             grid: tuple[int, int] | None = None, prefix_tokens: int | None = None) -> MethodOutput:
+    """M = ReLU(projection of A on its first principal component over positions), signed to agree with
+    the activations' channel sum; the same map for every target."""
+
+    def contributions(_n: Network, _x: np.ndarray, ids: np.ndarray, _l: str, a: np.ndarray, _g: None) -> np.ndarray:
+        return np.broadcast_to(a[:, None], (len(a), ids.shape[1], *a.shape[1:]))
+
+    return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=True, aug_smooth=aug_smooth,
+                grid=grid, prefix_tokens=prefix_tokens)
+
+
+@_register_cam("scorecam", "Score-CAM: channels weighted by the target's probability on inputs masked by them",
+               "Wang et al. 2020, Score-CAM: Score-Weighted Visual Explanations for CNNs", gradients=False)
+def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, batch_size: int = 32,
+             eigen_smooth: bool = False, aug_smooth: bool = False, grid: tuple[int, int] | None = None,
+             prefix_tokens: int | None = None, progress: bool = True) -> MethodOutput:
+    """H_k = normalise(upsample(A_k)); s_k = softmax(f(x * H_k))_c; w = softmax_k(s); M = ReLU(sum w_k A_k)."""
+
+    def contributions(net: Network, inputs: np.ndarray, ids: np.ndarray, _l: str, a: np.ndarray, _g: None
+                      ) -> np.ndarray:
+        n, c = len(a), a.shape[-1]
+        whole_input = (0.0, 0.0, float(inputs.shape[1]), float(inputs.shape[2]))
+        scores = np.zeros((n, ids.shape[1], c), np.float32)
+        with progress_bar(n * c, "Score-CAM", progress and n * c > batch_size) as advance:
+            for i in range(n):
+                for start in range(0, c, batch_size):
+                    chunk = slice(start, min(start + batch_size, c))
+                    masks = upsample(np.moveaxis(a[i, :, :, chunk], -1, 0), inputs.shape[1:3], whole_input)
+                    low = masks.min(axis=(1, 2), keepdims=True)
+                    span = masks.max(axis=(1, 2), keepdims=True) - low
+                    masks = np.where(span > 0, (masks - low) / np.where(span > 0, span, 1), 0)
+                    probs = probabilities(net.predict(inputs[i][None] * masks[..., None]))
+                    scores[i, :, chunk] = probs[:, ids[i]].T
+                    advance(chunk.stop - chunk.start)
+        weights = np.exp(scores - scores.max(axis=2, keepdims=True))
+        return _channel_weighted(weights / weights.sum(axis=2, keepdims=True), a)
+
+    _positive_batch(batch_size)
+    return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=eigen_smooth,
+                aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
+
+
+@_register_cam("ablationcam", "Ablation-CAM: channels weighted by the score drop when each is zeroed",
+               "Desai & Ramaswamy 2020, Ablation-CAM: Visual Explanation for Deep Convolutional Network "
+               "via Gradient-free Localization", gradients=False)
+def ablationcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, batch_size: int = 32,
+                eigen_smooth: bool = False, aug_smooth: bool = False, progress: bool = True) -> MethodOutput:
+    """w_k = (y^c - y^c_k) / y^c, y^c_k the score with channel k of the layer zeroed (only the rest of the
+    network runs, via `split`); M = ReLU(sum_k w_k A_k). Where y^c is 0 the drop is used unscaled."""
+
+    def contributions(net: Network, inputs: np.ndarray, ids: np.ndarray, name: str, a: np.ndarray, _g: None
+                      ) -> np.ndarray:
+        if not net.layer(name, inputs.shape[1:]).spatial:
+            raise MethodError("ablationcam works on spatial (h, w, C) layers, not token sequences")
+        tail = net.split(name).tail
+        n, c = len(a), a.shape[-1]
+        base = np.take_along_axis(tail(a, inputs), ids, axis=1)
+        drops = np.zeros((n, ids.shape[1], c), np.float32)
+        with progress_bar(n * c, "Ablation-CAM", progress and n * c > batch_size) as advance:
+            for i in range(n):
+                for start in range(0, c, batch_size):
+                    channels = np.arange(start, min(start + batch_size, c))
+                    ablated = np.repeat(a[i][None], len(channels), axis=0)
+                    ablated[np.arange(len(channels)), :, :, channels] = 0
+                    scores = tail(ablated, np.repeat(inputs[i][None], len(channels), axis=0))[:, ids[i]]
+                    drops[i, :, channels] = base[i] - scores
+                    advance(len(channels))
+        scale = np.where(np.abs(base) > EPS, base, 1.0)[:, :, None]
+        return _channel_weighted(drops / scale, a)
+
+    _positive_batch(batch_size)
+    return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=eigen_smooth,
+                aug_smooth=aug_smooth)
+
+
+@_register_cam("cam", "CAM: activations weighted by the final linear layer's class weights (GAP + linear models)",
+               "Zhou et al. 2016, Learning Deep Features for Discriminative Localization")
 def cam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = None) -> MethodOutput:
     """M_c(x, y) = sum_k w_k^c f_k(x, y), signed, as in the paper.
 
@@ -50,5 +218,10 @@ def cam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = 
             "this one does not: use method='gradcam'"
         )
     h, w = grads.shape[2:4]
-    return MethodOutput(_weighted_sum(mean[:, :, 0, 0] * (h * w), trace.activations[layer]), trace.logits,
-                        trace.targets, layer)
+    weighted = _channel_weighted(mean[:, :, 0, 0] * (h * w), trace.activations[layer]).sum(axis=-1)
+    return MethodOutput(weighted.astype(np.float32), trace.logits, trace.targets, layer)
+
+
+def _positive_batch(batch_size: int) -> None:
+    if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise MethodError(f"batch_size must be a positive integer. Received: {batch_size!r}")

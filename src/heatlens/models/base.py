@@ -7,6 +7,7 @@ Arrays cross this boundary as numpy, channels-last: images (N, H, W, 3) uint8, m
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,6 +37,36 @@ class LayerInfo:
         """True for (h, w, C) outputs with more than one position: what CAM methods can use."""
         shape = self.output_shape
         return shape is not None and len(shape) == 3 and shape[0] * shape[1] > 1
+
+    @property
+    def tokens(self) -> bool:
+        """True for (T, C) token sequences that lie on a square grid after 0..8 class/register tokens."""
+        if self.output_shape is None or len(self.output_shape) != 2:
+            return False
+        try:
+            token_grid(self.output_shape[0])
+        except LayerError:
+            return False
+        return True
+
+
+MAX_PREFIX_TOKENS = 8
+
+
+def token_grid(tokens: int, grid: tuple[int, int] | None = None, prefix: int | None = None) -> tuple[int, int, int]:
+    """(prefix tokens, grid height, grid width) for a sequence of `tokens`: the class and register tokens
+    come first; without `grid` the grid is the largest square that leaves 0..8 prefix tokens."""
+    if grid is not None:
+        h, w = grid
+        prefix = tokens - h * w if prefix is None else prefix
+        if prefix < 0 or prefix + h * w != tokens:
+            raise LayerError(f"a {h}x{w} grid with {prefix} prefix tokens does not fit {tokens} tokens")
+        return prefix, h, w
+    for lead in ([prefix] if prefix is not None else range(MAX_PREFIX_TOKENS + 1)):
+        side = math.isqrt(tokens - lead)
+        if side >= 2 and side * side == tokens - lead:
+            return lead, side, side
+    raise LayerError(f"cannot lay {tokens} tokens out on a square grid; pass grid=(h, w) and prefix_tokens=")
 
 
 @dataclass
@@ -155,17 +186,23 @@ class Network(abc.ABC):
     def default_layer(self, input_shape: tuple[int, ...] | None = None) -> str:
         """Grad-CAM's default: the last layer with a spatial output before global pooling / flatten,
         skipping a final local pooling (VGG's block5_pool: the conv before it has twice the resolution)."""
-        spatial = [info for info in self.layers(input_shape) if info.spatial]
+        infos = self.layers(input_shape)
+        spatial = [info for info in infos if info.spatial]
         if not spatial:
-            raise LayerError(f"{self.name} has no layer with a spatial (h, w, C) output; CAM methods need one")
+            tokens = [info.name for info in infos if info.tokens][-3:]
+            hint = f"; token layers (vision transformers) must be named, e.g. {', '.join(tokens)}" if tokens else ""
+            raise LayerError(f"{self.name} has no layer with a spatial (h, w, C) output{hint}")
         return ([info for info in spatial if not info.pooling] or spatial)[-1].name
 
-    def spatial_layer(self, name: str | None, input_shape: tuple[int, ...] | None = None) -> str:
-        """Validate a layer for CAM methods (default when None): it must exist and be spatial."""
+    def spatial_layer(self, name: str | None, input_shape: tuple[int, ...] | None = None,
+                      tokens: bool = False) -> str:
+        """Validate a layer for CAM methods (default when None): it must exist and be spatial, or with
+        `tokens` a (T, C) token sequence (laid out on a grid by the method)."""
         if name is None:
             return self.default_layer(input_shape)
         info = self.layer(name, input_shape)
-        if not info.spatial:
+        is_sequence = info.output_shape is not None and len(info.output_shape) == 2
+        if not (info.spatial or (tokens and is_sequence)):
             raise LayerError(
                 f"layer '{name}' ({info.kind}) has output shape {info.output_shape}, not a spatial (h, w, C) "
                 f"map; pick a convolutional layer, e.g. the default '{self.default_layer(input_shape)}'"

@@ -60,6 +60,7 @@ class KerasNetwork(Network):
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
         self._steps: dict[tuple, Callable[..., Any]] = {}
         self._eager: set[tuple] = set()
+        self._rests: dict[str, Callable[[tf.Tensor], tf.Tensor] | None] = {}
         self._forward = tf.function(lambda x: _scores(self.model(x, training=False)), reduce_retracing=True)
 
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
@@ -134,6 +135,9 @@ class KerasNetwork(Network):
             return np.asarray(box["out"])
 
         def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
+            rest = self._rest(layer)
+            if rest is not None:
+                return check_scores(self._guard(lambda: rest(tf.constant(activation, tf.float32)).numpy(), x.shape))
             calls = self.layer(layer, x.shape[1:]).calls
             count = {"calls": 0}
             replacement = tf.constant(activation)
@@ -242,6 +246,18 @@ class KerasNetwork(Network):
             f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
             "(CLI: --input-size)"
         )
+
+    def _rest(self, layer: str) -> Callable[[tf.Tensor], tf.Tensor] | None:
+        """The model after `layer` as its own compiled function (cached), or None where the layer's
+        output is not the only value crossing the cut (then tails run full passes)."""
+        if layer not in self._rests:
+            try:
+                rest = keras.Model(self._layer_object(layer).output, self.model.output)
+                self._rests[layer] = tf.function(lambda a: _scores(rest(a, training=False)), reduce_retracing=True)
+            except (ValueError, AttributeError) as exc:
+                log.info("no fast tail after '%s' (%s); tails run full forward passes", layer, _message(exc))
+                self._rests[layer] = None
+        return self._rests[layer]
 
     def _class_count(self, shape: tuple[int, ...]) -> int:
         """How many scores the model outputs (read from its output shape, or one forward on zeros)."""

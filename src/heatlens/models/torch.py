@@ -20,6 +20,7 @@ from ..errors import LayerError, ModelError, close_matches
 from ..targets import check_ids, check_scores
 from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu
 from .torch_rectifiers import Rectifiers
+from .torch_split import rest_of_network
 
 _SCRIPTED = (
     "TorchScript models cannot be hooked, so their layers are out of reach for layer methods (e.g. Grad-CAM); "
@@ -58,6 +59,7 @@ class TorchNetwork(Network):
         self.batch_size = batch_size
         self.precise = precise
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
+        self._rests: dict[str, torch.nn.Module | None] = {}
 
     @property
     def device(self) -> torch.device:
@@ -142,8 +144,13 @@ class TorchNetwork(Network):
             return _to_numpy(box["out"])
 
         def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
-            info, module = self.layer(layer, x.shape[1:]), self._module(layer)
             replacement = self._to_tensor(activation) if activation.ndim == 4 else torch.as_tensor(activation)
+            rest = self._rest(layer)
+            if rest is not None:
+                with self._session(), torch.no_grad():
+                    out = self._run_module(rest, replacement.to(self.device))
+                return check_scores(_logits(out).float().cpu().numpy())
+            info, module = self.layer(layer, x.shape[1:]), self._module(layer)
             count = {"calls": 0}
 
             def swap(_mod: torch.nn.Module, _inp: Any, out: Any) -> torch.Tensor | None:
@@ -259,10 +266,20 @@ class TorchNetwork(Network):
             "(CLI: --input-size)"
         )
 
+    def _rest(self, layer: str) -> torch.nn.Module | None:
+        """The network after `layer` as its own module (cached), or None where it cannot be cut cleanly."""
+        if layer not in self._rests:
+            self._rests[layer] = rest_of_network(self.module, layer)
+        return self._rests[layer]
+
     def _run(self, inputs: torch.Tensor) -> Any:
-        """The module's forward; its own failures become one-line ModelErrors naming the input shape."""
+        """The whole model's forward (see _run_module)."""
+        return self._run_module(self.module, inputs)
+
+    def _run_module(self, module: torch.nn.Module, inputs: torch.Tensor) -> Any:
+        """A forward; the model's own failures become one-line ModelErrors naming the input shape."""
         try:
-            return self.module(inputs)
+            return module(inputs)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             shape = (inputs.shape[0], *inputs.shape[2:], inputs.shape[1]) if inputs.ndim == 4 else tuple(inputs.shape)
             raise ModelError(

@@ -1,0 +1,72 @@
+"""What the CAM family shares: token sequences as grids, first-principal-component maps, several layers
+fused, and test-time augmentation. Framework-free, over numpy arrays from `Network.trace`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..models.base import Network, token_grid
+from ..overlay import upsample
+
+# (network, x, ids, layer, activations (N, h, w, C), gradients (N, K, h, w, C) or None)
+#   -> per-channel contributions (N, K, h, w, C); the map is their channel sum (or first component)
+Contributions = Callable[[Network, np.ndarray, np.ndarray, str, np.ndarray, np.ndarray | None], np.ndarray]
+
+
+def as_grid(a: np.ndarray, grid: tuple[int, int] | None, prefix: int | None) -> np.ndarray:
+    """Token activations (..., T, C) -> (..., h, w, C) without the prefix tokens."""
+    lead, h, w = token_grid(a.shape[-2], grid, prefix)
+    return a[..., lead:, :].reshape(*a.shape[:-2], h, w, a.shape[-1])
+
+
+def first_component(contributions: np.ndarray) -> np.ndarray:
+    """Per (n, k): the contributions' projection on their first principal component over positions,
+    signed so that it agrees with the channel sum. (N, K, h, w, C) -> (N, K, h, w)."""
+    n, k, h, w, c = contributions.shape
+    flat = contributions.reshape(n * k, h * w, c).astype(np.float64)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    projection = np.einsum("bpc,bc->bp", centred, vt[:, 0, :])
+    total = flat.sum(axis=2)
+    agreement = ((projection - projection.mean(1, keepdims=True)) * (total - total.mean(1, keepdims=True))).sum(1)
+    projection *= np.where(agreement < 0, -1.0, 1.0)[:, None]
+    return projection.reshape(n, k, h, w).astype(np.float32)
+
+
+def layer_maps(network: Network, x: np.ndarray, targets: object, layers: Sequence[str], contributions: Contributions,
+               gradients: bool, eigen_smooth: bool, grid: tuple[int, int] | None, prefix: int | None
+               ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """One traced pass over all `layers`; per layer the ReLU'd map (N, K, h, w); plus logits and ids."""
+    trace = network.trace(x, targets, capture=layers, wrt=layers if gradients else ())
+    ids = trace.targets if trace.targets is not None else np.zeros((len(x), 1), np.int64)
+    maps = []
+    for layer in layers:
+        acts, grads = trace.activations[layer], trace.gradients[layer] if gradients else None
+        if not network.layer(layer, x.shape[1:]).spatial:
+            acts = as_grid(acts, grid, prefix)
+            grads = as_grid(grads, grid, prefix) if gradients else None
+        contrib = contributions(network, x, ids, layer, acts, grads)
+        summed = first_component(contrib) if eigen_smooth else contrib.sum(axis=-1)
+        maps.append(np.maximum(summed, 0).astype(np.float32))
+    return maps, trace.logits, ids
+
+
+def fuse(maps: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Several layers' maps on one grid: each upsampled to `size`, scaled by its own peak, averaged."""
+    whole = (0.0, 0.0, float(size[0]), float(size[1]))
+    scaled = []
+    for m in maps:
+        up = upsample(m, size, whole)
+        peak = up.max(axis=(-2, -1), keepdims=True)
+        scaled.append(np.where(peak > 0, up / np.where(peak > 0, peak, 1), 0))
+    return np.mean(scaled, axis=0).astype(np.float32)
+
+
+AUGMENTATIONS = [(flip, scale) for flip in (False, True) for scale in (1.0, 1.1, 0.9)]
+
+
+def augmented(x: np.ndarray, flip: bool, scale: float) -> np.ndarray:
+    """Test-time augmentation on model inputs: optional horizontal flip, then a multiplication."""
+    return (x[:, :, ::-1] if flip else x) * np.float32(scale)
