@@ -16,7 +16,6 @@ from ..errors import MethodError
 from ..models.base import Network
 from ..overlay import upsample
 from ..progress import progress_bar
-from ..targets import probabilities
 from .cam_template import AUGMENTATIONS, Contributions, augmented, fuse, layer_maps
 from .registry import MethodOutput, TargetFn, register
 
@@ -134,12 +133,14 @@ def eigencam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = 
                 grid=grid, prefix_tokens=prefix_tokens)
 
 
-@_register_cam("scorecam", "Score-CAM: channels weighted by the target's probability on inputs masked by them",
+@_register_cam("scorecam", "Score-CAM: channels weighted by the target's score on inputs masked by them",
                "Wang et al. 2020, Score-CAM: Score-Weighted Visual Explanations for CNNs", gradients=False)
 def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, batch_size: int = 32,
              eigen_smooth: bool = False, aug_smooth: bool = False, grid: tuple[int, int] | None = None,
              prefix_tokens: int | None = None, progress: bool = True) -> MethodOutput:
-    """H_k = normalise(upsample(A_k)); s_k = softmax(f(x * H_k))_c; w = softmax_k(s); M = ReLU(sum w_k A_k)."""
+    """H_k = normalise(upsample(A_k)); s_k = y^c(x * H_k); w = softmax_k(s) (the paper's Algorithm 1 on
+    the target's score, as pytorch-grad-cam does; softmax probabilities would saturate on confident
+    models and flatten the weights); M = ReLU(sum_k w_k A_k)."""
 
     def contributions(net: Network, inputs: np.ndarray, ids: np.ndarray, _l: str, a: np.ndarray, _g: None
                       ) -> np.ndarray:
@@ -154,8 +155,7 @@ def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = 
                     low = masks.min(axis=(1, 2), keepdims=True)
                     span = masks.max(axis=(1, 2), keepdims=True) - low
                     masks = np.where(span > 0, (masks - low) / np.where(span > 0, span, 1), 0)
-                    probs = probabilities(net.predict(inputs[i][None] * masks[..., None]))
-                    scores[i, :, chunk] = probs[:, ids[i]].T
+                    scores[i, :, chunk] = net.predict(inputs[i][None] * masks[..., None])[:, ids[i]].T
                     advance(chunk.stop - chunk.start)
         weights = np.exp(scores - scores.max(axis=2, keepdims=True))
         return _channel_weighted(weights / weights.sum(axis=2, keepdims=True), a)
