@@ -236,3 +236,24 @@ def test_cam_family_errors(setup):
         heatlens.explain(net, x, method="scorecam", batch_size=0)
     with pytest.raises(MethodError, match="names no layer"):
         heatlens.explain(net, x, layer=[])
+
+
+def test_softmax_scores(setup, rng):
+    model, x, xt, *_ = setup
+    act = model.features(xt)
+    act.retain_grad()
+    torch.softmax(model.fc(model.head(act).mean(dim=(2, 3))), dim=1)[:, 2].sum().backward()
+    g, a = act.grad.numpy(), act.detach().numpy()
+    model.zero_grad(set_to_none=True)
+    expected = relu_sum(g.mean(axis=(2, 3)), a)
+    np.testing.assert_allclose(ours(model, x, "gradcam", score="softmax"), expected, rtol=1e-4, atol=1e-7)
+    with pytest.raises(MethodError, match="score must be one of"):
+        ours(model, x, "gradcam", score="probit")
+
+
+def test_softmax_scores_keras_equals_torch(lite0, cat):
+    pytest.importorskip("keras")
+    lite_keras = heatlens.load_model("efficientnet_lite0", framework="keras")
+    ours_ = heatlens.explain(lite_keras, cat, method="layercam", score="softmax", upsample=False).maps
+    theirs = heatlens.explain(lite0, cat, method="layercam", score="softmax", upsample=False).maps
+    assert np.abs(ours_ - theirs).max() / theirs.max() < 1e-4

@@ -8,7 +8,7 @@ layer laid out on its grid (`grid`, `prefix_tokens`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -25,21 +25,21 @@ Layer = str | Sequence[str] | None
 
 def _cam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer, contributions: Contributions,
          gradients: bool = True, eigen_smooth: bool = False, aug_smooth: bool = False,
-         grid: tuple[int, int] | None = None, prefix_tokens: int | None = None) -> MethodOutput:
+         grid: tuple[int, int] | None = None, prefix_tokens: int | None = None, score: str = "logit") -> MethodOutput:
     """The template: one layer -> maps on its grid; several layers or aug_smooth -> maps on the input grid."""
     names = [layer] if layer is None or isinstance(layer, str) else list(layer)
     if not names:
         raise MethodError("layer=[] names no layer; give a layer name, a list of names, or None")
     names = [network.spatial_layer(name, x.shape[1:], tokens=True) for name in names]
     maps, logits, ids = layer_maps(network, x, targets, names, contributions, gradients, eigen_smooth, grid,
-                                   prefix_tokens)
+                                   prefix_tokens, score)
     if len(names) == 1 and not aug_smooth:
         return MethodOutput(maps[0], logits, ids, names[0])
     size = x.shape[1:3]
     fused = [fuse(maps, size)]
     for flip, scale in AUGMENTATIONS[1:] if aug_smooth else []:
         more, _, _ = layer_maps(network, augmented(x, flip, scale), ids, names, contributions, gradients,
-                                eigen_smooth, grid, prefix_tokens)
+                                eigen_smooth, grid, prefix_tokens, score)
         fused.append(fuse(more, size)[..., ::-1] if flip else fuse(more, size))
     return MethodOutput(np.mean(fused, axis=0), logits, ids, ", ".join(names),
                         extras={"layers": names, "aug_smooth": aug_smooth})
@@ -54,68 +54,68 @@ def _register_cam(name: str, summary: str, paper: str, gradients: bool = True):
     return register(name, summary, paper, needs_gradients=gradients, uses_layer=True)
 
 
-@_register_cam("gradcam", "Grad-CAM: ReLU of activations weighted by spatially averaged gradients",
-               "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
-               "Localization")
-def gradcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
-            aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None
-            ) -> MethodOutput:
+def _gradient_cam(name: str, summary: str, paper: str, contributions: Contributions) -> Callable[..., MethodOutput]:
+    """Register a gradient-weighted CAM whose contributions function carries the formula (its docstring)."""
+
+    @_register_cam(name, summary, paper)
+    def method(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
+               aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None,
+               score: str = "logit") -> MethodOutput:
+        return _cam(network, x, targets, layer, contributions, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
+                    grid=grid, prefix_tokens=prefix_tokens, score=score)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = contributions.__doc__
+    return method
+
+
+def _gradcam(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """L^c = ReLU(sum_k a_k^c A^k), a_k^c = 1/Z sum_ij dy^c / dA^k_ij."""
-    return _cam(network, x, targets, layer, lambda _n, _x, _i, _l, a, g: _channel_weighted(g.mean(axis=(2, 3)), a),
-                eigen_smooth=eigen_smooth, aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
+    return _channel_weighted(g.mean(axis=(2, 3)), a)
 
 
-@_register_cam("gradcam_plusplus", "Grad-CAM++: positive gradients weighted by second-order coefficients",
-               "Chattopadhay et al. 2018, Grad-CAM++: Generalized Gradient-Based Visual Explanations")
-def gradcam_plusplus(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None,
-                     eigen_smooth: bool = False, aug_smooth: bool = False, grid: tuple[int, int] | None = None,
-                     prefix_tokens: int | None = None) -> MethodOutput:
-    """w_k = sum_ij a_ij ReLU(g_ij), a_ij = g^2 / (2 g^2 + sum_ab A_ab g^3), with the exponential-score
-    closed form of the paper (0 where the gradient is 0)."""
-
-    def contributions(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
-        g2, g3 = g**2, g**3
-        denominator = 2 * g2 + a.sum(axis=(1, 2))[:, None, None, None, :] * g3
-        alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, EPS), 0)
-        return _channel_weighted((alpha * np.maximum(g, 0)).sum(axis=(2, 3)), a)
-
-    return _cam(network, x, targets, layer, contributions, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
-                grid=grid, prefix_tokens=prefix_tokens)
+def _gradcam_plusplus(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray
+                      ) -> np.ndarray:
+    """w_k = sum_ij a_ij ReLU(g_ij), a_ij = g^2 / (2 g^2 + sum_ab A_ab g^3) (the paper's closed form for an
+    exponential score; 0 where the gradient is 0); M = ReLU(sum_k w_k A_k)."""
+    g2, g3 = g**2, g**3
+    denominator = 2 * g2 + a.sum(axis=(1, 2))[:, None, None, None, :] * g3
+    alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, EPS), 0)
+    return _channel_weighted((alpha * np.maximum(g, 0)).sum(axis=(2, 3)), a)
 
 
-@_register_cam("xgradcam", "XGrad-CAM: gradients weighted by the normalised activations",
-               "Fu et al. 2020, Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs")
-def xgradcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
-             aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None
-             ) -> MethodOutput:
-    """w_k = sum_ij (A_ij / sum_ab A_ab) g_ij."""
-
-    def contributions(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
-        share = a / (a.sum(axis=(1, 2), keepdims=True) + EPS)
-        return _channel_weighted((g * share[:, None]).sum(axis=(2, 3)), a)
-
-    return _cam(network, x, targets, layer, contributions, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
-                grid=grid, prefix_tokens=prefix_tokens)
+def _xgradcam(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """w_k = sum_ij (A_ij / sum_ab A_ab) g_ij; M = ReLU(sum_k w_k A_k)."""
+    share = a / (a.sum(axis=(1, 2), keepdims=True) + EPS)
+    return _channel_weighted((g * share[:, None]).sum(axis=(2, 3)), a)
 
 
-@_register_cam("layercam", "LayerCAM: activations weighted per pixel by their positive gradients",
-               "Jiang et al. 2021, LayerCAM: Exploring Hierarchical Class Activation Maps for Localization")
-def layercam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
-             aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None
-             ) -> MethodOutput:
+def _layercam(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """M = ReLU(sum_k ReLU(g_k) * A_k), per pixel."""
-    return _cam(network, x, targets, layer, lambda _n, _x, _i, _l, a, g: np.maximum(g, 0) * a[:, None],
-                eigen_smooth=eigen_smooth, aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
+    return np.maximum(g, 0) * a[:, None]
 
 
-@_register_cam("hirescam", "HiResCAM: gradient times activation per pixel, summed over channels",
-               "Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM for faithful explanations")
-def hirescam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
-             aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None
-             ) -> MethodOutput:
+def _hirescam(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """M = ReLU(sum_k g_k * A_k), per pixel (the ReLU as in the other CAMs)."""
-    return _cam(network, x, targets, layer, lambda _n, _x, _i, _l, a, g: g * a[:, None],
-                eigen_smooth=eigen_smooth, aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
+    return g * a[:, None]
+
+
+gradcam = _gradient_cam(
+    "gradcam", "Grad-CAM: ReLU of activations weighted by spatially averaged gradients",
+    "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization",
+    _gradcam)
+gradcam_plusplus = _gradient_cam(
+    "gradcam_plusplus", "Grad-CAM++: positive gradients weighted by second-order coefficients",
+    "Chattopadhay et al. 2018, Grad-CAM++: Generalized Gradient-Based Visual Explanations", _gradcam_plusplus)
+xgradcam = _gradient_cam(
+    "xgradcam", "XGrad-CAM: gradients weighted by the normalised activations",
+    "Fu et al. 2020, Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs", _xgradcam)
+layercam = _gradient_cam(
+    "layercam", "LayerCAM: activations weighted per pixel by their positive gradients",
+    "Jiang et al. 2021, LayerCAM: Exploring Hierarchical Class Activation Maps for Localization", _layercam)
+hirescam = _gradient_cam(
+    "hirescam", "HiResCAM: gradient times activation per pixel, summed over channels",
+    "Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM for faithful explanations", _hirescam)
 
 
 @_register_cam("eigencam", "Eigen-CAM: first principal component of the activations (class-agnostic)",

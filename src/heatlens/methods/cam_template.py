@@ -36,10 +36,10 @@ def first_component(contributions: np.ndarray) -> np.ndarray:
 
 
 def layer_maps(network: Network, x: np.ndarray, targets: object, layers: Sequence[str], contributions: Contributions,
-               gradients: bool, eigen_smooth: bool, grid: tuple[int, int] | None, prefix: int | None
-               ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+               gradients: bool, eigen_smooth: bool, grid: tuple[int, int] | None, prefix: int | None,
+               score: str = "logit") -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """One traced pass over all `layers`; per layer the ReLU'd map (N, K, h, w); plus logits and ids."""
-    trace = network.trace(x, targets, capture=layers, wrt=layers if gradients else ())
+    trace = network.trace(x, targets, capture=layers, wrt=layers if gradients else (), score=score)
     ids = trace.targets if trace.targets is not None else np.zeros((len(x), 1), np.int64)
     maps = []
     for layer in layers:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import LayerError, close_matches
+from ..errors import LayerError, MethodError, close_matches
 from ..preprocess import Box, whole_image
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
@@ -90,12 +90,15 @@ class Split:
 
 
 RELU_RULES = ("normal", "guided", "deconv")
+SCORES = ("logit", "softmax")
 
 
-def check_relu(relu: str) -> None:
-    """Refuse an unknown ReLU rule before any work is done."""
+def check_relu(relu: str, score: str = "logit") -> None:
+    """Refuse an unknown ReLU rule or score before any work is done."""
     if relu not in RELU_RULES:
         raise ValueError(f"relu must be one of {RELU_RULES}. Received: {relu!r}")
+    if score not in SCORES:
+        raise MethodError(f"score must be one of {', '.join(SCORES)}. Received: {score!r}")
 
 
 class LayerRecorder:
@@ -150,6 +153,7 @@ class Network(abc.ABC):
         wrt: Sequence[str] = (),
         relu: str = "normal",
         inject: dict[str, np.ndarray] | None = None,
+        score: str = "logit",
     ) -> Trace:
         """One pass that returns only what is asked: activations at `capture`, and gradients of the
         scores of `targets` w.r.t. each name in `wrt` ('input' or a layer).
@@ -158,7 +162,8 @@ class Network(abc.ABC):
         such as 'top1' are resolved inside the same pass instead of costing an extra forward.
         `relu`: 'normal', or 'guided' / 'deconv' to change every ReLU's backward rule for this pass.
         `inject`: per layer, an activation (N, ...) that replaces the layer's output in this pass (its
-        gradient is then taken w.r.t. the injected value)."""
+        gradient is then taken w.r.t. the injected value). `score`: differentiate the model's outputs
+        as they are ('logit') or their softmax probabilities ('softmax')."""
 
     @abc.abstractmethod
     def split(self, layer: str) -> Split:

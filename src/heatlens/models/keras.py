@@ -84,11 +84,12 @@ class KerasNetwork(Network):
         wrt: Sequence[str] = (),
         relu: str = "normal",
         inject: dict[str, np.ndarray] | None = None,
+        score: str = "logit",
     ) -> Trace:
         inject = inject or {}
         for name in dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject]):
             self.layer(name, np.shape(x)[1:])
-        check_relu(relu)
+        check_relu(relu, score)
         if wrt and targets is None:
             raise ValueError("trace() needs target class ids to take gradients")
         x = np.asarray(x, np.float32)
@@ -101,7 +102,7 @@ class KerasNetwork(Network):
             self._trace_chunk(
                 chunk,
                 targets if targets is None or callable(targets) else targets[s : s + len(chunk)],
-                (tuple(capture), tuple(wrt), relu),
+                (tuple(capture), tuple(wrt), relu, score),
                 {name: np.asarray(value[s : s + len(chunk)], np.float32) for name, value in sorted(inject.items())},
             )
             for s, chunk in zip(range(0, len(x), self.batch_size), _chunks(x, self.batch_size), strict=True)
@@ -153,13 +154,13 @@ class KerasNetwork(Network):
         return Split(head=head, tail=tail)
 
     def _trace_chunk(self, x: np.ndarray, targets: Targets, what: tuple, inject: dict[str, np.ndarray]) -> Trace:
-        capture, wrt, relu = what
+        capture, wrt, relu, score = what
         top_k = targets.k if isinstance(targets, TopK) else 0
         n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
         ids = np.zeros((len(x), n_targets), np.int32) if top_k or targets is None else np.asarray(targets, np.int32)
         if targets is not None and not top_k:
             ids = check_ids(ids, len(x), self._class_count(x.shape[1:])).astype(np.int32)
-        key = (capture, wrt, n_targets, bool(top_k), relu, tuple(inject), x.shape[1:])
+        key = (capture, wrt, n_targets, bool(top_k), relu, score, tuple(inject), x.shape[1:])
         args = (tf.constant(x), tf.constant(ids), tuple(tf.constant(v) for v in inject.values()))
         logits, ids_out, acts, grads = self._run_step(key, args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
@@ -186,7 +187,7 @@ class KerasNetwork(Network):
         return self._guard(lambda: step.python_function(*args), shape)
 
     def _make_step(self, capture: tuple[str, ...], wrt: tuple[str, ...], n_targets: int, top_k: bool, relu: str,
-                   injected: tuple[str, ...], shape: tuple[int, ...]) -> Any:
+                   score: str, injected: tuple[str, ...], shape: tuple[int, ...]) -> Any:
         names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *injected]))
         objects = {name: self._layer_object(name) for name in names}
         calls = {name: self.layer(name, shape).calls for name in injected}
@@ -205,7 +206,8 @@ class KerasNetwork(Network):
                     logits = _scores(self.model(x, training=False))
                 if top_k:
                     ids = tf.math.top_k(logits, n_targets).indices
-                picked = [tf.reduce_sum(tf.gather(logits, ids[:, k], batch_dims=1)) for k in range(n_targets)]
+                outputs = tf.nn.softmax(logits, axis=1) if score == "softmax" else logits
+                picked = [tf.reduce_sum(tf.gather(outputs, ids[:, k], batch_dims=1)) for k in range(n_targets)]
             missing = [name for name in names if name not in held]
             if missing:
                 raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")

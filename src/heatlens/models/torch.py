@@ -95,12 +95,13 @@ class TorchNetwork(Network):
         wrt: Sequence[str] = (),
         relu: str = "normal",
         inject: dict[str, np.ndarray] | None = None,
+        score: str = "logit",
     ) -> Trace:
         inject = inject or {}
         layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject]))
         for name in layer_names:
             self.layer(name, np.shape(x)[1:])
-        check_relu(relu)
+        check_relu(relu, score)
         if wrt and targets is None:
             raise ValueError("trace() needs target class ids to take gradients")
         if layer_names and self.scripted:
@@ -109,7 +110,7 @@ class TorchNetwork(Network):
             self._trace_chunk(
                 x[s : s + self.batch_size],
                 targets if targets is None or callable(targets) else targets[s : s + self.batch_size],
-                capture, wrt, relu, {name: value[s : s + self.batch_size] for name, value in inject.items()},
+                capture, wrt, (relu, score), {name: value[s : s + self.batch_size] for name, value in inject.items()},
             )
             for s in range(0, len(x), self.batch_size)
         ]
@@ -169,9 +170,10 @@ class TorchNetwork(Network):
         targets: Targets,
         capture: Sequence[str],
         wrt: Sequence[str],
-        relu: str,
+        rules: tuple[str, str],
         inject: dict[str, np.ndarray],
     ) -> Trace:
+        relu, score = rules
         grad_layers = {w for w in wrt if w != "input"}
         held: dict[str, torch.Tensor] = {}
         calls = {name: self.layer(name, x.shape[1:]).calls for name in inject}
@@ -211,7 +213,8 @@ class TorchNetwork(Network):
                 raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
             ids = None if targets is None else check_ids(targets(scores) if callable(targets) else targets,
                                                          *scores.shape)
-            gradients = self._gradients(logits, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
+            outputs = torch.softmax(logits, dim=1) if score == "softmax" else logits
+            gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
         return Trace(
             logits=scores,
             targets=ids,
