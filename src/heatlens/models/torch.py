@@ -63,9 +63,9 @@ class TorchNetwork(Network):
 
     @property
     def device(self) -> torch.device:
-        for tensor in (*self.module.parameters(), *self.module.buffers()):
-            return tensor.device
-        return torch.device("cpu")
+        tensor = next(self.module.parameters(), None)
+        tensor = tensor if tensor is not None else next(self.module.buffers(), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
 
     @property
     def scripted(self) -> bool:
@@ -294,8 +294,8 @@ class TorchNetwork(Network):
 
     def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
         """Channels-last numpy -> NCHW tensor on the model's device; the layout change runs there."""
-        dtype = next(iter(self.module.parameters()), torch.empty(0)).dtype
-        dtype = dtype if dtype.is_floating_point else torch.float32
+        first = next(self.module.parameters(), None)
+        dtype = first.dtype if first is not None and first.dtype.is_floating_point else torch.float32
         tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device, dtype)
         return tensor.permute(0, 3, 1, 2).contiguous() if tensor.ndim == 4 else tensor
 
@@ -303,16 +303,17 @@ class TorchNetwork(Network):
     def _session(self) -> Iterator[None]:
         """Eval mode for the call, and on CUDA full float32 (no TF32) unless `precise=False`; every
         module's train/eval flag and the TF32 switches are restored afterwards, whatever happens."""
-        modes = [(m, m.training) for m in self.module.modules()]
+        modes = [(m, m.training) for m in self.module.modules() if m.training]
         switches = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-        self.module.eval()
+        for m, _ in modes:
+            m.training = False
         if self.precise and self.device.type == "cuda":
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         try:
             yield
         finally:
-            for m, training in modes:
-                m.training = training
+            for m, _ in modes:
+                m.training = True
             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = switches
 
 @contextlib.contextmanager
