@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from ..errors import MethodError
 from ..images import as_batch, as_float_batch
 from ..models.base import Network
 from ..overlay import upsample
 from ..progress import progress_bar
+from .baselines import make_baseline
 from .cam import gradcam
 from .registry import MethodOutput, TargetFn, register
 
@@ -134,7 +134,7 @@ def integrated_gradients(network: Network, x: np.ndarray, targets: TargetFn, ste
     Completeness: sum A = y(x) - y(x'); what the quadrature leaves is in extras['completeness_gap']."""
     _positive("steps", steps)
     logits, ids = _explained(network, x, targets)
-    base = _baseline(network, x, baseline, np.random.default_rng(seed))
+    base = make_baseline(network, x, baseline, np.random.default_rng(seed))
     alphas, weights = quadrature(integration, steps)
 
     def make(index: np.ndarray) -> tuple:
@@ -218,29 +218,6 @@ def _explained(network: Network, x: np.ndarray, targets: TargetFn) -> tuple[np.n
     """The logits of x and the target ids, resolved once before any sampling."""
     trace = network.trace(x, targets)
     return trace.logits, trace.targets
-
-
-def _baseline(network: Network, x: np.ndarray, baseline: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The baseline x' in model-input space: 'black' (a black photo, preprocessed), 'blurred', 'uniform'
-    noise over x's value range, or an array broadcastable to x."""
-    if isinstance(baseline, np.ndarray):
-        try:
-            return np.broadcast_to(baseline.astype(np.float32), x.shape).copy()
-        except ValueError:
-            raise MethodError(f"baseline of shape {baseline.shape} does not fit inputs of shape {x.shape}") from None
-    if baseline == "black":
-        if network.preprocess is None:
-            return np.zeros_like(x)
-        black = network.prepare(np.zeros((1, *x.shape[1:3], 3), np.uint8))
-        return np.broadcast_to(black, x.shape).copy()
-    if baseline == "blurred":
-        sigma = max(x.shape[1:3]) / 20
-        return gaussian_filter(x, sigma=(0, sigma, sigma, 0)).astype(np.float32)
-    if baseline == "uniform":
-        low = x.min(axis=(1, 2, 3), keepdims=True)
-        high = x.max(axis=(1, 2, 3), keepdims=True)
-        return (low + (high - low) * rng.uniform(size=x.shape)).astype(np.float32)
-    raise MethodError(f"unknown baseline {baseline!r}: use 'black', 'blurred', 'uniform' or an array")
 
 
 def _prepared(network: Network, images: object) -> np.ndarray:

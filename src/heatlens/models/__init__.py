@@ -31,7 +31,7 @@ def wrap(
     name: str | None = None,
     **options: Any,
 ) -> Network:
-    """Wrap a framework model as a Network.
+    """Wrap a framework model, or a plain predict(inputs) -> scores function, as a Network.
 
     preprocess: a preset ('imagenet': resize 256, crop 224, torchvision mean/std; 'efficientnet_lite'),
     a callable from (N, H, W, 3) uint8 photos to (N, h, w, C) float inputs, or None to pass model-ready
@@ -52,9 +52,13 @@ def wrap(
         from .torch import TorchNetwork
 
         return TorchNetwork(model, preprocess=prep, classes=names, name=name, **options)
+    if callable(model) and not isinstance(model, type):
+        from .blackbox import BlackBoxNetwork
+
+        return BlackBoxNetwork(model, preprocess=prep, classes=names, name=name, **options)
     raise ModelError(
         f"cannot wrap a {type(model).__module__}.{type(model).__name__}: expected a torch.nn.Module, "
-        "a Keras 3 model, a heatlens Network or a model name (see `heatlens models`)"
+        "a Keras 3 model, a predict(inputs) -> scores function, a heatlens Network or a model name"
     )
 
 

@@ -1,0 +1,200 @@
+"""Perturbation methods: occlusion, RISE and LIME. They need predictions only, so they run on every
+Network, black-box predict functions included. Inputs are perturbed in model-input space, in batches
+built with numpy (no per-sample Python image loops), seeded for reproducibility."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+from sklearn.linear_model import Ridge
+from sklearn.metrics import pairwise_distances
+
+from ..errors import MethodError
+from ..images import to_display
+from ..models.base import Network
+from ..overlay import upsample
+from ..progress import progress_bar
+from .baselines import make_baseline
+from .batching import batch_size_for
+from .registry import MethodOutput, TargetFn, register
+
+
+def _explained(network: Network, x: np.ndarray, targets: TargetFn) -> tuple[np.ndarray, np.ndarray]:
+    trace = network.trace(x, targets)
+    return trace.logits, trace.targets
+
+
+def _chunks(total: int, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, total, size):
+        yield np.arange(start, min(start + size, total))
+
+
+def _target_scores(network: Network, make: Callable[[np.ndarray], np.ndarray], total: int, ids: np.ndarray,
+                   batch_size: int, label: str, progress: bool) -> np.ndarray:
+    """Scores (total, K) of the target classes `ids` (K,) for the `total` inputs `make(indices)` builds."""
+    out = np.zeros((total, len(ids)), np.float32)
+    with progress_bar(total, label, progress and total > batch_size) as advance:
+        for index in _chunks(total, batch_size):
+            out[index] = network.predict(make(index))[:, ids]
+            advance(len(index))
+    return out
+
+
+@register("occlusion", "Occlusion: the score drop when a sliding window is filled, averaged per pixel",
+          "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
+          needs_gradients=False, uses_layer=False, black_box=True)
+def occlusion(network: Network, x: np.ndarray, targets: TargetFn, window: int = 16, stride: int = 8,
+              fill: str | float = "black", batch_size: int | str = "auto", progress: bool = True) -> MethodOutput:
+    """A(p) = mean over windows W containing p of [y(x) - y(x with W filled)]."""
+    if window < 1 or stride < 1:
+        raise MethodError(f"window and stride must be positive. Received: window={window}, stride={stride}")
+    logits, ids = _explained(network, x, targets)
+    h, w = x.shape[1:3]
+    rows = _window_masks(h, min(window, h), stride)
+    cols = _window_masks(w, min(window, w), stride)
+    masks = (rows[:, None, :, None] & cols[None, :, None, :]).reshape(-1, h, w)
+    covered = masks.sum(axis=0).astype(np.float32)
+    base = _fill(network, x, fill)
+    size = batch_size_for(network, x[0], batch_size, len(masks))
+    maps = np.zeros((len(x), ids.shape[1], h, w), np.float32)
+    for i in range(len(x)):
+        scores = _target_scores(network, lambda index, i=i: np.where(masks[index][..., None], base[i], x[i]),
+                                len(masks), ids[i], size, "Occlusion", progress)
+        drops = logits[i, ids[i]][None] - scores
+        maps[i] = np.einsum("pk,phw->khw", drops, masks.astype(np.float32)) / covered
+    return MethodOutput(maps, logits, ids, extras={"window": window, "stride": stride, "windows": len(masks)})
+
+
+def _window_masks(length: int, window: int, stride: int) -> np.ndarray:
+    """(positions, length) booleans: every window start at `stride`, plus one flush with the end."""
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] != length - window:
+        starts.append(length - window)
+    positions = np.arange(length)
+    return (positions[None] >= np.array(starts)[:, None]) & (positions[None] < np.array(starts)[:, None] + window)
+
+
+def _fill(network: Network, x: np.ndarray, fill: str | float) -> np.ndarray:
+    if isinstance(fill, int | float) and not isinstance(fill, bool):
+        return np.full_like(x, fill)
+    if fill == "mean":
+        return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).copy()
+    return make_baseline(network, x, fill, np.random.default_rng(0))
+
+
+@register("rise", "RISE: scores on randomly masked inputs, averaged with their masks",
+          "Petsiuk et al. 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models",
+          needs_gradients=False, uses_layer=False, black_box=True)
+def rise(network: Network, x: np.ndarray, targets: TargetFn, n_masks: int = 2000, cells: int = 7,
+         p: float = 0.5, fill: str | float = "black", batch_size: int | str = "auto", seed: int = 0,
+         progress: bool = True) -> MethodOutput:
+    """S = 1 / (N p) sum_i y(x_b + (x - x_b) * M_i) M_i, M_i a random cells x cells binary grid kept with
+    probability p, upsampled bilinearly and shifted by a random fraction of a cell (x_b: the fill)."""
+    if n_masks < 1 or cells < 1 or not 0 < p <= 1:
+        raise MethodError(f"rise needs n_masks >= 1, cells >= 1 and 0 < p <= 1. Received: {n_masks}, {cells}, {p}")
+    logits, ids = _explained(network, x, targets)
+    masks = _rise_masks(n_masks, cells, p, x.shape[1:3], np.random.default_rng(seed))
+    base = _fill(network, x, fill)
+    size = batch_size_for(network, x[0], batch_size, n_masks)
+    maps = np.zeros((len(x), ids.shape[1], *x.shape[1:3]), np.float32)
+    for i in range(len(x)):
+        scores = _target_scores(network, lambda index, i=i: base[i] + (x[i] - base[i]) * masks[index][..., None],
+                                n_masks, ids[i], size, "RISE", progress)
+        maps[i] = np.einsum("nk,nhw->khw", scores, masks) / (n_masks * p)
+    return MethodOutput(maps, logits, ids, extras={"n_masks": n_masks, "cells": cells, "p": p})
+
+
+def _rise_masks(n: int, cells: int, p: float, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    h, w = size
+    cell_h, cell_w = -(-h // cells), -(-w // cells)
+    grids = (rng.random((n, cells, cells)) < p).astype(np.float32)
+    big = (cells + 1) * cell_h, (cells + 1) * cell_w
+    up = upsample(grids, big, (0.0, 0.0, float(cells * cell_h), float(cells * cell_w)))
+    dy, dx = rng.integers(0, cell_h, n), rng.integers(0, cell_w, n)
+    rows = (dy[:, None] + np.arange(h)[None])[:, :, None]
+    cols = (dx[:, None] + np.arange(w)[None])[:, None, :]
+    return up[np.arange(n)[:, None, None], rows, cols].astype(np.float32)
+
+
+SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb")
+
+
+@register("lime", "LIME: a weighted linear surrogate over superpixels switched on and off",
+          "Ribeiro et al. 2016, \"Why Should I Trust You?\": Explaining the Predictions of Any Classifier",
+          needs_gradients=False, uses_layer=False, black_box=True)
+def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 1000,
+         segmentation: str = "quickshift", segments: np.ndarray | None = None, hide: str | float = "mean",
+         kernel_width: float = 0.25, batch_size: int | str = "auto", seed: int = 0,
+         progress: bool = True) -> MethodOutput:
+    """Sample z in {0, 1}^F (the first all ones), score x with the superpixels where z = 0 hidden, weight
+    each sample by sqrt(exp(-d^2 / width^2)), d the cosine distance of z to all ones, and fit a weighted
+    ridge regression (alpha 1) per target; a pixel's map value is its superpixel's coefficient.
+
+    `hide`: 'mean' (each superpixel's mean colour, as lime does), 'blur', 'black' or a number.
+    `segments`: your own label image (h, w) or (N, h, w) instead of `segmentation`."""
+    if num_samples < 2:
+        raise MethodError(f"num_samples must be at least 2. Received: {num_samples}")
+    logits, ids = _explained(network, x, targets)
+    size = batch_size_for(network, x[0], batch_size, num_samples)
+    labels = _segments(x, segmentation, segments, seed)
+    maps = np.zeros((len(x), ids.shape[1], *x.shape[1:3]), np.float32)
+    weights, intercepts, fits = [], [], []
+    for i in range(len(x)):
+        seg = labels[i]
+        count = int(seg.max()) + 1
+        z = np.random.RandomState(seed).randint(0, 2, num_samples * count).reshape(num_samples, count)
+        z[0, :] = 1
+        hidden = _hidden(network, x[i], seg, hide)
+        scores = _target_scores(network, lambda index, seg=seg, z=z, hidden=hidden, i=i: np.where(
+            (z[index][:, seg] == 0)[..., None], hidden, x[i]), num_samples, ids[i], size, "LIME", progress)
+        distances = pairwise_distances(z, z[:1], metric="cosine").ravel()
+        kernel = np.sqrt(np.exp(-(distances**2) / kernel_width**2))
+        coefs, bias, r2 = [], [], []
+        for k in range(ids.shape[1]):
+            model = Ridge(alpha=1.0, fit_intercept=True).fit(z, scores[:, k], sample_weight=kernel)
+            coefs.append(model.coef_)
+            bias.append(model.intercept_)
+            r2.append(model.score(z, scores[:, k], sample_weight=kernel))
+        weights.append(np.array(coefs, np.float32))
+        intercepts.append(bias)
+        fits.append(r2)
+        maps[i] = weights[-1][:, seg]
+    return MethodOutput(maps, logits, ids, extras={
+        "segments": labels, "weights": weights, "intercept": np.array(intercepts), "score": np.array(fits),
+        "num_samples": num_samples})
+
+
+def _segments(x: np.ndarray, segmentation: str, given: np.ndarray | None, seed: int) -> np.ndarray:
+    if given is not None:
+        labels = np.asarray(given)
+        labels = np.broadcast_to(labels, (len(x), *labels.shape[-2:])) if labels.ndim == 2 else labels
+        if labels.shape != (len(x), *x.shape[1:3]) or labels.dtype.kind not in "iu" or labels.min() < 0:
+            raise MethodError(f"segments must be non-negative integer labels of shape {x.shape[1:3]}. "
+                              f"Received: shape={labels.shape}, dtype={labels.dtype}")
+        return np.stack([np.unique(s, return_inverse=True)[1].reshape(s.shape) for s in labels])
+    from skimage import segmentation as skseg
+
+    shown = to_display(x)
+    if segmentation == "quickshift":
+        return np.stack([skseg.quickshift(img, kernel_size=4, max_dist=200, ratio=0.2, rng=seed) for img in shown])
+    if segmentation == "slic":
+        return np.stack([skseg.slic(img, n_segments=50, compactness=10, start_label=0) for img in shown])
+    if segmentation == "felzenszwalb":
+        return np.stack([skseg.felzenszwalb(img, scale=100, sigma=0.5, min_size=50) for img in shown])
+    raise MethodError(f"unknown segmentation '{segmentation}': use one of {', '.join(SEGMENTATIONS)}")
+
+
+def _hidden(network: Network, image: np.ndarray, segments: np.ndarray, hide: str | float) -> np.ndarray:
+    """The image as it looks with every superpixel hidden."""
+    if hide == "mean":
+        count = int(segments.max()) + 1
+        sums = np.zeros((count, image.shape[-1]))
+        np.add.at(sums, segments, image)
+        means = sums / np.bincount(segments.ravel(), minlength=count)[:, None]
+        return means[segments].astype(np.float32)
+    if hide == "blur":
+        sigma = max(image.shape[:2]) / 20
+        return gaussian_filter(image, sigma=(sigma, sigma, 0)).astype(np.float32)
+    return _fill(network, image[None], hide)[0]

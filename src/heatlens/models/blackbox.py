@@ -1,0 +1,64 @@
+"""Adapter for a plain `predict(inputs) -> scores` function: any framework, or none (an ONNX session,
+a web service wrapper). It offers predictions only, so only perturbation methods can run on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..errors import MethodError, ModelError
+from ..targets import check_ids, check_scores
+from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+class BlackBoxNetwork(Network):
+    """A predict function seen as a Network: `predict` in batches, `trace` for scores only."""
+
+    def __init__(self, predict: Predict, preprocess: Preprocess | None = None, classes: Sequence[str] | None = None,
+                 name: str | None = None, batch_size: int = 32) -> None:
+        if not callable(predict):
+            raise ModelError(f"expected a predict function. Received: {type(predict).__name__}")
+        self.function = predict
+        self.preprocess = preprocess
+        self.classes = list(classes) if classes is not None else None
+        self.name = name or getattr(predict, "__name__", "predict")
+        self.batch_size = batch_size
+
+    def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
+        return []
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(x), self.batch_size):
+            chunk = x[start : start + self.batch_size]
+            try:
+                scores = np.asarray(self.function(chunk))
+            except Exception as exc:
+                raise ModelError(f"{self.name} failed on inputs of shape {chunk.shape}: {exc}") from exc
+            if scores.ndim != 2 or len(scores) != len(chunk):
+                raise ModelError(
+                    f"{self.name} must return scores of shape (N, classes) for N inputs. Received: shape="
+                    f"{scores.shape} for {len(chunk)} inputs"
+                )
+            chunks.append(scores)
+        return check_scores(np.concatenate(chunks))
+
+    def trace(self, x: np.ndarray, targets: Targets = None, capture: Sequence[str] = (), wrt: Sequence[str] = (),
+              relu: str = "normal", inject: dict[str, np.ndarray] | None = None, score: str = "logit") -> Trace:
+        if capture or wrt or inject or relu != "normal":
+            raise MethodError(
+                f"{self.name} is a black-box predict function: it has no layers or gradients, so only "
+                "perturbation methods (occlusion, rise, lime, shap_partition) can explain it"
+            )
+        scores = self.predict(x)
+        ids = None if targets is None else check_ids(targets(scores) if callable(targets) else targets, *scores.shape)
+        return Trace(logits=scores, targets=ids)
+
+    def split(self, layer: str) -> Split:
+        raise MethodError(f"{self.name} is a black-box predict function and has no layers to split at")
+
+    def default_layer(self, input_shape: tuple[int, ...] | None = None) -> str:
+        raise MethodError(f"{self.name} is a black-box predict function: use a perturbation method")
