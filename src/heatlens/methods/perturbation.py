@@ -111,7 +111,7 @@ def _rise_masks(n: int, cells: int, p: float, size: tuple[int, int], rng: np.ran
     cell_h, cell_w = -(-h // cells), -(-w // cells)
     grids = (rng.random((n, cells, cells)) < p).astype(np.float32)
     big = (cells + 1) * cell_h, (cells + 1) * cell_w
-    up = upsample(grids, big, (0.0, 0.0, float(cells * cell_h), float(cells * cell_w)))
+    up = upsample(grids, big, (0.0, 0.0, float(big[0]), float(big[1])))
     dy, dx = rng.integers(0, cell_h, n), rng.integers(0, cell_w, n)
     rows = (dy[:, None] + np.arange(h)[None])[:, :, None]
     cols = (dx[:, None] + np.arange(w)[None])[:, None, :]
@@ -126,14 +126,15 @@ SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb")
           needs_gradients=False, uses_layer=False, black_box=True)
 def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 1000,
          segmentation: str = "quickshift", segments: np.ndarray | None = None, hide: str | float = "mean",
-         kernel_width: float = 0.25, batch_size: int | str = "auto", seed: int = 0,
-         progress: bool = True) -> MethodOutput:
+         kernel_width: float = 0.25, samples: np.ndarray | None = None, batch_size: int | str = "auto",
+         seed: int = 0, progress: bool = True) -> MethodOutput:
     """Sample z in {0, 1}^F (the first all ones), score x with the superpixels where z = 0 hidden, weight
     each sample by sqrt(exp(-d^2 / width^2)), d the cosine distance of z to all ones, and fit a weighted
     ridge regression (alpha 1) per target; a pixel's map value is its superpixel's coefficient.
 
     `hide`: 'mean' (each superpixel's mean colour, as lime does), 'blur', 'black' or a number.
-    `segments`: your own label image (h, w) or (N, h, w) instead of `segmentation`."""
+    `segments`: your own label image (h, w) or (N, h, w) instead of `segmentation`. `samples`: your own
+    binary sample matrix (num_samples, superpixels) instead of the seeded random one."""
     if num_samples < 2:
         raise MethodError(f"num_samples must be at least 2. Received: {num_samples}")
     logits, ids = _explained(network, x, targets)
@@ -144,8 +145,7 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
     for i in range(len(x)):
         seg = labels[i]
         count = int(seg.max()) + 1
-        z = np.random.RandomState(seed).randint(0, 2, num_samples * count).reshape(num_samples, count)
-        z[0, :] = 1
+        z = _sample_matrix(samples, num_samples, count, seed)
         hidden = _hidden(network, x[i], seg, hide)
         scores = _target_scores(network, lambda index, seg=seg, z=z, hidden=hidden, i=i: np.where(
             (z[index][:, seg] == 0)[..., None], hidden, x[i]), num_samples, ids[i], size, "LIME", progress)
@@ -164,6 +164,19 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
     return MethodOutput(maps, logits, ids, extras={
         "segments": labels, "weights": weights, "intercept": np.array(intercepts), "score": np.array(fits),
         "num_samples": num_samples})
+
+
+def _sample_matrix(given: np.ndarray | None, num_samples: int, count: int, seed: int) -> np.ndarray:
+    """Which superpixels each sample keeps: the given matrix, or seeded coin flips; the first keeps all."""
+    if given is None:
+        z = np.random.RandomState(seed).randint(0, 2, num_samples * count).reshape(num_samples, count)
+    else:
+        z = np.asarray(given)
+        if z.shape != (num_samples, count) or not np.isin(z, (0, 1)).all():
+            raise MethodError(f"samples must be a 0/1 matrix of shape ({num_samples}, {count}). Received: {z.shape}")
+        z = z.copy()
+    z[0, :] = 1
+    return z
 
 
 def _segments(x: np.ndarray, segmentation: str, given: np.ndarray | None, seed: int) -> np.ndarray:

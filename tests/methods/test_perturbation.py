@@ -1,0 +1,128 @@
+"""Perturbation methods: planted signals, the lime package as an oracle, black-box models, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import heatlens
+from heatlens import MethodError
+
+SIZE = 32
+REGION = (slice(8, 16), slice(18, 26))
+
+
+def planted(x: np.ndarray) -> np.ndarray:
+    """Class 0's score depends only on the region's brightness; class 1's on nothing."""
+    signal = x[:, REGION[0], REGION[1], :].mean(axis=(1, 2, 3)) * 10
+    return np.stack([signal, np.zeros_like(signal)], axis=1)
+
+
+@pytest.fixture
+def photo(rng):
+    return rng.uniform(0.2, 0.8, (1, SIZE, SIZE, 3)).astype(np.float32)
+
+
+def region_first(m: np.ndarray) -> bool:
+    """The peak is in the region, and the region stands out from the rest (RISE maps carry an offset)."""
+    inside = np.zeros(m.shape, bool)
+    inside[REGION] = True
+    y, x = np.unravel_index(m.argmax(), m.shape)
+    m = m - np.median(m)
+    return bool(inside[y, x]) and m[inside].mean() > 5 * np.abs(m[~inside]).mean()
+
+
+@pytest.mark.parametrize(("method", "options"), [
+    ("occlusion", {"window": 4, "stride": 2, "fill": 0.0}),
+    ("rise", {"n_masks": 1500, "cells": 8, "fill": 0.0}),
+    ("lime", {"num_samples": 600, "hide": 0.0,
+              "segments": (np.arange(SIZE)[:, None] // 4) * 8 + (np.arange(SIZE)[None, :] // 4)}),
+])
+def test_planted_region_ranks_first(photo, method, options):
+    net = heatlens.wrap(planted, preprocess=None, name="planted")
+    result = heatlens.explain(net, photo, method=method, target=0, progress=False, **options)
+    assert region_first(result.maps[0, 0]), method
+
+
+def test_occlusion_by_hand(photo):
+    net = heatlens.wrap(planted, preprocess=None)
+    result = heatlens.explain(net, photo, method="occlusion", target=0, window=SIZE, stride=SIZE, fill=0.0)
+    expected = planted(photo)[0, 0] - planted(np.zeros_like(photo))[0, 0]
+    np.testing.assert_allclose(result.maps[0, 0], expected, rtol=1e-5)
+
+
+def test_rise_on_a_linear_model_follows_its_weights():
+    """RISE blurs a model's weights by the mask correlation; a smooth ramp comes through."""
+    weights = np.tile(np.linspace(0, 1, SIZE, dtype=np.float32), (SIZE, 1))
+
+    def linear(x):
+        return np.stack([(x[..., 0] * weights).sum(axis=(1, 2)), np.zeros(len(x))], axis=1)
+
+    photo = np.ones((1, SIZE, SIZE, 3), np.float32)
+    result = heatlens.explain(heatlens.wrap(linear, preprocess=None), photo, method="rise", target=0, n_masks=4000,
+                              fill=0.0, cells=4, seed=1)
+    correlation = np.corrcoef(result.maps[0, 0].ravel(), weights.ravel())[0, 1]
+    assert correlation > 0.8
+
+
+def test_lime_equals_the_lime_package(photo):
+    lime_image = pytest.importorskip("lime.lime_image")
+    segments = (np.arange(SIZE)[:, None] // 8) * 4 + (np.arange(SIZE)[None, :] // 8)
+    theirs = lime_image.LimeImageExplainer(random_state=3).explain_instance(
+        photo[0].astype(np.float64), planted, labels=(0,), top_labels=None, hide_color=None, num_samples=200,
+        segmentation_fn=lambda _img: segments, batch_size=10)
+    state = np.random.RandomState(3)
+    state.randint(0, high=1000)  # lime draws its segmentation seed first
+    samples = state.randint(0, 2, 200 * 16).reshape(200, 16)
+    ours = heatlens.explain(heatlens.wrap(planted, preprocess=None), photo, method="lime", target=0,
+                            num_samples=200, segments=segments, samples=samples)
+    expected = np.zeros(16)
+    for feature, weight in theirs.local_exp[0]:
+        expected[feature] = weight
+    # heatlens scores in float32, lime in float64: agreement to float32 precision (1e-5 of weights ~0.05)
+    np.testing.assert_allclose(ours.extras["weights"][0][0], expected, atol=1e-5)
+    assert ours.extras["intercept"][0][0] == pytest.approx(theirs.intercept[0], rel=1e-5)
+    assert ours.extras["score"][0][0] == pytest.approx(theirs.score, rel=1e-4)
+
+
+def test_lime_segmentations_and_several_targets(photo):
+    net = heatlens.wrap(planted, preprocess=None)
+    for segmentation in ("quickshift", "slic", "felzenszwalb"):
+        result = heatlens.explain(net, photo, method="lime", target=[0, 1], num_samples=50, segmentation=segmentation,
+                                  batch_size=16)
+        assert result.maps.shape == (1, 2, SIZE, SIZE) and np.isfinite(result.maps).all()
+        assert result.extras["segments"].shape == (1, SIZE, SIZE)
+    with pytest.raises(MethodError, match="unknown segmentation"):
+        heatlens.explain(net, photo, method="lime", segmentation="watershed")
+
+
+def test_black_box_refuses_gradient_methods_clearly(photo):
+    net = heatlens.wrap(planted, preprocess=None)
+    with pytest.raises(MethodError, match="perturbation methods"):
+        heatlens.explain(net, photo, method="saliency")
+    with pytest.raises(MethodError, match="black-box"):
+        heatlens.explain(net, photo)
+
+
+def test_black_box_output_errors(photo):
+    with pytest.raises(heatlens.ModelError, match=r"shape \(N, classes\)"):
+        heatlens.explain(heatlens.wrap(lambda x: x.sum(), preprocess=None), photo, method="occlusion")
+    with pytest.raises(heatlens.ModelError, match="NaN or infinite"):
+        heatlens.explain(heatlens.wrap(lambda x: np.full((len(x), 2), np.nan), preprocess=None), photo,
+                         method="occlusion")
+
+
+def test_seeds_batch_sizes_and_auto(photo):
+    net = heatlens.wrap(planted, preprocess=None)
+    a = heatlens.explain(net, photo, method="rise", target=0, n_masks=64, seed=1, batch_size=8).maps
+    b = heatlens.explain(net, photo, method="rise", target=0, n_masks=64, seed=1, batch_size="auto").maps
+    c = heatlens.explain(net, photo, method="rise", target=0, n_masks=64, seed=2, batch_size=8).maps
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert not np.allclose(a, c)
+    with pytest.raises(MethodError, match="batch_size"):
+        heatlens.explain(net, photo, method="rise", batch_size=0)
+
+
+def test_perturbation_methods_on_framework_models(lite0, cat):
+    result = heatlens.explain(lite0, cat, method="occlusion", window=56, stride=56, progress=False)
+    assert result.maps.shape == (1, 1, *cat.shape[:2]) and np.isfinite(result.maps).all()
