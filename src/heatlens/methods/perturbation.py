@@ -211,3 +211,103 @@ def _hidden(network: Network, image: np.ndarray, segments: np.ndarray, hide: str
         sigma = max(image.shape[:2]) / 20
         return gaussian_filter(image, sigma=(sigma, sigma, 0)).astype(np.float32)
     return _fill(network, image[None], hide)[0]
+
+
+@register("shap_partition", "SHAP partition: Owen values over a hierarchy of image halves, within max_evals",
+          "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions (Partition explainer: "
+          "Owen values)", needs_gradients=False, uses_layer=False, black_box=True)
+def shap_partition(network: Network, x: np.ndarray, targets: TargetFn, max_evals: int = 1000,
+                   masker: str | float = "blur", min_block: int = 4, batch_size: int | str = "auto",
+                   progress: bool = True) -> MethodOutput:
+    """Owen values on a binary partition of the image (each block split in halves along its longer side).
+
+    A block's value in a context is shared between its halves as the average of each half's marginal
+    contribution with the other half absent and present; blocks not expanded within `max_evals` keep
+    their value spread evenly over their pixels. So the values always add up exactly:
+    sum A = y(x) - y(x fully masked). `masker`: 'blur' (a heavy Gaussian blur of x), 'black' or a number."""
+    if max_evals < 2 or min_block < 1:
+        raise MethodError(f"shap_partition needs max_evals >= 2 and min_block >= 1. Received: {max_evals}, "
+                          f"{min_block}")
+    logits, ids = _explained(network, x, targets)
+    masked = make_baseline(network, x, "blurred", None) if masker == "blur" else _fill(network, x, masker)
+    size = batch_size_for(network, x[0], batch_size, max_evals)
+    maps = np.zeros((len(x), ids.shape[1], *x.shape[1:3]), np.float32)
+    expanded, base_values = [], []
+    for i in range(len(x)):
+        values, nodes, base = _owen(network, x[i], masked[i], ids[i], max_evals, min_block, size, progress)
+        maps[i] = values
+        expanded.append(nodes)
+        base_values.append(base)
+    full = np.take_along_axis(logits, ids, axis=1)
+    return MethodOutput(maps, logits, ids, extras={
+        "base_values": np.array(base_values), "partition_values": expanded, "max_evals": max_evals,
+        "additivity_gap": maps.sum(axis=(2, 3)) - (full - np.array(base_values))})
+
+
+def _owen(network: Network, image: np.ndarray, masked: np.ndarray, ids: np.ndarray, max_evals: int, min_block: int,
+          batch_size: int, progress: bool) -> tuple[np.ndarray, list, np.ndarray]:
+    """Owen values (K, H, W) of one image, the expanded blocks with their values, and y(fully masked)."""
+    h, w = image.shape[:2]
+    ends = network.predict(np.stack([masked, image]))[:, ids]
+    values = np.zeros((len(ids), h, w), np.float64)
+    leaves: list = []
+    root = (0, h, 0, w)
+    # work items: (block, context mask (h, w) of pixels already on, y without block, y with block, weight)
+    queue = [(root, np.zeros((h, w), bool), ends[0], ends[1], 1.0)]
+    evals = 2
+    with progress_bar(max_evals, "SHAP partition", progress and max_evals > batch_size) as advance:
+        while queue:
+            queue.sort(key=lambda item: float(np.abs(item[3] - item[2]).sum() * item[4]))
+            room = min(len(queue), max(0, (max_evals - evals) // 2), max(1, batch_size // 2))
+            batch = [queue.pop() for _ in range(room)]
+            splittable = [item for item in batch if _halves(item[0], min_block) is not None]
+            for item in batch:
+                if _halves(item[0], min_block) is None:
+                    _settle(values, leaves, item)
+            if not splittable:
+                if room == 0:
+                    for item in queue:
+                        _settle(values, leaves, item)
+                    queue = []
+                continue
+            contexts = []
+            for block, context, *_ in splittable:
+                left, right = _halves(block, min_block)
+                contexts += [context | _area(left, h, w), context | _area(right, h, w)]
+            keep = np.stack(contexts)[..., None]
+            scores = network.predict(np.where(keep, image, masked))[:, ids]
+            evals += len(contexts)
+            advance(len(contexts))
+            for j, (block, context, off, on, weight) in enumerate(splittable):
+                left, right = _halves(block, min_block)
+                with_left, with_right = scores[2 * j], scores[2 * j + 1]
+                queue += [(left, context, off, with_left, weight / 2),
+                          (left, context | _area(right, h, w), with_right, on, weight / 2),
+                          (right, context, off, with_right, weight / 2),
+                          (right, context | _area(left, h, w), with_left, on, weight / 2)]
+    return values.astype(np.float32), leaves, ends[0]
+
+
+def _halves(block: tuple[int, int, int, int], min_block: int) -> tuple[tuple, tuple] | None:
+    top, bottom, left, right = block
+    if bottom - top >= right - left and bottom - top >= 2 * min_block:
+        middle = (top + bottom) // 2
+        return (top, middle, left, right), (middle, bottom, left, right)
+    if right - left >= 2 * min_block:
+        middle = (left + right) // 2
+        return (top, bottom, left, middle), (top, bottom, middle, right)
+    return None
+
+
+def _area(block: tuple[int, int, int, int], h: int, w: int) -> np.ndarray:
+    mask = np.zeros((h, w), bool)
+    mask[block[0] : block[1], block[2] : block[3]] = True
+    return mask
+
+
+def _settle(values: np.ndarray, leaves: list, item: tuple) -> None:
+    """A block that is not split further keeps its weighted marginal contribution, spread over its pixels."""
+    (top, bottom, left, right), _, off, on, weight = item
+    share = weight * (on - off)
+    values[:, top:bottom, left:right] += (share / ((bottom - top) * (right - left)))[:, None, None]
+    leaves.append(((top, bottom, left, right), share))
