@@ -126,3 +126,46 @@ def test_seeds_batch_sizes_and_auto(photo):
 def test_perturbation_methods_on_framework_models(lite0, cat):
     result = heatlens.explain(lite0, cat, method="occlusion", window=56, stride=56, progress=False)
     assert result.maps.shape == (1, 1, *cat.shape[:2]) and np.isfinite(result.maps).all()
+
+
+def test_shap_partition_equals_brute_force_owen_values(rng):
+    """A 2x2 image, min_block 1, enough evaluations: the hierarchy {{p00, p01}, {p10, p11}} (rows first),
+    and Owen values computed here from their definition."""
+    weights = rng.normal(size=(2, 2, 3)).astype(np.float32)
+
+    def nonlinear(x):
+        s = (x * weights).sum(axis=(1, 2, 3))
+        return np.stack([np.tanh(s) + s**2, s], axis=1)
+
+    photo = rng.uniform(0, 1, (1, 2, 2, 3)).astype(np.float32)
+    result = heatlens.explain(heatlens.wrap(nonlinear, preprocess=None), photo, method="shap_partition", target=0,
+                              max_evals=100, masker=0.0, min_block=1, batch_size=4, upsample=False)
+
+    def value(on: set) -> float:
+        x = np.zeros_like(photo)
+        for r, c in on:
+            x[0, r, c] = photo[0, r, c]
+        return float(nonlinear(x)[0, 0])
+
+    unions = [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+    for j, union in enumerate(unions):
+        other = set(unions[1 - j])
+        for i, player in enumerate(union):
+            sibling = {union[1 - i]}
+            expected = sum(0.25 * (value(context | team | {player}) - value(context | team))
+                           for context in (set(), other) for team in (set(), sibling))
+            assert result.maps[0, 0][player] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_shap_partition_is_additive_and_finds_the_region(photo):
+    def two_outputs(x):
+        return np.concatenate([planted(x)[:, :1], x.mean(axis=(1, 2, 3))[:, None]], axis=1)
+
+    net = heatlens.wrap(two_outputs, preprocess=None)
+    result = heatlens.explain(net, photo, method="shap_partition", target=[0, 1], max_evals=300, masker=0.0)
+    full = np.take_along_axis(result.logits, result.targets.ids, axis=1)
+    gap = result.maps.sum(axis=(2, 3)) - (full - result.extras["base_values"])
+    assert np.abs(gap).max() <= 1e-6 * np.abs(full).max() + 1e-6
+    assert region_first(result.maps[0, 0])
+    with pytest.raises(MethodError, match="max_evals"):
+        heatlens.explain(net, photo, method="shap_partition", max_evals=1)
