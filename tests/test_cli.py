@@ -148,3 +148,21 @@ def test_gradient_method_with_options_writes_attributions(tmp_path, cat):
     assert bad.exit_code == 2 and "does not take option 'steps'" in bad.output
     worse = runner.invoke(app, ["explain", "--sample", "cat", "-o", "novalue", "--out", str(tmp_path / "x")])
     assert worse.exit_code == 2 and "KEY=VALUE" in worse.output
+
+
+def test_cli_tunes_its_own_allocator(monkeypatch):
+    import heatlens.cli
+
+    calls = []
+    monkeypatch.setattr(heatlens.cli, "tune_allocator", lambda: calls.append(1) or True)
+    assert runner.invoke(app, ["methods"]).exit_code == 0
+    assert calls == [1]
+
+
+def test_tune_allocator_applies_in_a_fresh_process():
+    import subprocess
+    import sys
+
+    code = "from heatlens.allocator import tune_allocator; print(tune_allocator())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import samples
+from .allocator import tune_allocator
 from .api import explain as run_explain
 from .errors import HeatlensError
 from .explanation import write_manifest
@@ -28,6 +29,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the CLI's own process: kee
 
 app = typer.Typer(help="heatlens: see why an image classifier predicted what it did.", no_args_is_help=True,
                   add_completion=False)
+
+
+@app.callback()
+def _start() -> None:
+    """heatlens: see why an image classifier predicted what it did."""
+    tune_allocator()
 out_console = Console()
 err_console = Console(stderr=True)
 

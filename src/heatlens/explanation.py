@@ -74,6 +74,18 @@ class Explanation:
             raise HeatlensError(f"method '{self.method}' has no pixel attributions to show; use overlay()")
         return ov.attribution_rgb(self.attributions, mode)
 
+    def superpixel_images(self, num_features: int = 5, positive_only: bool = True, hide_rest: bool = False,
+                          boundaries: bool = True) -> np.ndarray:
+        """For LIME: per image and target, the top superpixels on the model input (N, K, h, w, 3) uint8."""
+        if "segments" not in self.extras:
+            raise HeatlensError(f"method '{self.method}' has no superpixels; use method='lime'")
+        images, segments = self.extras["segmented_images"], self.extras["segments"]
+        return np.stack([
+            np.stack([ov.superpixel_view(images[i], segments[i], weights, num_features, positive_only, hide_rest,
+                                         boundaries) for weights in self.extras["weights"][i]])
+            for i in range(len(images))
+        ])
+
     def grid(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
         """One picture: per image a row with the photo and one overlay per target."""
         over = self.overlay(alpha, cmap)

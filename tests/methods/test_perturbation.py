@@ -169,3 +169,17 @@ def test_shap_partition_is_additive_and_finds_the_region(photo):
     assert region_first(result.maps[0, 0])
     with pytest.raises(MethodError, match="max_evals"):
         heatlens.explain(net, photo, method="shap_partition", max_evals=1)
+
+
+def test_lime_superpixel_pictures(photo):
+    segments = (np.arange(SIZE)[:, None] // 8) * 4 + (np.arange(SIZE)[None, :] // 8)
+    result = heatlens.explain(heatlens.wrap(planted, preprocess=None), photo, method="lime", target=0,
+                              num_samples=300, segments=segments, hide=0.0)
+    hidden = result.superpixel_images(num_features=2, hide_rest=True, boundaries=False)[0, 0]
+    assert hidden.shape == (SIZE, SIZE, 3)
+    visible = hidden.any(axis=-1)
+    assert visible[REGION].all() and visible.sum() == 2 * 64
+    both = result.superpixel_images(num_features=16, positive_only=False)
+    assert both.dtype == np.uint8
+    with pytest.raises(heatlens.HeatlensError, match="no superpixels"):
+        heatlens.explain(heatlens.wrap(planted, preprocess=None), photo, method="occlusion").superpixel_images()

@@ -163,7 +163,7 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
         maps[i] = weights[-1][:, seg]
     return MethodOutput(maps, logits, ids, extras={
         "segments": labels, "weights": weights, "intercept": np.array(intercepts), "score": np.array(fits),
-        "num_samples": num_samples})
+        "num_samples": num_samples, "segmented_images": to_display(x)})
 
 
 def _sample_matrix(given: np.ndarray | None, num_samples: int, count: int, seed: int) -> np.ndarray:
