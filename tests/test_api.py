@@ -84,11 +84,19 @@ def test_photo_input_needs_uint8_or_unit_floats(lite0):
 
 
 def test_import_needs_no_framework():
-    """`import heatlens` and the registry work with torch made unimportable."""
+    """`import heatlens`, the registry and black-box models work with torch, keras and tensorflow blocked."""
     code = (
-        "import sys; sys.modules['torch'] = None\n"
-        "import heatlens\n"
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'torch', 'keras', 'tensorflow'}:\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import numpy as np, heatlens\n"
         "assert 'gradcam' in heatlens.methods.METHODS\n"
+        "net = heatlens.wrap(lambda x: x.mean(axis=(1, 2)), preprocess=None)\n"
+        "heatlens.explain(net, np.ones((1, 8, 8, 3), np.float32), method='occlusion', window=4, stride=4)\n"
+        "assert not {'torch', 'keras', 'tensorflow'} & set(sys.modules)\n"
         "try:\n"
         "    heatlens.load_model()\n"
         "except heatlens.ModelError as e:\n"
