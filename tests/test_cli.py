@@ -166,3 +166,21 @@ def test_tune_allocator_applies_in_a_fresh_process():
     code = "from heatlens.allocator import tune_allocator; print(tune_allocator())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")
+
+
+def test_inside_commands(tmp_path):
+    result = runner.invoke(app, ["activations", "--sample", "cat", "--layer", "blocks.5", "--layer", "head",
+                                 "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["details"]["layers"] == ["blocks.5", "head"]
+    result = runner.invoke(app, ["filters", "--layer", "blocks.3", "--channels", "0-1", "--steps", "2", "--size", "64",
+                                 "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "f").glob("filters_*.png"))) == 3
+    result = runner.invoke(app, ["deconv", "--sample", "cat", "--layer", "blocks.5", "--top-k", "2",
+                                 "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    bad = runner.invoke(app, ["filters", "--layer", "blocks.3", "--channels", "x-y"])
+    assert bad.exit_code == 2 and "--channels" in bad.output
+    missing = runner.invoke(app, ["deconv", "--sample", "cat"])
+    assert missing.exit_code == 2 and "--layer is required" in missing.output

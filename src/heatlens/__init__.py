@@ -5,6 +5,7 @@ from .api import explain
 from .errors import HeatlensError, ImageError, LayerError, MethodError, ModelError, TargetError
 from .explanation import Explanation
 from .images import load_image
+from .methods.inside import activations, deconv, filters
 from .models import load_model, wrap
 
 __version__ = "0.1.0"
@@ -17,7 +18,10 @@ __all__ = [
     "MethodError",
     "ModelError",
     "TargetError",
+    "activations",
+    "deconv",
     "explain",
+    "filters",
     "load_image",
     "load_model",
     "samples",

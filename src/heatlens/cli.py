@@ -22,7 +22,7 @@ from .api import explain as run_explain
 from .errors import HeatlensError
 from .explanation import write_manifest
 from .images import load_image
-from .methods import METHODS
+from .methods import METHODS, inside
 from .models import DEFAULT_MODEL, ZOO, Network, load_model
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the CLI's own process: keep TensorFlow's start-up chatter out
@@ -100,6 +100,76 @@ def explain(
         for record in entries[-1]["targets"]:
             out_console.print(f"  {record['name']}: overlay written to [bold]{out / record['overlay']}[/]")
     out_console.print(f"manifest: {write_manifest(out, header, entries)}")
+
+
+@app.command()
+@_user_errors
+def activations(
+    image: Annotated[Path | None, typer.Argument(help="Image file")] = None,
+    sample: Annotated[str | None, typer.Option(help="A bundled photo instead of a file")] = None,
+    layer: Annotated[list[str] | None, typer.Option(help="Layer(s); default: every spatial layer")] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    strongest_first: Annotated[bool, typer.Option(help="Order channels by mean activation")] = False,
+    max_channels: Annotated[int, typer.Option(min=1)] = 64,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-activations"),
+) -> None:
+    """Write each layer's channels for one image as a grid (PNG per layer, a summary and manifest.json)."""
+    result = inside.activations(_network(model, "auto", None), _one_image(image, sample), layers=layer,
+                                strongest_first=strongest_first, max_channels=max_channels)
+    out_console.print(f"activations of {len(result.pictures) - 1} layers: {result.save(out)}")
+
+
+@app.command()
+@_user_errors
+def filters(
+    layer: Annotated[str, typer.Option(help="Layer whose channels to visualise")],
+    channels: Annotated[str, typer.Option(help="Channels: 0-15 or 1,5,9")] = "0-15",
+    model: ModelOption = DEFAULT_MODEL,
+    steps: Annotated[int, typer.Option(min=1)] = 128,
+    size: Annotated[int | None, typer.Option(help="Input side in pixels; default: the model's")] = None,
+    seed: int = 0,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-filters"),
+) -> None:
+    """Grow an input from noise that maximises each channel (one tile per channel, a summary, manifest.json)."""
+    result = inside.filters(_network(model, "auto", None), layer, channels=_channel_list(channels), steps=steps,
+                            size=size, seed=seed)
+    for name, start, end in zip(result.pictures, result.details["start_activation"],
+                                result.details["end_activation"], strict=False):
+        out_console.print(f"  {name}: mean activation {start:.3g} -> {end:.3g}")
+    out_console.print(f"filters written: {result.save(out)}")
+
+
+@app.command()
+@_user_errors
+def deconv(
+    image: Annotated[Path | None, typer.Argument(help="Image file")] = None,
+    layer: Annotated[str, typer.Option(help="Layer whose strongest units to project")] = "",
+    sample: Annotated[str | None, typer.Option(help="A bundled photo instead of a file")] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    top_k: Annotated[int, typer.Option(min=1, help="How many channels (the strongest)")] = 9,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-deconv"),
+) -> None:
+    """Project the strongest activations of a layer back to pixels with deconvnet rules."""
+    if not layer:
+        raise HeatlensError("--layer is required: see `heatlens layers` for names")
+    result = inside.deconv(_network(model, "auto", None), _one_image(image, sample), layer, top_k=top_k)
+    out_console.print(f"deconvnet projections of channels {result.details['channels']}: {result.save(out)}")
+
+
+def _one_image(image: Path | None, sample: str | None) -> np.ndarray:
+    if (image is None) == (sample is None):
+        raise HeatlensError("give one image: a file, or --sample cat")
+    return load_image(image) if image is not None else samples.load(sample)
+
+
+def _channel_list(text: str) -> list[int]:
+    try:
+        if "-" in text:
+            low, high = (int(v) for v in text.split("-", 1))
+            return list(range(low, high + 1))
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise HeatlensError(f"--channels expects 0-15 or 1,5,9. Received: {text!r}") from None
 
 
 @app.command()

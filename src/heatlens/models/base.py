@@ -91,14 +91,22 @@ class Split:
 
 RELU_RULES = ("normal", "guided", "deconv")
 SCORES = ("logit", "softmax")
+LAYER_SCORES = ("layer_mean", "layer_max")
 
 
 def check_relu(relu: str, score: str = "logit") -> None:
     """Refuse an unknown ReLU rule or score before any work is done."""
     if relu not in RELU_RULES:
         raise ValueError(f"relu must be one of {RELU_RULES}. Received: {relu!r}")
-    if score not in SCORES:
+    if score not in SCORES and score_layer(score) is None:
         raise MethodError(f"score must be one of {', '.join(SCORES)}. Received: {score!r}")
+
+
+def score_layer(score: str) -> tuple[str, str] | None:
+    """('layer_mean' | 'layer_max', layer) for scores that are a layer's channels: 'layer_mean:NAME' scores
+    each channel by its mean over positions, 'layer_max:NAME' by its strongest unit; None otherwise."""
+    kind, _, layer = score.partition(":")
+    return (kind, layer) if kind in LAYER_SCORES and layer else None
 
 
 class LayerRecorder:
@@ -163,7 +171,8 @@ class Network(abc.ABC):
         `relu`: 'normal', or 'guided' / 'deconv' to change every ReLU's backward rule for this pass.
         `inject`: per layer, an activation (N, ...) that replaces the layer's output in this pass (its
         gradient is then taken w.r.t. the injected value). `score`: differentiate the model's outputs
-        as they are ('logit') or their softmax probabilities ('softmax')."""
+        as they are ('logit'), their softmax probabilities ('softmax'), or a layer's channels instead of
+        the classes ('layer_mean:NAME', 'layer_max:NAME'; targets then are channel indices)."""
 
     @abc.abstractmethod
     def split(self, layer: str) -> Split:

@@ -24,7 +24,7 @@ import tensorflow as tf
 from ..errors import LayerError, ModelError, close_matches
 from ..preprocess import Box, ResizeCrop
 from ..targets import TopK, check_ids, check_scores
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu, score_layer
 from .keras_rectifiers import rectifiers, swap_attribute
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,9 @@ class KerasNetwork(Network):
         score: str = "logit",
     ) -> Trace:
         inject = inject or {}
-        for name in dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject]):
+        by_layer = score_layer(score)
+        for name in dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject,
+                                   *([by_layer[1]] if by_layer else [])]):
             self.layer(name, np.shape(x)[1:])
         check_relu(relu, score)
         if wrt and targets is None:
@@ -159,7 +161,10 @@ class KerasNetwork(Network):
         n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
         ids = np.zeros((len(x), n_targets), np.int32) if top_k or targets is None else np.asarray(targets, np.int32)
         if targets is not None and not top_k:
-            ids = check_ids(ids, len(x), self._class_count(x.shape[1:])).astype(np.int32)
+            by_layer = score_layer(what[3])
+            outputs = (self.layer(by_layer[1], x.shape[1:]).output_shape[-1] if by_layer
+                       else self._class_count(x.shape[1:]))
+            ids = check_ids(ids, len(x), outputs).astype(np.int32)
         key = (capture, wrt, n_targets, bool(top_k), relu, score, tuple(inject), x.shape[1:])
         args = (tf.constant(x), tf.constant(ids), tuple(tf.constant(v) for v in inject.values()))
         logits, ids_out, acts, grads = self._run_step(key, args, x.shape)
@@ -188,7 +193,9 @@ class KerasNetwork(Network):
 
     def _make_step(self, capture: tuple[str, ...], wrt: tuple[str, ...], n_targets: int, top_k: bool, relu: str,
                    score: str, injected: tuple[str, ...], shape: tuple[int, ...]) -> Any:
-        names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *injected]))
+        by_layer = score_layer(score)
+        names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *injected,
+                                    *([by_layer[1]] if by_layer else [])]))
         objects = {name: self._layer_object(name) for name in names}
         calls = {name: self.layer(name, shape).calls for name in injected}
 
@@ -206,7 +213,10 @@ class KerasNetwork(Network):
                     logits = _scores(self.model(x, training=False))
                 if top_k:
                     ids = tf.math.top_k(logits, n_targets).indices
-                outputs = tf.nn.softmax(logits, axis=1) if score == "softmax" else logits
+                if by_layer:
+                    outputs = _channel_scores(held[by_layer[1]], by_layer[0])
+                else:
+                    outputs = tf.nn.softmax(logits, axis=1) if score == "softmax" else logits
                 picked = [tf.reduce_sum(tf.gather(outputs, ids[:, k], batch_dims=1)) for k in range(n_targets)]
             missing = [name for name in names if name not in held]
             if missing:
@@ -346,6 +356,14 @@ def _wrapped(observers: dict[keras.Layer, Callable[[Any], Any]]) -> Iterator[Non
     finally:
         for restore in reversed(restores):
             restore()
+
+
+def _channel_scores(activation: tf.Tensor, kind: str) -> tf.Tensor:
+    """A layer's channels as scores (N, C): mean over positions, or the strongest unit."""
+    axes = list(range(1, len(activation.shape) - 1))
+    if not axes:
+        return activation
+    return tf.reduce_mean(activation, axis=axes) if kind == "layer_mean" else tf.reduce_max(activation, axis=axes)
 
 
 def _scores(out: Any) -> tf.Tensor:

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import LayerError, ModelError, close_matches
 from ..targets import check_ids, check_scores
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu, score_layer
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 
@@ -98,7 +98,9 @@ class TorchNetwork(Network):
         score: str = "logit",
     ) -> Trace:
         inject = inject or {}
-        layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject]))
+        by_layer = score_layer(score)
+        layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject,
+                                          *([by_layer[1]] if by_layer else [])]))
         for name in layer_names:
             self.layer(name, np.shape(x)[1:])
         check_relu(relu, score)
@@ -176,12 +178,16 @@ class TorchNetwork(Network):
         relu, score = rules
         grad_layers = {w for w in wrt if w != "input"}
         held: dict[str, torch.Tensor] = {}
+        live: dict[str, torch.Tensor] = {}
+        by_layer = score_layer(score)
         calls = {name: self.layer(name, x.shape[1:]).calls for name in inject}
         seen = dict.fromkeys(inject, 0)
 
         def make_hook(name: str) -> Callable[..., torch.Tensor]:
             def hook(_mod: torch.nn.Module, _inp: Any, out: Any) -> torch.Tensor:
                 out = _as_tensor(out, name)
+                if by_layer and name == by_layer[1]:
+                    live[name] = out
                 if name in inject:
                     seen[name] += 1
                     if seen[name] == calls[name]:
@@ -197,7 +203,9 @@ class TorchNetwork(Network):
 
             return hook
 
-        hooks = {self._module(name): make_hook(name) for name in dict.fromkeys([*capture, *grad_layers, *inject])}
+        scored = [by_layer[1]] if by_layer else []
+        hooks = {self._module(name): make_hook(name)
+                 for name in dict.fromkeys([*capture, *grad_layers, *inject, *scored])}
         inputs = self._to_tensor(x)
         rectifiers = Rectifiers(relu) if relu != "normal" else contextlib.nullcontext()
         with self._session():
@@ -211,9 +219,13 @@ class TorchNetwork(Network):
             missing = [name for name in [*capture, *grad_layers] if name not in held]
             if missing:
                 raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
-            ids = None if targets is None else check_ids(targets(scores) if callable(targets) else targets,
-                                                         *scores.shape)
-            outputs = torch.softmax(logits, dim=1) if score == "softmax" else logits
+            if by_layer:
+                outputs = _channel_scores(live[by_layer[1]], by_layer[0])
+                chosen = targets(outputs.detach().float().cpu().numpy()) if callable(targets) else targets
+            else:
+                outputs = torch.softmax(logits, dim=1) if score == "softmax" else logits
+                chosen = targets(scores) if callable(targets) else targets
+            ids = None if targets is None else check_ids(chosen, len(x), outputs.shape[1])
             gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
         return Trace(
             logits=scores,
@@ -327,6 +339,12 @@ def _hooked(hooks: dict[torch.nn.Module, Callable[..., Any]]) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _channel_scores(activation: torch.Tensor, kind: str) -> torch.Tensor:
+    """A layer's channels as scores (N, C): mean over positions, or the strongest unit."""
+    flat = activation.flatten(2) if activation.ndim > 2 else activation[..., None]
+    return flat.mean(dim=2) if kind == "layer_mean" else flat.amax(dim=2)
 
 
 def _as_tensor(out: Any, name: str) -> torch.Tensor:

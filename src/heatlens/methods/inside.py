@@ -1,0 +1,187 @@
+"""Looking inside the network: activation grids, filter visualization (activation maximization) and
+deconvnet projections of strong activations back to pixels, for any Network with layers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+from ..errors import LayerError, MethodError
+from ..images import ImageLike, as_batch, as_float_batch, to_display
+from ..models import to_network
+from ..models.base import Network
+from ..overlay import attribution_rgb, grid
+from ..progress import progress_bar
+
+
+@dataclass
+class Pictures:
+    """Named uint8 pictures plus the numbers behind them; `save(dir)` writes one PNG each and a manifest."""
+
+    kind: str
+    model: str
+    pictures: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> Path:
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for name, picture in self.pictures.items():
+            stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+            Image.fromarray(picture).save(out / f"{self.kind}_{stem}.png")
+            files[name] = f"{self.kind}_{stem}.png"
+        manifest = {"schema_version": 1, "kind": self.kind, "model": self.model, "files": files,
+                    "details": {k: _plain(v) for k, v in self.details.items()}}
+        path = out / "manifest.json"
+        path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def activations(model: Any, image: ImageLike, layers: list[str] | None = None, strongest_first: bool = False,
+                max_channels: int = 64) -> Pictures:
+    """Each layer's channels for one image, tiled in a grid, each channel scaled to [0, 1] on its own.
+
+    layers: names (default: every spatial layer); strongest_first: order channels by mean activation."""
+    network = to_network(model)
+    x = _inputs(network, image)[:1]
+    names = layers or [info.name for info in network.layers(x.shape[1:]) if info.spatial]
+    for name in names:
+        if not network.spatial_layer(name, x.shape[1:]):
+            raise LayerError(f"layer '{name}' has no spatial output")
+    acts = network.trace(x, capture=names).activations
+    pictures, arrays = {}, {}
+    for name in names:
+        a = acts[name][0]
+        order = np.argsort(-a.mean(axis=(0, 1)), kind="stable") if strongest_first else np.arange(a.shape[-1])
+        chosen = np.moveaxis(a[..., order[:max_channels]], -1, 0)
+        low = chosen.min(axis=(1, 2), keepdims=True)
+        span = chosen.max(axis=(1, 2), keepdims=True) - low
+        scaled = np.where(span > 0, (chosen - low) / np.where(span > 0, span, 1), 0)
+        tiles = np.repeat((scaled * 255).round().astype(np.uint8)[..., None], 3, axis=-1)
+        pictures[name] = grid(_pad(tiles), columns=int(np.ceil(np.sqrt(len(tiles)))))
+        arrays[name] = a
+    pictures["summary"] = _summary([pictures[n] for n in names])
+    return Pictures("activations", network.name, pictures, arrays, {"layers": names, "order":
+                                                                     "strongest first" if strongest_first else
+                                                                     "channel index"})
+
+
+def filters(model: Any, layer: str, channels: list[int] | range = range(16), steps: int = 128, lr: float = 0.05,
+            jitter: int = 8, blur_every: int = 4, blur_sigma: float = 0.5, size: int | None = None, seed: int = 0,
+            progress: bool = True) -> Pictures:
+    """What each channel responds to: inputs grown from noise by gradient ascent on the channel's mean
+    activation (normalised steps), with random jitter and a periodic blur as regularisers; all channels
+    of one call are optimised together in one batch."""
+    network = to_network(model)
+    channels = list(channels)
+    if steps < 1 or not channels:
+        raise MethodError("filters needs steps >= 1 and at least one channel")
+    shape = _input_shape(network, size)
+    info = network.layer(layer, shape)
+    if info.output_shape is None or max(channels) >= info.output_shape[-1] or min(channels) < 0:
+        raise LayerError(f"layer '{layer}' has channels 0..{(info.output_shape or (0,))[-1] - 1}; asked {channels}")
+    low, high = _value_range(network, shape)
+    rng = np.random.default_rng(seed)
+    x = ((low + high) / 2 + rng.normal(0, 0.1, (len(channels), *shape)) * (high - low)).astype(np.float32)
+    ids = np.array(channels)[:, None]
+    score = f"layer_mean:{layer}"
+    start = _channel_means(network, x, layer, channels)
+    with progress_bar(steps, f"Filters of {layer}", progress) as advance:
+        for step in range(steps):
+            dy, dx = rng.integers(-jitter, jitter + 1, 2) if jitter else (0, 0)
+            shifted = np.roll(x, (dy, dx), axis=(1, 2))
+            grads = network.trace(shifted, ids, wrt=["input"], score=score).gradients["input"][:, 0]
+            grads = np.roll(grads, (-dy, -dx), axis=(1, 2))
+            x = x + lr * (high - low) * grads / (grads.std(axis=(1, 2, 3), keepdims=True) + 1e-8)
+            if blur_every and (step + 1) % blur_every == 0:
+                x = gaussian_filter(x, sigma=(0, blur_sigma, blur_sigma, 0))
+            x = np.clip(x, low, high).astype(np.float32)
+            advance(1)
+    end = _channel_means(network, x, layer, channels)
+    shown = to_display(x)
+    pictures = {f"{layer}_channel_{c}": img for c, img in zip(channels, shown, strict=True)}
+    pictures["summary"] = grid(shown, columns=int(np.ceil(np.sqrt(len(shown)))))
+    return Pictures("filters", network.name, pictures, {"inputs": x},
+                    {"layer": layer, "channels": channels, "start_activation": start, "end_activation": end,
+                     "steps": steps, "seed": seed})
+
+
+def deconv(model: Any, image: ImageLike, layer: str, channels: list[int] | None = None, top_k: int = 9) -> Pictures:
+    """Deconvnet projections (Zeiler & Fergus 2014): for each chosen channel, the strongest unit of the
+    layer projected back to the input through ReLUs that rectify the backward signal. Channels: given, or
+    the `top_k` with the largest single activation (channels that are zero everywhere have no strongest
+    unit and are skipped)."""
+    network = to_network(model)
+    x = _inputs(network, image)[:1]
+    layer = network.spatial_layer(layer, x.shape[1:])
+    acts = network.trace(x, capture=[layer]).activations[layer][0]
+    strongest = acts.reshape(-1, acts.shape[-1]).max(axis=0)
+    alive = [c for c in np.argsort(-strongest, kind="stable") if strongest[c] > 0]
+    chosen = list(channels) if channels is not None else alive[:top_k]
+    if not chosen or min(chosen) < 0 or max(chosen) >= acts.shape[-1]:
+        raise LayerError(f"layer '{layer}' has channels 0..{acts.shape[-1] - 1}; asked {chosen}")
+    trace = network.trace(x, np.array([chosen]), wrt=["input"], relu="deconv", score=f"layer_max:{layer}")
+    projections = trace.gradients["input"][0]
+    shown = attribution_rgb(projections[None], "seed")[0]
+    pictures = {f"{layer}_channel_{c}": img for c, img in zip(chosen, shown, strict=True)}
+    pictures["summary"] = grid(shown, columns=int(np.ceil(np.sqrt(len(shown)))))
+    return Pictures("deconv", network.name, pictures, {"projections": projections},
+                    {"layer": layer, "channels": [int(c) for c in chosen],
+                     "activation": [float(strongest[c]) for c in chosen]})
+
+
+def _inputs(network: Network, image: ImageLike) -> np.ndarray:
+    if network.preprocess is None:
+        return network.prepare(as_float_batch(image))
+    return network.prepare(as_batch(image))
+
+
+def _input_shape(network: Network, size: int | None) -> tuple[int, ...]:
+    crop = size or getattr(network.preprocess, "crop", None) or getattr(network, "input_size", None)
+    if crop is None:
+        raise MethodError("filters needs an input size: pass size=... (the model's input side in pixels)")
+    side = crop if isinstance(crop, int) else crop[0]
+    return (side, side, 3)
+
+
+def _value_range(network: Network, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel input values of a black and a white photo (or 0..1 for model-ready inputs)."""
+    if network.preprocess is None:
+        return np.float32(0), np.float32(1)
+    black = network.prepare(np.zeros((1, *shape[:2], 3), np.uint8))[0].mean(axis=(0, 1))
+    white = network.prepare(np.full((1, *shape[:2], 3), 255, np.uint8))[0].mean(axis=(0, 1))
+    return np.minimum(black, white).astype(np.float32), np.maximum(black, white).astype(np.float32)
+
+
+def _channel_means(network: Network, x: np.ndarray, layer: str, channels: list[int]) -> list[float]:
+    acts = network.trace(x, capture=[layer]).activations[layer]
+    axes = tuple(range(1, acts.ndim - 1))
+    return [float(acts[i].mean(axis=tuple(a - 1 for a in axes))[c]) for i, c in enumerate(channels)]
+
+
+def _pad(tiles: np.ndarray) -> np.ndarray:
+    """A one-pixel white border around each tile, so channels stay apart in the grid."""
+    return np.pad(tiles, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=255)
+
+
+def _summary(pictures: list[np.ndarray], side: int = 256) -> np.ndarray:
+    """All layers' grids scaled to one size, side by side in rows of four."""
+    tiles = np.stack([np.asarray(Image.fromarray(p).resize((side, side), Image.Resampling.NEAREST))
+                      for p in pictures])
+    return grid(tiles, columns=min(4, len(tiles)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

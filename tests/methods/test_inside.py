@@ -1,0 +1,78 @@
+"""Inside the network: activation grids, filter visualization and deconvnet projections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import heatlens
+from heatlens import LayerError
+
+
+def test_activation_tiles_equal_the_layer_outputs(lite0, cat):
+    result = heatlens.activations(lite0, cat, layers=["blocks.5"], max_channels=4)
+    x = torch.from_numpy(lite0.prepare(cat[None]).transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        direct = lite0.module.blocks[:6](lite0.module.stem(x))[0].numpy()
+    np.testing.assert_allclose(result.arrays["blocks.5"], direct.transpose(1, 2, 0), atol=1e-4)
+    picture = result.pictures["blocks.5"]
+    side = direct.shape[1] + 2
+    first = picture[1 : side - 1, 1 : side - 1, 0].astype(np.float32) / 255
+    channel = direct[0]
+    expected = (channel - channel.min()) / (channel.max() - channel.min())
+    np.testing.assert_allclose(first, expected, atol=1 / 255 + 1e-6)
+    assert "summary" in result.pictures
+
+
+def test_strongest_channels_come_first(lite0, cat):
+    result = heatlens.activations(lite0, cat, layers=["head"], strongest_first=True, max_channels=2)
+    means = result.arrays["head"].mean(axis=(0, 1))
+    assert means.argmax() == np.argsort(-means)[0]
+
+
+def test_filter_visualization_raises_the_channel_tenfold_and_is_seeded(lite0):
+    options = {"channels": [0, 2], "steps": 64, "size": 128, "progress": False}
+    first = heatlens.filters(lite0, "head", seed=0, **options)
+    start, end = np.array(first.details["start_activation"]), np.array(first.details["end_activation"])
+    assert (end >= 10 * np.maximum(start, 1e-3)).all(), (start, end)
+    again = heatlens.filters(lite0, "head", seed=0, **options)
+    np.testing.assert_array_equal(first.arrays["inputs"], again.arrays["inputs"])
+    with pytest.raises(LayerError, match="channels"):
+        heatlens.filters(lite0, "blocks.10.expand", channels=[99999], steps=1, size=64)
+
+
+class TwoConvs(torch.nn.Module):
+    """Two 3x3 convolutions with ReLUs: a unit of `conv2` sees a 5x5 window of the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.relu1 = torch.nn.ReLU()
+        self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.relu2 = torch.nn.ReLU()
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.relu2(self.conv2(self.relu1(self.conv1(x)))).mean(dim=(2, 3)))
+
+
+def test_deconv_projection_stays_in_the_receptive_field(rng):
+    torch.manual_seed(0)
+    model = TwoConvs()
+    x = rng.uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
+    net = heatlens.wrap(model, preprocess=None)
+    result = heatlens.deconv(net, x, "relu2", top_k=4)
+    acts = net.trace(x, capture=["relu2"]).activations["relu2"][0]
+    for channel, projection in zip(result.details["channels"], result.arrays["projections"], strict=True):
+        y, x_ = np.unravel_index(acts[..., channel].argmax(), acts.shape[:2])
+        outside = np.ones((16, 16), bool)
+        outside[max(y - 2, 0) : y + 3, max(x_ - 2, 0) : x_ + 3] = False
+        assert np.abs(projection).sum() > 0
+        assert (projection[outside] == 0).all()
+
+
+def test_pictures_save(tmp_path, lite0, cat):
+    manifest = heatlens.deconv(lite0, cat, "blocks.5", top_k=2).save(tmp_path)
+    assert manifest.is_file() and len(list(tmp_path.glob("deconv_*.png"))) == 3
