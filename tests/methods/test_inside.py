@@ -76,3 +76,17 @@ def test_deconv_projection_stays_in_the_receptive_field(rng):
 def test_pictures_save(tmp_path, lite0, cat):
     manifest = heatlens.deconv(lite0, cat, "blocks.5", top_k=2).save(tmp_path)
     assert manifest.is_file() and len(list(tmp_path.glob("deconv_*.png"))) == 3
+
+
+def test_keras_gives_the_torch_answers(lite0, cat):
+    pytest.importorskip("keras")
+    lite_keras = heatlens.load_model("efficientnet_lite0", framework="keras")
+    ours = heatlens.activations(lite_keras, cat, layers=["blocks.5"]).arrays["blocks.5"]
+    theirs = heatlens.activations(lite0, cat, layers=["blocks.5"]).arrays["blocks.5"]
+    np.testing.assert_allclose(ours, theirs, atol=1e-3 * np.abs(theirs).max())
+    projected = heatlens.deconv(lite_keras, cat, "blocks.5", channels=[42, 47])
+    reference = heatlens.deconv(lite0, cat, "blocks.5", channels=[42, 47])
+    peak = np.abs(reference.arrays["projections"]).max()
+    assert np.abs(projected.arrays["projections"] - reference.arrays["projections"]).max() < 1e-3 * peak
+    grown = heatlens.filters(lite_keras, "head", channels=[0], steps=2, size=64, progress=False)
+    assert grown.pictures["head_channel_0"].shape == (64, 64, 3)

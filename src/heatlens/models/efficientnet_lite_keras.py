@@ -10,13 +10,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from .efficientnet_lite_spec import BN_EPS, HEAD, SIZES, STEM, BlockSpec, block_specs
+from .efficientnet_lite_spec import BN_EPS, HEAD, STEM, BlockSpec, block_specs
 
 
 def build(size: str = "lite0", num_classes: int = 1000) -> keras.Model:
-    """The architecture with freshly initialised weights."""
-    crop = SIZES[size][2]
-    inputs = keras.Input((crop, crop, 3), name="input")
+    """The architecture with freshly initialised weights; like the torch build it takes any input size."""
+    inputs = keras.Input((None, None, 3), name="input")
     x = _conv_bn(inputs, "stem", STEM, 3, 2)
     specs = block_specs(size)
     for index, spec in enumerate(specs):
