@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ORACLES := .venv-oracles
+ORACLES_STAMP := $(ORACLES)/.installed
 
 .PHONY: demo test test-fast lint bench clean
 
@@ -13,12 +15,19 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
 
+$(ORACLES_STAMP): pyproject.toml requirements-oracles.txt
+	@test -x $(ORACLES)/bin/python || $(PYTHON) -m venv $(ORACLES)
+	$(ORACLES)/bin/python -m pip install --quiet --upgrade pip
+	$(ORACLES)/bin/python -m pip install --quiet -r requirements-oracles.txt
+	@touch $(ORACLES_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/heatlens explain --sample cat --out heatlens-demo
 
-test: $(STAMP)
+test: $(STAMP) $(ORACLES_STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs
 	$(BIN)/python -m pytest
+	$(ORACLES)/bin/python -m pytest tests/methods/test_cam_oracle.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs
@@ -27,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/gradcam.py
 
 clean:
-	rm -rf $(VENV) heatlens-demo .pytest_cache
+	rm -rf $(VENV) $(ORACLES) heatlens-demo .pytest_cache
