@@ -1,5 +1,6 @@
 # Two commands matter: `make demo` (explain a bundled photo) and `make test` (the whole suite).
-# Each creates or updates the virtual environment in .venv from this repository's own files.
+# Each creates or updates the virtual environment in .venv from this repository's own files; `make test`
+# also keeps .venv-oracles, a second environment for the oracles that need torchvision (pytorch-grad-cam).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 ORACLES := .venv-oracles
 ORACLES_STAMP := $(ORACLES)/.installed
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +28,7 @@ demo: $(STAMP)
 test: $(STAMP) $(ORACLES_STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs
 	$(BIN)/python -m pytest
-	$(ORACLES)/bin/python -m pytest tests/methods/test_cam_oracle.py
+	HEATLENS_ORACLES=required $(ORACLES)/bin/python -m pytest tests/methods/test_cam_oracle.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs
