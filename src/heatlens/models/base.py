@@ -109,6 +109,18 @@ def score_layer(score: str) -> tuple[str, str] | None:
     return (kind, layer) if kind in LAYER_SCORES and layer else None
 
 
+def merge_traces(parts: list[Trace], capture: Sequence[str], wrt: Sequence[str]) -> Trace:
+    """One Trace from the traces of consecutive chunks of a batch."""
+    if len(parts) == 1:
+        return parts[0]
+    return Trace(
+        logits=np.concatenate([p.logits for p in parts]),
+        targets=None if parts[0].targets is None else np.concatenate([p.targets for p in parts]),
+        activations={k: np.concatenate([p.activations[k] for p in parts]) for k in capture},
+        gradients={k: np.concatenate([p.gradients[k] for p in parts]) for k in wrt},
+    )
+
+
 class LayerRecorder:
     """Collects what a probing forward pass sees, layer by layer, and turns it into LayerInfo."""
 
@@ -177,6 +189,20 @@ class Network(abc.ABC):
     @abc.abstractmethod
     def split(self, layer: str) -> Split:
         """Cut the network at `layer` (see Split)."""
+
+    def _traced_layers(self, x: np.ndarray, targets: Targets, capture: Sequence[str], wrt: Sequence[str],
+                       relu: str, inject: dict[str, np.ndarray], score: str) -> list[str]:
+        """Validate a trace request before any work: every layer it names exists, the rules are known,
+        and gradients have targets. Returns the layers involved."""
+        by_layer = score_layer(score)
+        names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject,
+                                    *([by_layer[1]] if by_layer else [])]))
+        for name in names:
+            self.layer(name, np.shape(x)[1:])
+        check_relu(relu, score)
+        if wrt and targets is None:
+            raise ValueError("trace() needs target class ids to take gradients")
+        return names
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
         """Photos (N, H, W, 3) uint8 -> model inputs (N, h, w, C) float32, as the model was trained."""

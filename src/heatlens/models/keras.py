@@ -24,7 +24,7 @@ import tensorflow as tf
 from ..errors import LayerError, ModelError, close_matches
 from ..preprocess import Box, ResizeCrop
 from ..targets import TopK, check_ids, check_scores
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu, score_layer
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .keras_rectifiers import rectifiers, swap_attribute
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,7 @@ class KerasNetwork(Network):
         score: str = "logit",
     ) -> Trace:
         inject = inject or {}
-        by_layer = score_layer(score)
-        for name in dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject,
-                                   *([by_layer[1]] if by_layer else [])]):
-            self.layer(name, np.shape(x)[1:])
-        check_relu(relu, score)
-        if wrt and targets is None:
-            raise ValueError("trace() needs target class ids to take gradients")
+        self._traced_layers(x, targets, capture, wrt, relu, inject, score)
         x = np.asarray(x, np.float32)
         if callable(targets) and not isinstance(targets, TopK):
             scores = self.predict(x)
@@ -109,14 +103,7 @@ class KerasNetwork(Network):
             )
             for s, chunk in zip(range(0, len(x), self.batch_size), _chunks(x, self.batch_size), strict=True)
         ]
-        if len(parts) == 1:
-            return parts[0]
-        return Trace(
-            logits=np.concatenate([p.logits for p in parts]),
-            targets=None if targets is None else np.concatenate([p.targets for p in parts]),
-            activations={k: np.concatenate([p.activations[k] for p in parts]) for k in capture},
-            gradients={k: np.concatenate([p.gradients[k] for p in parts]) for k in wrt},
-        )
+        return merge_traces(parts, capture, wrt)
 
     def split(self, layer: str) -> Split:
         self._layer_object(layer)

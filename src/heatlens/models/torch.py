@@ -18,7 +18,7 @@ import torch
 
 from ..errors import LayerError, ModelError, close_matches
 from ..targets import check_ids, check_scores
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, check_relu, score_layer
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 
@@ -98,14 +98,7 @@ class TorchNetwork(Network):
         score: str = "logit",
     ) -> Trace:
         inject = inject or {}
-        by_layer = score_layer(score)
-        layer_names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject,
-                                          *([by_layer[1]] if by_layer else [])]))
-        for name in layer_names:
-            self.layer(name, np.shape(x)[1:])
-        check_relu(relu, score)
-        if wrt and targets is None:
-            raise ValueError("trace() needs target class ids to take gradients")
+        layer_names = self._traced_layers(x, targets, capture, wrt, relu, inject, score)
         if layer_names and self.scripted:
             raise ModelError(_SCRIPTED)
         parts = [
@@ -116,14 +109,7 @@ class TorchNetwork(Network):
             )
             for s in range(0, len(x), self.batch_size)
         ]
-        if len(parts) == 1:
-            return parts[0]
-        return Trace(
-            logits=np.concatenate([p.logits for p in parts]),
-            targets=None if targets is None else np.concatenate([p.targets for p in parts]),
-            activations={k: np.concatenate([p.activations[k] for p in parts]) for k in capture},
-            gradients={k: np.concatenate([p.gradients[k] for p in parts]) for k in wrt},
-        )
+        return merge_traces(parts, capture, wrt)
 
     def split(self, layer: str) -> Split:
         names = [name for name, _ in self.module.named_modules() if name]
