@@ -1,4 +1,5 @@
-"""Regenerate docs/gallery.png: Grad-CAM of the default model on the bundled photos (top-2 classes each)."""
+"""Regenerate docs/gallery.png (Grad-CAM of the default model on the bundled photos, top-2 classes each) and
+docs/methods.png (several methods on the cat photo)."""
 
 from pathlib import Path
 
@@ -35,6 +36,28 @@ def main() -> None:
         for c, t in enumerate(tiles):
             sheet.paste(t, (c * TILE, sum(heights[:r])))
     out = Path(__file__).with_name("gallery.png")
+    sheet.save(out, optimize=True)
+    print(out)
+    methods_sheet(model)
+
+
+def methods_sheet(model: heatlens.models.Network) -> None:
+    """One row per method family on the cat photo: CAMs as overlays, pixel methods as attribution images."""
+    cat = heatlens.samples.load("cat")
+    tiles = []
+    for method, options in [("gradcam", {}), ("gradcam_plusplus", {}), ("layercam", {"layer": "blocks.10"}),
+                            ("eigencam", {}), ("occlusion", {"window": 32, "stride": 16}),
+                            ("rise", {"n_masks": 1000}), ("lime", {"num_samples": 500, "segmentation": "slic"}),
+                            ("guided_backprop", {}), ("integrated_gradients", {"steps": 32}),
+                            ("smoothgrad", {"n_samples": 16})]:
+        result = heatlens.explain(model, cat, method=method, **options)
+        shown = result.attribution_images("seed")[0, 0] if result.attributions is not None else result.overlay()[0, 0]
+        tiles.append(tile(shown, method))
+    heights = max(t.height for t in tiles)
+    sheet = Image.new("RGB", (TILE * 5, heights * 2), "white")
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % 5) * TILE, (i // 5) * heights))
+    out = Path(__file__).with_name("methods.png")
     sheet.save(out, optimize=True)
     print(out)
 

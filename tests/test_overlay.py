@@ -55,3 +55,9 @@ def test_colorize_blend_grid():
         colorize(np.zeros((1, 1)), "nope")
     with pytest.raises(HeatlensError, match="alpha"):
         blend(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1, 3), np.uint8), alpha=2)
+
+
+def test_minmax_display_stretches_maps_with_an_offset():
+    out = normalize(np.array([[[10.0, 11.0, 12.0]]], np.float32), "minmax")
+    np.testing.assert_allclose(out, [[[0.0, 0.5, 1.0]]])
+    assert (normalize(np.full((1, 2, 2), 3.0, np.float32), "minmax") == 0).all()

@@ -60,12 +60,13 @@ class Explanation:
     def overlay(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
         """Heatmaps blended over the photos: uint8 (N, K, H, W, 3). Parts of the photo the model never
         saw (outside its centre crop) are left unblended."""
-        heat = ov.colorize(ov.normalize(self.display_maps()), cmap)
+        seen = None if self.input_box is None else ov.box_mask(self.images.shape[1:3], self.input_box)
+        scale = self.extras.get("display_scale", "peak")
+        heat = ov.colorize(ov.normalize(self.display_maps(), scale, seen), cmap)
         blended = ov.blend(self.images[:, None], heat, alpha)
-        if self.input_box is None:
+        if seen is None:
             return blended
-        seen = ov.box_mask(self.images.shape[1:3], self.input_box)[None, None, :, :, None]
-        return np.where(seen, blended, self.images[:, None])
+        return np.where(seen[None, None, :, :, None], blended, self.images[:, None])
 
     def attribution_images(self, mode: str = "seed") -> np.ndarray:
         """Pixel attributions (N, K, h, w, C) of gradient methods as uint8 RGB images (see

@@ -43,11 +43,19 @@ def box_mask(size: tuple[int, int], box: Box) -> np.ndarray:
     return ((rows >= box[0]) & (rows <= box[2]))[:, None] & ((cols >= box[1]) & (cols <= box[3]))[None, :]
 
 
-def normalize(maps: np.ndarray) -> np.ndarray:
-    """Scale each (H, W) map to [0, 1] for display; signed maps centre 0 at 0.5; all-zero stays 0."""
+def normalize(maps: np.ndarray, scale: str = "peak", seen: np.ndarray | None = None) -> np.ndarray:
+    """Scale each (H, W) map to [0, 1] for display. 'peak': divide by the largest |value| (signed maps centre
+    0 at 0.5), so 0 stays 'no evidence'; 'minmax': stretch min..max, for maps with an offset (RISE's are
+    expected scores), with the range taken over the `seen` pixels when given. A constant map shows as 0
+    either way: no division by zero, no NaN."""
     flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float32)
     out = np.zeros_like(flat)
     for i, m in enumerate(flat):
+        if scale == "minmax":
+            values = m[seen] if seen is not None else m
+            low, span = float(values.min()), float(values.max() - values.min())
+            out[i] = np.clip((m - low) / span, 0, 1) if span > 0 else 0
+            continue
         peak = float(np.abs(m).max())
         if peak == 0:
             continue

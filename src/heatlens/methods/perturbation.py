@@ -103,7 +103,8 @@ def rise(network: Network, x: np.ndarray, targets: TargetFn, n_masks: int = 2000
         scores = _target_scores(network, lambda index, i=i: base[i] + (x[i] - base[i]) * masks[index][..., None],
                                 n_masks, ids[i], size, "RISE", progress)
         maps[i] = np.einsum("nk,nhw->khw", scores, masks) / (n_masks * p)
-    return MethodOutput(maps, logits, ids, extras={"n_masks": n_masks, "cells": cells, "p": p})
+    return MethodOutput(maps, logits, ids, extras={"n_masks": n_masks, "cells": cells, "p": p,
+                                                   "display_scale": "minmax"})
 
 
 def _rise_masks(n: int, cells: int, p: float, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
