@@ -183,3 +183,16 @@ def test_lime_superpixel_pictures(photo):
     assert both.dtype == np.uint8
     with pytest.raises(heatlens.HeatlensError, match="no superpixels"):
         heatlens.explain(heatlens.wrap(planted, preprocess=None), photo, method="occlusion").superpixel_images()
+
+
+@pytest.mark.parametrize("masker", ["inpaint_telea", "inpaint_ns"])
+def test_shap_partition_with_inpainting(photo, masker):
+    pytest.importorskip("cv2")
+    net = heatlens.wrap(planted, preprocess=None)
+    result = heatlens.explain(net, photo, method="shap_partition", target=0, max_evals=120, masker=masker)
+    full = np.take_along_axis(result.logits, result.targets.ids, axis=1)
+    gap = result.maps.sum(axis=(2, 3)) - (full - result.extras["base_values"])
+    assert np.abs(gap).max() <= 1e-5 * np.abs(full).max() + 1e-6
+    assert np.isfinite(result.maps).all()
+    with pytest.raises(MethodError, match="unknown masker"):
+        heatlens.explain(net, photo, method="shap_partition", masker="inpaint_magic")

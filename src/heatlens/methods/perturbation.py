@@ -225,17 +225,26 @@ def shap_partition(network: Network, x: np.ndarray, targets: TargetFn, max_evals
     A block's value in a context is shared between its halves as the average of each half's marginal
     contribution with the other half absent and present; blocks not expanded within `max_evals` keep
     their value spread evenly over their pixels. So the values always add up exactly:
-    sum A = y(x) - y(x fully masked). `masker`: 'blur' (a heavy Gaussian blur of x), 'black' or a number."""
+    sum A = y(x) - y(x fully masked). `masker`: 'blur' (a heavy Gaussian blur of x), 'black', a number, or
+    'inpaint_telea' / 'inpaint_ns' (OpenCV inpainting of the masked pixels; pip install
+    'heatlens[inpaint]')."""
     if max_evals < 2 or min_block < 1:
         raise MethodError(f"shap_partition needs max_evals >= 2 and min_block >= 1. Received: {max_evals}, "
                           f"{min_block}")
+    inpaint = _inpainter(masker) if isinstance(masker, str) and masker.startswith("inpaint") else None
     logits, ids = _explained(network, x, targets)
-    masked = make_baseline(network, x, "blurred", None) if masker == "blur" else _fill(network, x, masker)
+    if inpaint is not None:
+        masked = x
+    elif masker == "blur":
+        masked = make_baseline(network, x, "blurred", None)
+    else:
+        masked = _fill(network, x, masker)
     size = batch_size_for(network, x[0], batch_size, max_evals)
     maps = np.zeros((len(x), ids.shape[1], *x.shape[1:3]), np.float32)
     expanded, base_values = [], []
     for i in range(len(x)):
-        values, nodes, base = _owen(network, x[i], masked[i], ids[i], max_evals, min_block, size, progress)
+        compose = _composer(x[i], masked[i], inpaint)
+        values, nodes, base = _owen(network, x[i], compose, ids[i], max_evals, min_block, size, progress)
         maps[i] = values
         expanded.append(nodes)
         base_values.append(base)
@@ -245,11 +254,38 @@ def shap_partition(network: Network, x: np.ndarray, targets: TargetFn, max_evals
         "additivity_gap": maps.sum(axis=(2, 3)) - (full - np.array(base_values))})
 
 
-def _owen(network: Network, image: np.ndarray, masked: np.ndarray, ids: np.ndarray, max_evals: int, min_block: int,
-          batch_size: int, progress: bool) -> tuple[np.ndarray, list, np.ndarray]:
+def _composer(image: np.ndarray, masked: np.ndarray, inpaint: Callable | None
+              ) -> Callable[[np.ndarray], np.ndarray]:
+    """keep masks (B, H, W) -> inputs: the image where kept, the masker's values elsewhere."""
+    if inpaint is None:
+        return lambda keep: np.where(keep[..., None], image, masked)
+    low, high = image.min(axis=(0, 1)), image.max(axis=(0, 1))
+    span = np.where(high > low, high - low, 1)
+    as_uint8 = ((image - low) / span * 255).round().astype(np.uint8)
+
+    def compose(keep: np.ndarray) -> np.ndarray:
+        filled = np.stack([inpaint(as_uint8, (~k).astype(np.uint8)) for k in keep]).astype(np.float32)
+        return np.where(keep[..., None], image, filled / 255 * span + low).astype(np.float32)
+
+    return compose
+
+
+def _inpainter(masker: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    try:
+        import cv2
+    except ImportError:
+        raise MethodError(f"masker='{masker}' needs OpenCV: pip install 'heatlens[inpaint]'") from None
+    flags = {"inpaint_telea": cv2.INPAINT_TELEA, "inpaint_ns": cv2.INPAINT_NS}
+    if masker not in flags:
+        raise MethodError(f"unknown masker '{masker}': use 'blur', 'black', a number, 'inpaint_telea' or 'inpaint_ns'")
+    return lambda image, hole: cv2.inpaint(image, hole, 3, flags[masker])
+
+
+def _owen(network: Network, image: np.ndarray, compose: Callable[[np.ndarray], np.ndarray], ids: np.ndarray,
+          max_evals: int, min_block: int, batch_size: int, progress: bool) -> tuple[np.ndarray, list, np.ndarray]:
     """Owen values (K, H, W) of one image, the expanded blocks with their values, and y(fully masked)."""
     h, w = image.shape[:2]
-    ends = network.predict(np.stack([masked, image]))[:, ids]
+    ends = network.predict(compose(np.stack([np.zeros((h, w), bool), np.ones((h, w), bool)])))[:, ids]
     values = np.zeros((len(ids), h, w), np.float64)
     leaves: list = []
     root = (0, h, 0, w)
@@ -275,8 +311,7 @@ def _owen(network: Network, image: np.ndarray, masked: np.ndarray, ids: np.ndarr
             for block, context, *_ in splittable:
                 left, right = _halves(block, min_block)
                 contexts += [context | _area(left, h, w), context | _area(right, h, w)]
-            keep = np.stack(contexts)[..., None]
-            scores = network.predict(np.where(keep, image, masked))[:, ids]
+            scores = network.predict(compose(np.stack(contexts)))[:, ids]
             evals += len(contexts)
             advance(len(contexts))
             for j, (block, context, off, on, weight) in enumerate(splittable):
