@@ -196,3 +196,23 @@ def test_shap_partition_with_inpainting(photo, masker):
     assert np.isfinite(result.maps).all()
     with pytest.raises(MethodError, match="unknown masker"):
         heatlens.explain(net, photo, method="shap_partition", masker="inpaint_magic")
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 3), (3, 5, 3)])
+def test_shap_partition_equals_the_shap_package(rng, shape):
+    """Same hierarchy (SHAP's Image masker: halves of the longer side, the larger half of an odd side first,
+    then the colour channels), same masking (0), every node expanded: the same Owen values."""
+    shap = pytest.importorskip("shap")
+    weights = rng.normal(size=shape)
+
+    def f(x):
+        s = (np.asarray(x, np.float64).reshape(len(x), *shape) * weights).sum(axis=(1, 2, 3))
+        return np.stack([np.tanh(s) + 0.1 * s**2, s], axis=1)
+
+    photo = rng.uniform(0, 1, (1, *shape)).astype(np.float32)
+    explainer = shap.Explainer(f, shap.maskers.Image(0.0, shape), algorithm="partition")
+    theirs = explainer(photo.astype(np.float64), max_evals=20000, outputs=[0], silent=True).values[0, ..., 0]
+    ours = heatlens.explain(heatlens.wrap(lambda x: f(x).astype(np.float32), preprocess=None), photo,
+                            method="shap_partition", target=0, max_evals=20000, masker=0.0, min_block=1,
+                            split_channels=True, upsample=False)
+    np.testing.assert_allclose(ours.attributions[0, 0], theirs, atol=1e-6)
