@@ -95,28 +95,35 @@ def rise(network: Network, x: np.ndarray, targets: TargetFn, n_masks: int = 2000
     if n_masks < 1 or cells < 1 or not 0 < p <= 1:
         raise MethodError(f"rise needs n_masks >= 1, cells >= 1 and 0 < p <= 1. Received: {n_masks}, {cells}, {p}")
     logits, ids = _explained(network, x, targets)
-    masks = _rise_masks(n_masks, cells, p, x.shape[1:3], np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    grids = (rng.random((n_masks, cells, cells)) < p).astype(np.float32)
+    shifts = rng.integers(0, -(-x.shape[1] // cells), n_masks), rng.integers(0, -(-x.shape[2] // cells), n_masks)
     base = _fill(network, x, fill)
     size = batch_size_for(network, x[0], batch_size, n_masks)
-    maps = np.zeros((len(x), ids.shape[1], *x.shape[1:3]), np.float32)
-    for i in range(len(x)):
-        scores = _target_scores(network, lambda index, i=i: base[i] + (x[i] - base[i]) * masks[index][..., None],
-                                n_masks, ids[i], size, "RISE", progress)
-        maps[i] = np.einsum("nk,nhw->khw", scores, masks) / (n_masks * p)
+    sums = np.zeros((len(x), ids.shape[1], x.shape[1] * x.shape[2]), np.float64)
+    with progress_bar(n_masks * len(x), "RISE", progress and n_masks > size) as advance:
+        for index in _chunks(n_masks, size):
+            masks = _rise_masks(grids[index], shifts[0][index], shifts[1][index], x.shape[1:3])
+            flat = masks.reshape(len(index), -1)
+            for i in range(len(x)):
+                scores = network.predict(base[i] + (x[i] - base[i]) * masks[..., None])[:, ids[i]]
+                sums[i] += scores.T @ flat
+                advance(len(index))
+    maps = (sums / (n_masks * p)).reshape(len(x), ids.shape[1], *x.shape[1:3]).astype(np.float32)
     return MethodOutput(maps, logits, ids, extras={"n_masks": n_masks, "cells": cells, "p": p,
                                                    "display_scale": "minmax"})
 
 
-def _rise_masks(n: int, cells: int, p: float, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _rise_masks(grids: np.ndarray, dy: np.ndarray, dx: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Binary cells x cells grids upsampled bilinearly to (cells + 1) cells and cropped at the given shifts."""
     h, w = size
+    cells = grids.shape[-1]
     cell_h, cell_w = -(-h // cells), -(-w // cells)
-    grids = (rng.random((n, cells, cells)) < p).astype(np.float32)
     big = (cells + 1) * cell_h, (cells + 1) * cell_w
     up = upsample(grids, big, (0.0, 0.0, float(big[0]), float(big[1])))
-    dy, dx = rng.integers(0, cell_h, n), rng.integers(0, cell_w, n)
     rows = (dy[:, None] + np.arange(h)[None])[:, :, None]
     cols = (dx[:, None] + np.arange(w)[None])[:, None, :]
-    return up[np.arange(n)[:, None, None], rows, cols].astype(np.float32)
+    return up[np.arange(len(grids))[:, None, None], rows, cols].astype(np.float32)
 
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb")
@@ -148,8 +155,9 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
         count = int(seg.max()) + 1
         z = _sample_matrix(samples, num_samples, count, seed)
         hidden = _hidden(network, x[i], seg, hide)
-        scores = _target_scores(network, lambda index, seg=seg, z=z, hidden=hidden, i=i: np.where(
-            (z[index][:, seg] == 0)[..., None], hidden, x[i]), num_samples, ids[i], size, "LIME", progress)
+        kept = z.astype(bool)
+        scores = _target_scores(network, lambda index, seg=seg, kept=kept, hidden=hidden, i=i: np.where(
+            kept[index][:, seg][..., None], x[i], hidden), num_samples, ids[i], size, "LIME", progress)
         distances = pairwise_distances(z, z[:1], metric="cosine").ravel()
         kernel = np.sqrt(np.exp(-(distances**2) / kernel_width**2))
         coefs, bias, r2 = [], [], []
