@@ -44,7 +44,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=1000, help="samples / evaluations / masks per method")
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--allocator", choices=["tuned", "default"], default="tuned",
+                        help="glibc settings for this process: as the heatlens CLI runs (tuned) or glibc's defaults")
     args = parser.parse_args()
+    if args.allocator == "tuned":
+        from heatlens.allocator import tune_allocator
+
+        tune_allocator()
     net = heatlens.load_model()
     model_net = heatlens.wrap(net.module, preprocess=None)
     x = net.prepare(heatlens.samples.load("cat")[None])
@@ -84,7 +90,8 @@ def main() -> None:
     model_net.predict = predict
     for name, fn in _lime_peer(model_net, x, args.budget).items():
         results[name] = timed(fn)
-    print(f"\nEfficientNet-Lite0, {args.size}x{args.size}, budget {args.budget}, auto batch size {batch}")
+    print(f"\nEfficientNet-Lite0, {args.size}x{args.size}, budget {args.budget}, auto batch size {batch}, "
+          f"{args.allocator} allocator")
     print(f"  {'variant':<44} {'seconds':>8} {'x floor':>8} {'own work':>9}")
     print(f"  {'forward passes alone (floor, best of runs)':<44} {floor:>8.2f} {1:>8.2f}")
     for name, seconds in results.items():
