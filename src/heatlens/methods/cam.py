@@ -18,6 +18,7 @@ from ..overlay import upsample
 from ..progress import progress_bar
 from .cam_template import AUGMENTATIONS, Contributions, augmented, fuse, layer_maps
 from .registry import MethodOutput, TargetFn, register
+from .shared import positive
 
 EPS = 1e-7
 Layer = str | Sequence[str] | None
@@ -160,7 +161,7 @@ def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = 
         weights = np.exp(scores - scores.max(axis=2, keepdims=True))
         return _channel_weighted(weights / weights.sum(axis=2, keepdims=True), a)
 
-    _positive_batch(batch_size)
+    positive("batch_size", batch_size)
     return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=eigen_smooth,
                 aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
 
@@ -193,7 +194,7 @@ def ablationcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer
         scale = np.where(np.abs(base) > EPS, base, 1.0)[:, :, None]
         return _channel_weighted(drops / scale, a)
 
-    _positive_batch(batch_size)
+    positive("batch_size", batch_size)
     return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=eigen_smooth,
                 aug_smooth=aug_smooth)
 
@@ -220,8 +221,3 @@ def cam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = 
     h, w = grads.shape[2:4]
     weighted = _channel_weighted(mean[:, :, 0, 0] * (h * w), trace.activations[layer]).sum(axis=-1)
     return MethodOutput(weighted.astype(np.float32), trace.logits, trace.targets, layer)
-
-
-def _positive_batch(batch_size: int) -> None:
-    if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-        raise MethodError(f"batch_size must be a positive integer. Received: {batch_size!r}")

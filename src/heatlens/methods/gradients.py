@@ -20,6 +20,7 @@ from ..progress import progress_bar
 from .baselines import make_baseline
 from .cam import gradcam
 from .registry import MethodOutput, TargetFn, register
+from .shared import explained, positive
 
 QUADRATURES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -85,7 +86,7 @@ def _accumulate(network: Network, ids: np.ndarray, per_image: int, make: Sampler
     """Sum, per image, the gradients of `per_image` samples each. `make(sample_ids)` returns the chunk's
     inputs, activations to inject, and an optional transform of the chunk's gradients (N_chunk, K, ...);
     sample s belongs to image s // per_image."""
-    _positive("batch_size", batch_size)
+    positive("batch_size", batch_size)
     n_samples = len(ids) * per_image
     total: np.ndarray | None = None
     with progress_bar(n_samples, label, progress and n_samples > batch_size) as advance:
@@ -107,8 +108,8 @@ def _accumulate(network: Network, ids: np.ndarray, per_image: int, make: Sampler
 def smoothgrad(network: Network, x: np.ndarray, targets: TargetFn, n_samples: int = 25, noise: float = 0.15,
                squared: bool = False, batch_size: int = 32, seed: int = 0, progress: bool = True) -> MethodOutput:
     """A = 1/n sum_i g(x + e_i) (or g^2 for SmoothGrad-squared), e_i ~ N(0, (noise * (max x - min x))^2)."""
-    _positive("n_samples", n_samples)
-    logits, ids = _explained(network, x, targets)
+    positive("n_samples", n_samples)
+    logits, ids = explained(network, x, targets)
     rng = np.random.default_rng(seed)
     sigma = (noise * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))).astype(np.float32)
 
@@ -132,8 +133,8 @@ def integrated_gradients(network: Network, x: np.ndarray, targets: TargetFn, ste
     """A = (x - x') * integral_0^1 dy/dx(x' + a (x - x')) da, by quadrature over `steps` points.
 
     Completeness: sum A = y(x) - y(x'); what the quadrature leaves is in extras['completeness_gap']."""
-    _positive("steps", steps)
-    logits, ids = _explained(network, x, targets)
+    positive("steps", steps)
+    logits, ids = explained(network, x, targets)
     base = make_baseline(network, x, baseline, np.random.default_rng(seed))
     alphas, weights = quadrature(integration, steps)
 
@@ -162,10 +163,10 @@ def expected_gradients(network: Network, x: np.ndarray, targets: TargetFn, backg
 
     With `layer`, x and x' are that layer's activations and the attribution is per position of the layer
     (as SHAP's GradientExplainer does for a model cut at a layer); the maps sum it over channels."""
-    _positive("n_samples", n_samples)
+    positive("n_samples", n_samples)
     if background is None:
         raise MethodError("expected_gradients needs background=images (photos, or model-ready arrays)")
-    logits, ids = _explained(network, x, targets)
+    logits, ids = explained(network, x, targets)
     reference = _prepared(network, background)
     if reference.shape[1:] != x.shape[1:]:
         raise MethodError(f"background inputs have shape {reference.shape[1:]}, the explained ones {x.shape[1:]}")
@@ -214,12 +215,6 @@ def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     return alphas.astype(np.float32), np.full(steps, 1 / steps, np.float32)
 
 
-def _explained(network: Network, x: np.ndarray, targets: TargetFn) -> tuple[np.ndarray, np.ndarray]:
-    """The logits of x and the target ids, resolved once before any sampling."""
-    trace = network.trace(x, targets)
-    return trace.logits, trace.targets
-
-
 def _prepared(network: Network, images: object) -> np.ndarray:
     """Background images as model inputs; photos of different sizes are prepared one by one."""
     if network.preprocess is None:
@@ -227,8 +222,3 @@ def _prepared(network: Network, images: object) -> np.ndarray:
     if isinstance(images, list | tuple):
         return np.concatenate([network.prepare(as_batch(image)) for image in images])
     return network.prepare(as_batch(images))
-
-
-def _positive(name: str, value: int) -> None:
-    if not isinstance(value, int | np.integer) or value < 1:
-        raise MethodError(f"{name} must be a positive integer. Received: {value!r}")

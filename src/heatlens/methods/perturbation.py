@@ -19,11 +19,7 @@ from ..progress import progress_bar
 from .baselines import make_baseline
 from .batching import batch_size_for
 from .registry import MethodOutput, TargetFn, register
-
-
-def _explained(network: Network, x: np.ndarray, targets: TargetFn) -> tuple[np.ndarray, np.ndarray]:
-    trace = network.trace(x, targets)
-    return trace.logits, trace.targets
+from .shared import explained
 
 
 def _chunks(total: int, size: int) -> Iterator[np.ndarray]:
@@ -50,7 +46,7 @@ def occlusion(network: Network, x: np.ndarray, targets: TargetFn, window: int = 
     """A(p) = mean over windows W containing p of [y(x) - y(x with W filled)]."""
     if window < 1 or stride < 1:
         raise MethodError(f"window and stride must be positive. Received: window={window}, stride={stride}")
-    logits, ids = _explained(network, x, targets)
+    logits, ids = explained(network, x, targets)
     h, w = x.shape[1:3]
     rows = _window_masks(h, min(window, h), stride)
     cols = _window_masks(w, min(window, w), stride)
@@ -94,7 +90,7 @@ def rise(network: Network, x: np.ndarray, targets: TargetFn, n_masks: int = 2000
     probability p, upsampled bilinearly and shifted by a random fraction of a cell (x_b: the fill)."""
     if n_masks < 1 or cells < 1 or not 0 < p <= 1:
         raise MethodError(f"rise needs n_masks >= 1, cells >= 1 and 0 < p <= 1. Received: {n_masks}, {cells}, {p}")
-    logits, ids = _explained(network, x, targets)
+    logits, ids = explained(network, x, targets)
     rng = np.random.default_rng(seed)
     grids = (rng.random((n_masks, cells, cells)) < p).astype(np.float32)
     shifts = rng.integers(0, -(-x.shape[1] // cells), n_masks), rng.integers(0, -(-x.shape[2] // cells), n_masks)
@@ -145,7 +141,7 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
     binary sample matrix (num_samples, superpixels) instead of the seeded random one."""
     if num_samples < 2:
         raise MethodError(f"num_samples must be at least 2. Received: {num_samples}")
-    logits, ids = _explained(network, x, targets)
+    logits, ids = explained(network, x, targets)
     size = batch_size_for(network, x[0], batch_size, num_samples)
     labels = _segments(x, segmentation, segments, seed)
     maps = np.zeros((len(x), ids.shape[1], *x.shape[1:3]), np.float32)
@@ -243,7 +239,7 @@ def shap_partition(network: Network, x: np.ndarray, targets: TargetFn, max_evals
     inpaint = _inpainter(masker) if isinstance(masker, str) and masker.startswith("inpaint") else None
     if inpaint is not None and split_channels:
         raise MethodError("inpainting fills whole pixels; use split_channels=False with an inpaint masker")
-    logits, ids = _explained(network, x, targets)
+    logits, ids = explained(network, x, targets)
     if inpaint is not None:
         masked = x
     elif masker == "blur":
