@@ -49,6 +49,15 @@ def test_user_model_factory(tmp_path, rng):
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["layer"] == "features"
 
 
+def test_custom_score_function_by_import_path(tmp_path):
+    result = runner.invoke(app, ["explain", "--sample", "cat", "-o", "score=toy_models:all_cats",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["params"]["score"] == "all_cats"
+    assert [t["name"] for t in manifest["images"][0]["targets"]] == ["all_cats"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -61,6 +70,8 @@ def test_user_model_factory(tmp_path, rng):
         (["explain", "--sample", "cat", "--cmap", "nope"], "unknown colormap"),
         (["explain", "--sample", "cat", "--model", "nope"], "unknown model"),
         (["explain"], "no images given"),
+        (["explain", "--sample", "cat", "-o", "score=toy_models:nope"], "cannot import 'toy_models:nope'"),
+        (["explain", "--sample", "cat", "-o", "score=heatlens:__version__"], "not a function"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):

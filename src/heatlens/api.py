@@ -13,7 +13,7 @@ from .explanation import Explanation
 from .images import ImageLike, as_batch, as_float_batch
 from .methods import get_method
 from .models import to_network
-from .targets import TargetSpec, resolve, resolver, static_ids
+from .targets import TargetSpec, resolve, resolver, score_label, score_names, static_ids
 
 
 def explain(
@@ -32,8 +32,15 @@ def explain(
     target: 'top1', 'top3', a class id, a class name, a list of those, a per-image list of lists, or a
     callable from the scores (N, classes) to class ids. Returns maps (N, K, H, W) at the photo's
     resolution (upsample=False: at the layer's), raw and finite.
+    score=callable (any method): explain custom scores instead of the classes; it receives the model's raw
+    output (tensor, tuple or dict) and returns (N,) or (N, K) scores built with the framework's ops, e.g.
+    `lambda out: out[:, 281:286].sum(1)` (all cats) or `lambda out: out[1]` (a model's second output);
+    targets then index its K scores, named after the function.
     """
     network = to_network(model)
+    score = options.pop("score") if callable(options.get("score")) else None
+    if score is not None:
+        network = network.rescored(score)
     info = get_method(method)
     _check_options(info.name, info.fn, options, layer, info.uses_layer)
     photos = None
@@ -58,9 +65,13 @@ def explain(
     if upsample:
         maps = overlay.upsample(maps, size, box)
     options.pop("layer", None)
+    classes = network.classes
+    if score is not None:
+        classes = score_names(score, out.logits.shape[1])
+        options["score"] = score_label(score)
     return Explanation(
         maps=maps,
-        targets=resolve(out.ids, out.logits, network.classes),
+        targets=resolve(out.ids, out.logits, classes),
         method=info.name,
         model=network.name,
         layer=out.layer,
@@ -69,7 +80,7 @@ def explain(
         params={"target": target if isinstance(target, str | int) else repr(target), **options},
         extras=out.extras,
         attributions=out.attributions,
-        classes=list(network.classes) if network.classes is not None else None,
+        classes=list(classes) if classes is not None else None,
         _images=photos,
         _inputs=x if photos is None else None,
     )

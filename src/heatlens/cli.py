@@ -22,6 +22,7 @@ from .api import explain as run_explain
 from .errors import HeatlensError
 from .explanation import write_manifest
 from .images import load_image
+from .imports import import_object
 from .methods import METHODS, inside
 from .models import DEFAULT_MODEL, ZOO, Network, load_model
 
@@ -258,9 +259,19 @@ def _options(pairs: list[str]) -> dict[str, Any]:
             raise HeatlensError(f"use --{key} rather than --option {key}=...")
         if key == "background":
             options[key] = [load_image(Path(p.strip())) for p in text.split(",") if p.strip()]
+        elif key == "score" and ":" in text:
+            options[key] = _score_function(text.strip())
         else:
             options[key] = _value(text.strip())
     return options
+
+
+def _score_function(spec: str) -> Any:
+    """-o score=package.module:function: a custom score function of the model's raw output."""
+    function = import_object(spec)
+    if not callable(function):
+        raise HeatlensError(f"-o score={spec} names a {type(function).__name__}, not a function")
+    return function
 
 
 def _value(text: str) -> Any:

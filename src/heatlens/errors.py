@@ -38,3 +38,9 @@ def close_matches(word: str, choices: Iterable[str], n: int = 5) -> str:
         lowered = word.lower()
         hits = [c for c in pool if lowered in c.lower()][:n]
     return f" Did you mean: {', '.join(repr(h) for h in hits)}?" if hits else ""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

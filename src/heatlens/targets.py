@@ -105,6 +105,18 @@ def is_dynamic(spec: TargetSpec) -> bool:
     return callable(spec) or (isinstance(spec, str) and re.fullmatch(r"top\d+", spec.strip().lower()) is not None)
 
 
+def score_label(function: Callable) -> str:
+    """A custom score function's name for messages, manifests and target names ('score' for lambdas)."""
+    name = getattr(function, "__name__", type(function).__name__)
+    return "score" if name == "<lambda>" else name
+
+
+def score_names(function: Callable, count: int) -> list[str]:
+    """Names for the K scores of a custom score function: its label, indexed when it returns several."""
+    name = score_label(function)
+    return [name] if count == 1 else [f"{name}[{k}]" for k in range(count)]
+
+
 def class_name(index: int, classes: Sequence[str] | None) -> str:
     return classes[index] if classes is not None and index < len(classes) else f"class {index}"
 

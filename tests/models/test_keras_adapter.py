@@ -257,3 +257,33 @@ def test_sequential_and_subclassed_models(rng16):
     grads = tape.gradient(score, act).numpy()
     expected = np.maximum(np.einsum("nc,nhwc->nhw", grads.mean(axis=(1, 2)), act.numpy()), 0)
     np.testing.assert_allclose(seq.maps[:, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_models_that_cannot_be_traced_run_eagerly(rng16, caplog):
+    class Branchy(keras.Model):
+        """Python control flow on a tensor's value: fine eagerly, impossible inside tf.function."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")
+            self.gap = keras.layers.GlobalAveragePooling2D(name="gap")
+            self.fc = keras.layers.Dense(3, name="fc")
+
+        def call(self, x):
+            a = self.conv(x)
+            if float(tf.reduce_max(a)) > 0:
+                a = a * 2.0
+            return self.fc(self.gap(a))
+
+    keras.utils.set_random_seed(8)
+    model = Branchy()
+    model(rng16)
+    result = heatlens.explain(heatlens.wrap(model, preprocess=None), rng16, layer="conv", target=2, upsample=False)
+    with tf.GradientTape() as tape:
+        act = model.conv(tf.constant(rng16))
+        tape.watch(act)
+        score = model.fc(model.gap(act * 2.0))[:, 2]
+    grads = tape.gradient(score, act).numpy()
+    expected = np.maximum(np.einsum("nc,nhwc->nhw", grads.mean(axis=(1, 2)), act.numpy()), 0)
+    np.testing.assert_allclose(result.maps[:, 0], expected, rtol=1e-5, atol=1e-6)
+    assert "cannot be traced by tf.function" in caplog.text

@@ -7,17 +7,21 @@ Arrays cross this boundary as numpy, channels-last: images (N, H, W, 3) uint8, m
 from __future__ import annotations
 
 import abc
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..errors import LayerError, MethodError, close_matches
+from ..errors import LayerError, MethodError, ModelError, close_matches, first_line
 from ..preprocess import Box, whole_image
+from ..targets import score_label
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
+ScoreFunction = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -98,15 +102,35 @@ def check_relu(relu: str, score: str = "logit") -> None:
     """Refuse an unknown ReLU rule or score before any work is done."""
     if relu not in RELU_RULES:
         raise ValueError(f"relu must be one of {RELU_RULES}. Received: {relu!r}")
-    if score not in SCORES and score_layer(score) is None:
-        raise MethodError(f"score must be one of {', '.join(SCORES)}. Received: {score!r}")
+    if not isinstance(score, str) or (score not in SCORES and score_layer(score) is None):
+        raise MethodError(f"score must be one of {', '.join(SCORES)}, or a callable of the model's output "
+                          f"(explain(..., score=fn)). Received: {score!r}")
 
 
 def score_layer(score: str) -> tuple[str, str] | None:
     """('layer_mean' | 'layer_max', layer) for scores that are a layer's channels: 'layer_mean:NAME' scores
     each channel by its mean over positions, 'layer_max:NAME' by its strongest unit; None otherwise."""
+    if not isinstance(score, str):
+        return None
     kind, _, layer = score.partition(":")
     return (kind, layer) if kind in LAYER_SCORES and layer else None
+
+
+def custom_scores(score: ScoreFunction, output: Any, kind: type) -> Any:
+    """`score` applied to a model's raw output (a tensor, tuple or dict): its scores as (N, K) of `kind`,
+    the framework's tensor type, so that gradients flow through it."""
+    try:
+        scores = score(output)
+    except Exception as exc:
+        raise ModelError(f"the score function {score_label(score)} failed on the model's output: "
+                         f"{type(exc).__name__}: {first_line(exc)}") from exc
+    shape = getattr(scores, "shape", None)
+    if not isinstance(scores, kind) or shape is None or len(shape) not in (1, 2):
+        got = f"shape={tuple(shape)}" if isinstance(scores, kind) else f"a {type(scores).__name__}"
+        kind_name = f"{kind.__module__.partition('.')[0]}.{kind.__name__}"
+        raise ModelError(f"the score function {score_label(score)} must return a {kind_name} "
+                         f"of shape (N,) or (N, K), built with the framework's ops. Received: {got}")
+    return scores[:, None] if len(shape) == 1 else scores
 
 
 def merge_traces(parts: list[Trace], capture: Sequence[str], wrt: Sequence[str]) -> Trace:
@@ -154,6 +178,7 @@ class Network(abc.ABC):
     name: str = "model"
     classes: Sequence[str] | None = None
     preprocess: Preprocess | None = None
+    score_function: ScoreFunction | None = None
 
     @abc.abstractmethod
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
@@ -189,6 +214,21 @@ class Network(abc.ABC):
     @abc.abstractmethod
     def split(self, layer: str) -> Split:
         """Cut the network at `layer` (see Split)."""
+
+    def rescored(self, score: ScoreFunction) -> Network:
+        """This network with custom scores: `score(raw model output)` -> (N,) or (N, K), written with the
+        framework's ops (e.g. a sum of classes, or one output of a multi-output model). Every primitive then
+        sees those scores instead of the classes; the model itself is shared, not copied."""
+        if not callable(score):
+            raise MethodError(f"score must be 'logit', 'softmax' or a callable. Received: {score!r}")
+        view = copy.copy(self)
+        view.score_function = score
+        view.classes = None
+        view._forget_compiled()
+        return view
+
+    def _forget_compiled(self) -> None:  # noqa: B027 - optional hook; only compiling adapters need it
+        """Drop whatever an adapter compiled for the old scores (after `rescored` copied it)."""
 
     def _traced_layers(self, x: np.ndarray, targets: Targets, capture: Sequence[str], wrt: Sequence[str],
                        relu: str, inject: dict[str, np.ndarray], score: str) -> list[str]:

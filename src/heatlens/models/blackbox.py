@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import MethodError, ModelError
 from ..targets import check_ids, check_scores
-from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
+from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace, custom_scores
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -35,9 +35,11 @@ class BlackBoxNetwork(Network):
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]
             try:
-                scores = np.asarray(self.function(chunk))
+                output = self.function(chunk)
             except Exception as exc:
                 raise ModelError(f"{self.name} failed on inputs of shape {chunk.shape}: {exc}") from exc
+            scores = np.asarray(output if self.score_function is None else
+                                custom_scores(self.score_function, output, np.ndarray))
             if scores.ndim != 2 or len(scores) != len(chunk):
                 raise ModelError(
                     f"{self.name} must return scores of shape (N, classes) for N inputs. Received: shape="

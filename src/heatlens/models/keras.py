@@ -21,10 +21,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import LayerError, ModelError, close_matches
+from ..errors import HeatlensError, LayerError, ModelError, close_matches
 from ..preprocess import Box, ResizeCrop
 from ..targets import TopK, check_ids, check_scores
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
+from .base import (
+    LayerInfo,
+    LayerRecorder,
+    Network,
+    Preprocess,
+    Split,
+    Targets,
+    Trace,
+    custom_scores,
+    merge_traces,
+    score_layer,
+)
 from .keras_rectifiers import rectifiers, swap_attribute
 
 log = logging.getLogger(__name__)
@@ -32,6 +43,10 @@ log = logging.getLogger(__name__)
 
 class _StopForwardError(Exception):
     """Raised inside a wrapped layer to end a forward pass once the wanted activation is in hand."""
+
+
+_GRAPH_ONLY = (TypeError, NotImplementedError, tf.errors.OperatorNotAllowedInGraphError)
+_MODEL_FAILURES = (ValueError, TypeError, tf.errors.InvalidArgumentError)
 
 
 class KerasNetwork(Network):
@@ -58,10 +73,12 @@ class KerasNetwork(Network):
         self.input_size = input_size
         self.batch_size = batch_size
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
+        self._forget_compiled()
+
+    def _forget_compiled(self) -> None:
         self._steps: dict[tuple, Callable[..., Any]] = {}
         self._eager: set[tuple] = set()
         self._rests: dict[str, Callable[[tf.Tensor], tf.Tensor] | None] = {}
-        self._forward = tf.function(lambda x: _scores(self.model(x, training=False)), reduce_retracing=True)
 
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
@@ -71,7 +88,7 @@ class KerasNetwork(Network):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         chunks = [
-            self._guard(lambda chunk=chunk: self._forward(tf.constant(chunk)).numpy(), chunk.shape)
+            np.asarray(self._compiled(("forward",), self._make_forward, (tf.constant(chunk),), chunk.shape))
             for chunk in _chunks(np.asarray(x, np.float32), self.batch_size)
         ]
         return check_scores(np.concatenate(chunks))
@@ -138,7 +155,7 @@ class KerasNetwork(Network):
 
             with _wrapped({self._layer_object(layer): swap}):
                 out = self._guard(lambda: self.model(tf.constant(x, tf.float32), training=False), x.shape)
-            return check_scores(np.asarray(_scores(out)))
+            return check_scores(np.asarray(self._scores_of(out)))
 
         return Split(head=head, tail=tail)
 
@@ -154,7 +171,7 @@ class KerasNetwork(Network):
             ids = check_ids(ids, len(x), outputs).astype(np.int32)
         key = (capture, wrt, n_targets, bool(top_k), relu, score, tuple(inject), x.shape[1:])
         args = (tf.constant(x), tf.constant(ids), tuple(tf.constant(v) for v in inject.values()))
-        logits, ids_out, acts, grads = self._run_step(key, args, x.shape)
+        logits, ids_out, acts, grads = self._compiled(key, lambda: self._make_step(*key), args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
             if grad is None:
                 raise LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
@@ -166,17 +183,22 @@ class KerasNetwork(Network):
             gradients={name: np.asarray(g) for name, g in zip(wrt, grads, strict=True)},
         )
 
-    def _run_step(self, key: tuple, args: tuple, shape: tuple[int, ...]) -> tuple:
+    def _compiled(self, key: tuple, make: Callable[[], Any], args: tuple, shape: tuple[int, ...]) -> Any:
+        """Run the tf.function cached under `key` (built by `make`); where the model cannot be traced (Python
+        control flow on tensor values), run its Python function eagerly from then on."""
         if key not in self._steps:
-            self._steps[key] = self._make_step(*key)
+            self._steps[key] = make()
         step = self._steps[key]
         if key not in self._eager:
             try:
-                return self._guard(lambda: step(*args), shape)
-            except (TypeError, NotImplementedError, tf.errors.OperatorNotAllowedInGraphError) as exc:
-                log.warning("tracing the gradient step failed (%s); running it eagerly", exc)
+                return self._guard(lambda: step(*args), shape, passthrough=_GRAPH_ONLY)
+            except _GRAPH_ONLY as exc:
+                log.warning("%s cannot be traced by tf.function (%s); running it eagerly", self.name, _message(exc))
                 self._eager.add(key)
         return self._guard(lambda: step.python_function(*args), shape)
+
+    def _make_forward(self) -> Any:
+        return tf.function(lambda x: self._scores_of(self.model(x, training=False)), reduce_retracing=True)
 
     def _make_step(self, capture: tuple[str, ...], wrt: tuple[str, ...], n_targets: int, top_k: bool, relu: str,
                    score: str, injected: tuple[str, ...], shape: tuple[int, ...]) -> Any:
@@ -197,7 +219,7 @@ class KerasNetwork(Network):
                     for name, obj in objects.items()
                 }
                 with rectifiers(self.model, relu, _walk(self.model)), _wrapped(taps):
-                    logits = _scores(self.model(x, training=False))
+                    logits = self._scores_of(self.model(x, training=False))
                 if top_k:
                     ids = tf.math.top_k(logits, n_targets).indices
                 if by_layer:
@@ -252,16 +274,21 @@ class KerasNetwork(Network):
         if layer not in self._rests:
             try:
                 rest = keras.Model(self._layer_object(layer).output, self.model.output)
-                self._rests[layer] = tf.function(lambda a: _scores(rest(a, training=False)), reduce_retracing=True)
+                self._rests[layer] = tf.function(lambda a: self._scores_of(rest(a, training=False)),
+                                                 reduce_retracing=True)
             except (ValueError, AttributeError) as exc:
                 log.info("no fast tail after '%s' (%s); tails run full forward passes", layer, _message(exc))
                 self._rests[layer] = None
         return self._rests[layer]
 
+    def _scores_of(self, out: Any) -> tf.Tensor:
+        """The scores (N, K) of a raw model output: the custom score function's, or the model's logits."""
+        return _scores(out) if self.score_function is None else custom_scores(self.score_function, out, tf.Tensor)
+
     def _class_count(self, shape: tuple[int, ...]) -> int:
         """How many scores the model outputs (read from its output shape, or one forward on zeros)."""
         declared = getattr(self.model, "output_shape", None)
-        if isinstance(declared, tuple) and len(declared) == 2 and declared[1] is not None:
+        if self.score_function is None and isinstance(declared, tuple) and len(declared) == 2 and declared[1]:
             return int(declared[1])
         return int(self.predict(np.zeros((1, *shape), np.float32)).shape[1])
 
@@ -271,16 +298,34 @@ class KerasNetwork(Network):
             raise LayerError(f"unknown layer '{name}' in {self.name}.{close_matches(name, found)}")
         return found[name]
 
-    def _guard(self, fn: Callable[[], Any], shape: tuple[int, ...]) -> Any:
-        """Run model code; the model's own failures become one-line ModelErrors naming the input shape."""
+    def _guard(self, fn: Callable[[], Any], shape: tuple[int, ...], passthrough: tuple[type, ...] = ()) -> Any:
+        """Run model code; the model's own failures become one-line ModelErrors naming the input shape, and
+        our own errors raised while tf.function traced come out as themselves, not wrapped by autograph."""
         try:
             return fn()
-        except (_StopForwardError, LayerError, ModelError):
+        except (_StopForwardError, HeatlensError):
             raise
-        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as exc:
+        except Exception as exc:
+            ours = _own_error(exc)
+            if ours is not None:
+                raise ours from None
+            if isinstance(exc, passthrough) or not isinstance(exc, _MODEL_FAILURES):
+                raise
             raise ModelError(
                 f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {_message(exc)}"
             ) from exc
+
+
+def _own_error(exc: BaseException) -> HeatlensError | None:
+    """Our error behind an exception that autograph re-raised in its own type while tracing, if any."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, HeatlensError):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None
 
 
 def _walk(model: keras.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Layer]]:

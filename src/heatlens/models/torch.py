@@ -8,7 +8,6 @@ costs about one inference pass, and no parameter or input gradients are ever com
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import LayerError, ModelError, close_matches
+from ..errors import LayerError, ModelError, close_matches, first_line
+from ..imports import import_object
 from ..targets import check_ids, check_scores
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
+from .base import (
+    LayerInfo,
+    LayerRecorder,
+    Network,
+    Preprocess,
+    Split,
+    Targets,
+    Trace,
+    custom_scores,
+    merge_traces,
+    score_layer,
+)
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 
@@ -84,7 +95,7 @@ class TorchNetwork(Network):
         with self._session(), torch.no_grad():
             for start in range(0, len(x), self.batch_size):
                 out = self._run(self._to_tensor(x[start : start + self.batch_size]))
-                chunks.append(_logits(out).float().cpu().numpy())
+                chunks.append(self._scores_of(out).float().cpu().numpy())
         return check_scores(np.concatenate(chunks))
 
     def trace(
@@ -138,7 +149,7 @@ class TorchNetwork(Network):
             if rest is not None:
                 with self._session(), torch.no_grad():
                     out = self._run_module(rest, replacement.to(self.device))
-                return check_scores(_logits(out).float().cpu().numpy())
+                return check_scores(self._scores_of(out).float().cpu().numpy())
             info, module = self.layer(layer, x.shape[1:]), self._module(layer)
             count = {"calls": 0}
 
@@ -148,7 +159,7 @@ class TorchNetwork(Network):
 
             with self._session(), torch.no_grad(), _hooked({module: swap}):
                 out = self._run(self._to_tensor(x))
-            return check_scores(_logits(out).float().cpu().numpy())
+            return check_scores(self._scores_of(out).float().cpu().numpy())
 
         return Split(head=head, tail=tail)
 
@@ -198,7 +209,7 @@ class TorchNetwork(Network):
             with _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers:
                 if "input" in wrt:
                     inputs.requires_grad_()
-                logits = _logits(self._run(inputs))
+                logits = self._scores_of(self._run(inputs))
             if relu != "normal" and rectifiers.calls == 0:
                 raise ModelError(f"{self.name} calls no ReLU or ReLU6, so the '{relu}' rule has nothing to change")
             scores = check_scores(logits.detach().float().cpu().numpy())
@@ -273,6 +284,10 @@ class TorchNetwork(Network):
             self._rests[layer] = rest_of_network(self.module, layer)
         return self._rests[layer]
 
+    def _scores_of(self, out: Any) -> torch.Tensor:
+        """The scores (N, K) of a raw model output: the custom score function's, or the model's logits."""
+        return _logits(out) if self.score_function is None else custom_scores(self.score_function, out, torch.Tensor)
+
     def _run(self, inputs: torch.Tensor) -> Any:
         """The whole model's forward (see _run_module)."""
         return self._run_module(self.module, inputs)
@@ -284,7 +299,7 @@ class TorchNetwork(Network):
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             shape = (inputs.shape[0], *inputs.shape[2:], inputs.shape[1]) if inputs.ndim == 4 else tuple(inputs.shape)
             raise ModelError(
-                f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {_first_line(exc)}"
+                f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {first_line(exc)}"
             ) from exc
 
     def _module(self, name: str) -> torch.nn.Module:
@@ -370,16 +385,12 @@ def load_torch(spec: str, device: str = "cpu") -> torch.nn.Module:
         if not path.is_file():
             raise ModelError(f"no model file at '{spec}'")
         return place(_load_file(path), device)
-    module_name, _, attr = spec.partition(":")
-    if not attr:
+    if ":" not in spec:
         raise ModelError(
             f"unknown model '{spec}': expected a zoo name (see `heatlens models`), "
             "'package.module:factory', a torch.export .pt2 file or a TorchScript file"
         )
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ModelError(f"cannot import '{spec}': {exc}") from None
+    factory = import_object(spec)
     model = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"'{spec}' returned {type(model).__name__}, not a torch.nn.Module")
@@ -391,7 +402,7 @@ def place(model: torch.nn.Module, device: str) -> torch.nn.Module:
     try:
         return model.to(torch.device(device))
     except (RuntimeError, AssertionError) as exc:
-        raise ModelError(f"cannot place the model on device '{device}': {_first_line(exc)}") from None
+        raise ModelError(f"cannot place the model on device '{device}': {first_line(exc)}") from None
 
 
 def _load_file(path: Path) -> torch.nn.Module:
@@ -399,16 +410,11 @@ def _load_file(path: Path) -> torch.nn.Module:
         try:
             return torch.export.unflatten(torch.export.load(str(path)))
         except Exception as exc:
-            raise ModelError(f"'{path}' is not a torch.export program: {_first_line(exc)}") from None
+            raise ModelError(f"'{path}' is not a torch.export program: {first_line(exc)}") from None
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as exc:
         raise ModelError(
-            f"'{path}' is not a TorchScript file ({_first_line(exc)}); save models with torch.export.save (.pt2) "
+            f"'{path}' is not a TorchScript file ({first_line(exc)}); save models with torch.export.save (.pt2) "
             "or torch.jit.save; heatlens never unpickles whole modules"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
