@@ -135,3 +135,18 @@ def test_bad_score_functions_get_one_line_errors_and_leave_no_hooks(x):
     with pytest.raises(MethodError, match="score must be one of logit, softmax, or a callable"):
         heatlens.explain(net, x, layer="features", score=3)
     assert count_hooks(model) == 0
+
+
+def test_predict_functions_with_several_outputs(x):
+    weights = np.random.default_rng(5).standard_normal((8 * 8 * 3, 5)).astype(np.float32)
+
+    def predict(batch):
+        flat = batch.reshape(len(batch), -1)
+        return {"logits": flat @ weights[:, :2], "aux": np.tanh(flat @ weights[:, 2:])}
+
+    options = {"method": "occlusion", "window": 4, "stride": 2, "target": 1}
+    ours = heatlens.explain(heatlens.wrap(predict, preprocess=None), x, score=lambda out: out["aux"], **options)
+    reference = heatlens.explain(heatlens.wrap(lambda b: predict(b)["aux"], preprocess=None), x, **options)
+    np.testing.assert_allclose(ours.maps, reference.maps, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ModelError, match=r"must return a numpy.ndarray.*Received: a list"):
+        heatlens.explain(heatlens.wrap(predict, preprocess=None), x, score=lambda out: [1.0] * len(x), **options)
