@@ -36,6 +36,19 @@ def reference_gradcam(model, layer_name: str, x: np.ndarray, class_id: int) -> n
     return np.maximum(np.einsum("nc,nhwc->nhw", grads.mean(axis=(1, 2)), activation.numpy()), 0)
 
 
+class Subclassed(keras.Model):
+    """conv -> global average pool -> dense, as a subclassed model."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")
+        self.gap = keras.layers.GlobalAveragePooling2D(name="gap")
+        self.fc = keras.layers.Dense(3, name="fc")
+
+    def call(self, x):
+        return self.fc(self.gap(self.conv(x)))
+
+
 def small_cnn(name: str = "small") -> keras.Model:
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
@@ -233,16 +246,6 @@ def test_sequential_and_subclassed_models(rng16):
         keras.layers.Dense(3, name="fc"),
     ])
 
-    class Subclassed(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")
-            self.gap = keras.layers.GlobalAveragePooling2D(name="gap")
-            self.fc = keras.layers.Dense(3, name="fc")
-
-        def call(self, x):
-            return self.fc(self.gap(self.conv(x)))
-
     sequential(rng16)
     subclassed = Subclassed()
     subclassed(rng16)
@@ -260,14 +263,8 @@ def test_sequential_and_subclassed_models(rng16):
 
 
 def test_models_that_cannot_be_traced_run_eagerly(rng16, caplog):
-    class Branchy(keras.Model):
+    class Branchy(Subclassed):
         """Python control flow on a tensor's value: fine eagerly, impossible inside tf.function."""
-
-        def __init__(self):
-            super().__init__()
-            self.conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")
-            self.gap = keras.layers.GlobalAveragePooling2D(name="gap")
-            self.fc = keras.layers.Dense(3, name="fc")
 
         def call(self, x):
             a = self.conv(x)

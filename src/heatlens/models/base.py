@@ -116,23 +116,6 @@ def score_layer(score: str) -> tuple[str, str] | None:
     return (kind, layer) if kind in LAYER_SCORES and layer else None
 
 
-def custom_scores(score: ScoreFunction, output: Any, kind: type) -> Any:
-    """`score` applied to a model's raw output (a tensor, tuple or dict): its scores as (N, K) of `kind`,
-    the framework's tensor type, so that gradients flow through it."""
-    try:
-        scores = score(output)
-    except Exception as exc:
-        raise ModelError(f"the score function {score_label(score)} failed on the model's output: "
-                         f"{type(exc).__name__}: {first_line(exc)}") from exc
-    shape = getattr(scores, "shape", None)
-    if not isinstance(scores, kind) or shape is None or len(shape) not in (1, 2):
-        got = f"shape={tuple(shape)}" if isinstance(scores, kind) else f"a {type(scores).__name__}"
-        kind_name = f"{kind.__module__.partition('.')[0]}.{kind.__name__}"
-        raise ModelError(f"the score function {score_label(score)} must return a {kind_name} "
-                         f"of shape (N,) or (N, K), built with the framework's ops. Received: {got}")
-    return scores[:, None] if len(shape) == 1 else scores
-
-
 def merge_traces(parts: list[Trace], capture: Sequence[str], wrt: Sequence[str]) -> Trace:
     """One Trace from the traces of consecutive chunks of a batch."""
     if len(parts) == 1:
@@ -226,6 +209,23 @@ class Network(abc.ABC):
         view.classes = None
         view._forget_compiled()
         return view
+
+    def _custom_scores(self, output: Any, kind: type) -> Any:
+        """The score function applied to a model's raw output (a tensor, tuple or dict): its scores as (N, K)
+        of `kind`, the framework's tensor type, so that gradients flow through it."""
+        score = self.score_function
+        try:
+            scores = score(output)
+        except Exception as exc:
+            raise ModelError(f"the score function {score_label(score)} failed on the model's output: "
+                             f"{type(exc).__name__}: {first_line(exc)}") from exc
+        shape = getattr(scores, "shape", None)
+        if not isinstance(scores, kind) or shape is None or len(shape) not in (1, 2):
+            got = f"shape={tuple(shape)}" if isinstance(scores, kind) else f"a {type(scores).__name__}"
+            kind_name = f"{kind.__module__.partition('.')[0]}.{kind.__name__}"
+            raise ModelError(f"the score function {score_label(score)} must return a {kind_name} of shape (N,) "
+                             f"or (N, K), built with the framework's ops. Received: {got}")
+        return scores[:, None] if len(shape) == 1 else scores
 
     def _forget_compiled(self) -> None:  # noqa: B027 - optional hook; only compiling adapters need it
         """Drop whatever an adapter compiled for the old scores (after `rescored` copied it)."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import MethodError, ModelError
 from ..targets import check_ids, check_scores
-from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace, custom_scores
+from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -39,7 +39,7 @@ class BlackBoxNetwork(Network):
             except Exception as exc:
                 raise ModelError(f"{self.name} failed on inputs of shape {chunk.shape}: {exc}") from exc
             scores = np.asarray(output if self.score_function is None else
-                                custom_scores(self.score_function, output, np.ndarray))
+                                self._custom_scores(output, np.ndarray))
             if scores.ndim != 2 or len(scores) != len(chunk):
                 raise ModelError(
                     f"{self.name} must return scores of shape (N, classes) for N inputs. Received: shape="

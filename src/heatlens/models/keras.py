@@ -24,18 +24,7 @@ import tensorflow as tf
 from ..errors import HeatlensError, LayerError, ModelError, close_matches
 from ..preprocess import Box, ResizeCrop
 from ..targets import TopK, check_ids, check_scores
-from .base import (
-    LayerInfo,
-    LayerRecorder,
-    Network,
-    Preprocess,
-    Split,
-    Targets,
-    Trace,
-    custom_scores,
-    merge_traces,
-    score_layer,
-)
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .keras_rectifiers import rectifiers, swap_attribute
 
 log = logging.getLogger(__name__)
@@ -283,7 +272,7 @@ class KerasNetwork(Network):
 
     def _scores_of(self, out: Any) -> tf.Tensor:
         """The scores (N, K) of a raw model output: the custom score function's, or the model's logits."""
-        return _scores(out) if self.score_function is None else custom_scores(self.score_function, out, tf.Tensor)
+        return _scores(out) if self.score_function is None else self._custom_scores(out, tf.Tensor)
 
     def _class_count(self, shape: tuple[int, ...]) -> int:
         """How many scores the model outputs (read from its output shape, or one forward on zeros)."""

@@ -18,18 +18,7 @@ import torch
 from ..errors import LayerError, ModelError, close_matches, first_line
 from ..imports import import_object
 from ..targets import check_ids, check_scores
-from .base import (
-    LayerInfo,
-    LayerRecorder,
-    Network,
-    Preprocess,
-    Split,
-    Targets,
-    Trace,
-    custom_scores,
-    merge_traces,
-    score_layer,
-)
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 
@@ -286,7 +275,7 @@ class TorchNetwork(Network):
 
     def _scores_of(self, out: Any) -> torch.Tensor:
         """The scores (N, K) of a raw model output: the custom score function's, or the model's logits."""
-        return _logits(out) if self.score_function is None else custom_scores(self.score_function, out, torch.Tensor)
+        return _logits(out) if self.score_function is None else self._custom_scores(out, torch.Tensor)
 
     def _run(self, inputs: torch.Tensor) -> Any:
         """The whole model's forward (see _run_module)."""
