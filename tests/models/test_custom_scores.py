@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from toy_models import TinyCNN, count_hooks
 
 import heatlens
-from heatlens import MethodError, ModelError
+from heatlens import LayerError, MethodError, ModelError
 
 
 class TwoHeads(torch.nn.Module):
@@ -51,6 +51,10 @@ def cats(out):
 
 def pose(out):
     return out[1]
+
+
+def constant(out):
+    return torch.ones(len(out))
 
 
 def boom(out):
@@ -132,6 +136,8 @@ def test_bad_score_functions_get_one_line_errors_and_leave_no_hooks(x):
         heatlens.explain(net, x, layer="features", score=lambda out: out.detach().numpy())
     with pytest.raises(ModelError, match=r"Received: shape=\(3, 4, 1\)"):
         heatlens.explain(net, x, layer="features", score=lambda out: out[..., None])
+    with pytest.raises(LayerError, match=r"scores of constant do not depend on 'features': build them from"):
+        heatlens.explain(net, x, layer="features", score=constant)
     with pytest.raises(MethodError, match="score must be one of logit, softmax, or a callable"):
         heatlens.explain(net, x, layer="features", score=3)
     assert count_hooks(model) == 0

@@ -227,6 +227,13 @@ class Network(abc.ABC):
                              f"or (N, K), built with the framework's ops. Received: {got}")
         return scores[:, None] if len(shape) == 1 else scores
 
+    def _independent(self, name: str) -> LayerError:
+        """The error for scores that do not depend on `name` (no gradient path from it to the scores)."""
+        if self.score_function is not None:
+            return LayerError(f"the scores of {score_label(self.score_function)} do not depend on {name!r}: build "
+                              "them from the model's output with the framework's ops")
+        return LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
+
     def _forget_compiled(self) -> None:  # noqa: B027 - optional hook; only compiling adapters need it
         """Drop whatever an adapter compiled for the old scores (after `rescored` copied it)."""
 

@@ -163,7 +163,7 @@ class KerasNetwork(Network):
         logits, ids_out, acts, grads = self._compiled(key, lambda: self._make_step(*key), args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
             if grad is None:
-                raise LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
+                raise self._independent(name)
         scores = check_scores(np.asarray(logits))
         return Trace(
             logits=scores,

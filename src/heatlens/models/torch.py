@@ -226,7 +226,7 @@ class TorchNetwork(Network):
         if not wrt or targets is None:
             return {}
         if not logits.requires_grad:
-            raise LayerError(f"the scores do not depend on {wrt[0]!r}: pick a layer on the path to the output")
+            raise self._independent(wrt[0])
         ids = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=logits.device)
         per_target: list[list[np.ndarray]] = [[] for _ in wrt]
         for k in range(ids.shape[1]):
@@ -234,7 +234,7 @@ class TorchNetwork(Network):
             grads = torch.autograd.grad(score, tensors, retain_graph=k < ids.shape[1] - 1, allow_unused=True)
             for slot, (name, grad) in enumerate(zip(wrt, grads, strict=True)):
                 if grad is None:
-                    raise LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
+                    raise self._independent(name)
                 per_target[slot].append(_to_numpy(grad))
         return {name: np.stack(grads, axis=1) if len(grads) > 1 else grads[0][:, None]
                 for name, grads in zip(wrt, per_target, strict=True)}
