@@ -72,6 +72,12 @@ def test_method_and_option_errors(tiny_net, rng):
         heatlens.explain(tiny_net, x, target="e")
     with pytest.raises(ImageError, match="rank 3"):
         heatlens.explain(tiny_net, np.zeros(5))
+    with pytest.raises(ImageError, match="empty batch"):
+        heatlens.explain(tiny_net, x[:0])
+    with pytest.raises(LayerError, match=r"layer must be a layer name or a list of names\b.*Received: 3"):
+        heatlens.explain(tiny_net, x, layer=3)
+    with pytest.raises(MethodError, match=r"aug_smooth must be True or False\. Received: 'no'"):
+        heatlens.explain(tiny_net, x, aug_smooth="no")
 
 
 def test_method_names_are_forgiving():

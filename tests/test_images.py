@@ -79,6 +79,13 @@ def test_float_arrays_in_unit_range_are_accepted_and_others_refused():
         load_image(np.full((2, 2, 3), np.nan))
 
 
+def test_empty_batches_are_refused():
+    with pytest.raises(ImageError, match="empty batch of shape"):
+        as_batch(np.zeros((0, 4, 4, 3), np.uint8))
+    with pytest.raises(ImageError, match="empty batch of shape"):
+        as_float_batch(np.zeros((0, 4, 4, 3), np.float32))
+
+
 def test_batch_of_mixed_sizes_is_refused():
     with pytest.raises(ImageError, match="share a size"):
         as_batch([np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)])

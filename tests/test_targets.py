@@ -70,6 +70,8 @@ def test_bad_callable_and_bad_spec():
         resolve("top9", LOGITS, NAMES)
     with pytest.raises(TargetError, match=r"for 2 images"):
         resolve([[1], [2], [3]], LOGITS, NAMES)
+    with pytest.raises(TargetError, match=r"same length. Received lengths \[1, 2\]"):
+        resolve([[1], [1, 2]], LOGITS, NAMES)
 
 
 def test_non_finite_logits():

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import overlay
-from .errors import MethodError
+from .errors import LayerError, MethodError
 from .explanation import Explanation
 from .images import ImageLike, as_batch, as_float_batch
 from .methods import get_method
@@ -86,11 +86,20 @@ def explain(
     )
 
 
-def _check_options(name: str, fn: Any, options: dict[str, Any], layer: str | None, uses_layer: bool) -> None:
+def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses_layer: bool) -> None:
+    """Refuse, before any work, a layer the method does not use or is not a name (or a list of names), an
+    option the method does not take, and a non-bool value for a yes/no option."""
     if layer is not None and not uses_layer:
         raise MethodError(f"method '{name}' does not use a layer; drop layer={layer!r}")
-    accepted = [p for p in inspect.signature(fn).parameters if p not in {"network", "x", "targets", "layer"}]
-    unknown = [k for k in options if k not in accepted]
+    names = [layer] if isinstance(layer, str) else layer
+    if layer is not None and not (isinstance(names, list | tuple) and all(isinstance(n, str) for n in names)):
+        raise LayerError(f"layer must be a layer name or a list of names (see `heatlens layers`). Received: {layer!r}")
+    parameters = {k: p for k, p in inspect.signature(fn).parameters.items()
+                  if k not in {"network", "x", "targets", "layer"}}
+    unknown = [k for k in options if k not in parameters]
     if unknown:
-        takes = ", ".join(accepted) if accepted else "no options"
+        takes = ", ".join(parameters) if parameters else "no options"
         raise MethodError(f"method '{name}' does not take option {unknown[0]!r}; it takes: {takes}")
+    for key, value in options.items():
+        if isinstance(parameters[key].default, bool) and not isinstance(value, bool | np.bool_):
+            raise MethodError(f"{key} must be True or False. Received: {value!r}")

@@ -36,6 +36,8 @@ def as_batch(images: ImageLike | Sequence[ImageLike]) -> np.ndarray:
     """Turn one image, a list of images or an (N, H, W, 3) array into an (N, H, W, 3) uint8 batch."""
     if isinstance(images, np.ndarray):
         if images.ndim == 4:
+            if not len(images):
+                raise ImageError(f"expected at least one image. Received: an empty batch of shape {images.shape}")
             return np.stack([_array_to_rgb(img, f"image {i}") for i, img in enumerate(images)])
         return _array_to_rgb(images, "image array")[None]
     if isinstance(images, str | os.PathLike | Image.Image):
@@ -62,6 +64,8 @@ def as_float_batch(x: Any) -> np.ndarray:
             "expected a model-ready float array of rank 3 (H, W, C) or 4 (N, H, W, C). "
             f"Received: shape={arr.shape}, dtype={arr.dtype}"
         )
+    if arr.ndim == 4 and not len(arr):
+        raise ImageError(f"expected at least one input. Received: an empty batch of shape {arr.shape}")
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         raise ImageError("the input array contains NaN or infinite values; clean it before explaining")

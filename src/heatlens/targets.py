@@ -135,6 +135,10 @@ def static_ids(spec: TargetSpec, n: int, classes: Sequence[str] | None) -> np.nd
         return spec.astype(np.int64)
     if isinstance(spec, Sequence | np.ndarray) and len(spec) > 0:
         if all(isinstance(s, Sequence) and not isinstance(s, str) for s in spec):
+            lengths = sorted({len(row) for row in spec})
+            if len(lengths) > 1:
+                raise TargetError(f"per-image target lists must all have the same length. Received lengths "
+                                  f"{lengths}; explain the images separately or pad with more classes")
             return np.array([[_one_id(s, classes) for s in row] for row in spec], dtype=np.int64)
         row = [_one_id(s, classes) for s in spec]
         return np.tile(np.array(row, dtype=np.int64), (n, 1))

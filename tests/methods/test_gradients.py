@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from toy_models import TinyCNN
 
 import heatlens
-from heatlens import MethodError, ModelError
+from heatlens import ImageError, MethodError, ModelError
 
 H = W = 4
 
@@ -194,6 +194,15 @@ def test_option_errors(x):
         explain(model, x, "expected_gradients")
     with pytest.raises(MethodError, match="does not fit"):
         explain(model, x, "integrated_gradients", baseline=np.zeros((5, 5)))
+    with pytest.raises(MethodError, match=r"noise must be a number >= 0. Received: -0.1"):
+        explain(model, x, "smoothgrad", noise=-0.1)
+    with pytest.raises(MethodError, match=r"noise must be a number >= 0. Received: nan"):
+        explain(model, x, "expected_gradients", background=x, noise=float("nan"))
+    with pytest.raises(MethodError, match=r"background=\[\] holds no images"):
+        crop = heatlens.wrap(model, preprocess=lambda photos: photos[:, :H, :W].astype(np.float32) / 255)
+        explain(crop, np.zeros((8, 8, 3), np.uint8), "expected_gradients", background=[])
+    with pytest.raises(ImageError, match="empty batch"):
+        explain(model, x, "expected_gradients", background=x[:0])
 
 
 def test_attribution_images_and_files(lite0, cat, tmp_path):

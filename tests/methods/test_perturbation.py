@@ -94,6 +94,10 @@ def test_lime_segmentations_and_several_targets(photo):
         assert result.extras["segments"].shape == (1, SIZE, SIZE)
     with pytest.raises(MethodError, match="unknown segmentation"):
         heatlens.explain(net, photo, method="lime", segmentation="watershed")
+    with pytest.raises(MethodError, match=r"kernel_width must be a number > 0. Received: 0"):
+        heatlens.explain(net, photo, method="lime", kernel_width=0)
+    with pytest.raises(MethodError, match=r"num_samples must be a positive integer. Received: '50'"):
+        heatlens.explain(net, photo, method="lime", num_samples="50")
 
 
 def test_black_box_refuses_gradient_methods_clearly(photo):

@@ -20,7 +20,7 @@ from ..progress import progress_bar
 from .baselines import make_baseline
 from .cam import gradcam
 from .registry import MethodOutput, TargetFn, register
-from .shared import explained, positive
+from .shared import at_least, explained, positive
 
 QUADRATURES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -109,6 +109,7 @@ def smoothgrad(network: Network, x: np.ndarray, targets: TargetFn, n_samples: in
                squared: bool = False, batch_size: int = 32, seed: int = 0, progress: bool = True) -> MethodOutput:
     """A = 1/n sum_i g(x + e_i) (or g^2 for SmoothGrad-squared), e_i ~ N(0, (noise * (max x - min x))^2)."""
     positive("n_samples", n_samples)
+    at_least("noise", noise)
     logits, ids = explained(network, x, targets)
     rng = np.random.default_rng(seed)
     sigma = (noise * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))).astype(np.float32)
@@ -164,6 +165,7 @@ def expected_gradients(network: Network, x: np.ndarray, targets: TargetFn, backg
     With `layer`, x and x' are that layer's activations and the attribution is per position of the layer
     (as SHAP's GradientExplainer does for a model cut at a layer); the maps sum it over channels."""
     positive("n_samples", n_samples)
+    at_least("noise", noise)
     if background is None:
         raise MethodError("expected_gradients needs background=images (photos, or model-ready arrays)")
     logits, ids = explained(network, x, targets)
@@ -220,5 +222,7 @@ def _prepared(network: Network, images: object) -> np.ndarray:
     if network.preprocess is None:
         return as_float_batch(images)
     if isinstance(images, list | tuple):
+        if not images:
+            raise MethodError("background=[] holds no images; give at least one")
         return np.concatenate([network.prepare(as_batch(image)) for image in images])
     return network.prepare(as_batch(images))

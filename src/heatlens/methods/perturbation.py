@@ -19,7 +19,7 @@ from ..progress import progress_bar
 from .baselines import make_baseline
 from .batching import batch_size_for
 from .registry import MethodOutput, TargetFn, register
-from .shared import explained
+from .shared import at_least, explained, positive
 
 
 def _chunks(total: int, size: int) -> Iterator[np.ndarray]:
@@ -139,8 +139,10 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
     `hide`: 'mean' (each superpixel's mean colour, as lime does), 'blur', 'black' or a number.
     `segments`: your own label image (h, w) or (N, h, w) instead of `segmentation`. `samples`: your own
     binary sample matrix (num_samples, superpixels) instead of the seeded random one."""
+    positive("num_samples", num_samples)
     if num_samples < 2:
         raise MethodError(f"num_samples must be at least 2. Received: {num_samples}")
+    at_least("kernel_width", kernel_width, strict=True)
     logits, ids = explained(network, x, targets)
     size = batch_size_for(network, x[0], batch_size, num_samples)
     labels = _segments(x, segmentation, segments, seed)

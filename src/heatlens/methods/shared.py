@@ -19,3 +19,11 @@ def positive(name: str, value: int) -> None:
     """Refuse a count option that is not a positive integer."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise MethodError(f"{name} must be a positive integer. Received: {value!r}")
+
+
+def at_least(name: str, value: float, low: float = 0.0, strict: bool = False) -> None:
+    """Refuse a real-valued option that is not a finite number >= low (> low when `strict`)."""
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    ok = ok and bool(np.isfinite(value)) and (value > low if strict else value >= low)
+    if not ok:
+        raise MethodError(f"{name} must be a number {'>' if strict else '>='} {low:g}. Received: {value!r}")
