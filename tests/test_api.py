@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import heatlens
-from heatlens import ImageError, LayerError, MethodError, TargetError
+from heatlens import ImageError, LayerError, MethodError, ModelError, TargetError
 
 torch = pytest.importorskip("torch")
 from toy_models import TinyCNN
@@ -78,6 +78,21 @@ def test_method_and_option_errors(tiny_net, rng):
         heatlens.explain(tiny_net, x, layer=3)
     with pytest.raises(MethodError, match=r"aug_smooth must be True or False\. Received: 'no'"):
         heatlens.explain(tiny_net, x, aug_smooth="no")
+
+
+def test_class_names_from_a_file_a_list_or_refused(tmp_path, rng):
+    x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
+    (tmp_path / "names.txt").write_text("ant\nbee\n\ncow\ndoe\n")
+    net = heatlens.wrap(TinyCNN(classes=4), preprocess=None, classes=tmp_path / "names.txt")
+    assert net.classes == ["ant", "bee", "cow", "doe"]
+    assert heatlens.explain(net, x, target="cow").targets.ids.tolist() == [[2]]
+    with pytest.raises(ModelError, match=r"classes='tabby' is neither 'imagenet' nor a text file"):
+        heatlens.wrap(TinyCNN(), classes="tabby")
+    with pytest.raises(ModelError, match=r"classes must be a list of names \(str\)"):
+        heatlens.wrap(TinyCNN(), classes=[0, 1, 2, 3])
+    three = heatlens.wrap(TinyCNN(classes=4), preprocess=None, classes=["ant", "bee", "cow"])
+    with pytest.raises(ModelError, match="TinyCNN outputs 4 scores but has 3 class names"):
+        heatlens.explain(three, x)
 
 
 def test_method_names_are_forgiving():

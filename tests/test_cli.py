@@ -71,6 +71,10 @@ def test_custom_score_function_by_import_path(tmp_path):
         (["explain", "--sample", "cat", "--model", "nope"], "unknown model"),
         (["explain"], "no images given"),
         (["explain", "--sample", "cat", "-o", "score=toy_models:nope"], "cannot import 'toy_models:nope'"),
+        (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--classes", "missing.txt"],
+         "neither 'imagenet' nor a text file"),
+        (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--classes", "imagenet"],
+         "outputs 4 scores but has 1000 class names"),
         (["explain", "--sample", "cat", "-o", "score=heatlens:__version__"], "not a function"),
     ],
 )

@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import heatlens
@@ -24,6 +25,12 @@ def test_save_writes_overlays_maps_and_manifest(lite0, cat, tmp_path):
         assert overlay.shape == cat.shape
         np.testing.assert_array_equal(np.load(tmp_path / record["map"]), result.maps[0, k])
         assert 0 <= record["probability"] <= 1
+
+
+def test_save_refuses_a_file_as_folder(lite0, cat, tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(heatlens.ImageError, match=r"it is a file, not a folder"):
+        heatlens.explain(lite0, cat).save(tmp_path / "taken")
 
 
 def test_overlay_leaves_unseen_borders_untouched(lite0, cat):

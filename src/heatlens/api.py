@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import overlay
-from .errors import LayerError, MethodError
+from .errors import LayerError, MethodError, ModelError
 from .explanation import Explanation
 from .images import ImageLike, as_batch, as_float_batch
 from .methods import get_method
@@ -66,6 +66,9 @@ def explain(
         maps = overlay.upsample(maps, size, box)
     options.pop("layer", None)
     classes = network.classes
+    if classes is not None and len(classes) != out.logits.shape[1]:
+        raise ModelError(f"{network.name} outputs {out.logits.shape[1]} scores but has {len(classes)} class names; "
+                         "pass classes= with one name per output (or none)")
     if score is not None:
         classes = score_names(score, out.logits.shape[1])
         options["score"] = score_label(score)

@@ -19,6 +19,7 @@ from rich.table import Table
 from . import samples
 from .allocator import tune_allocator
 from .api import explain as run_explain
+from .classes import class_names
 from .errors import HeatlensError
 from .explanation import write_manifest
 from .images import load_image
@@ -223,7 +224,7 @@ def _network(model: str, preprocess: str, classes: str | None, input_size: int |
         return load_model(model, device=device, framework=framework)
     names = None
     if classes is not None:
-        names = classes if classes == "imagenet" else _read_classes(Path(classes))
+        names = class_names(classes)
     options: dict[str, Any] = {"preprocess": None if preprocess == "none" else preprocess, "device": device,
                                "weights": weights}
     if names is not None:
@@ -231,12 +232,6 @@ def _network(model: str, preprocess: str, classes: str | None, input_size: int |
     if input_size:
         options["input_size"] = (input_size, input_size)
     return load_model(model, **options)
-
-
-def _read_classes(path: Path) -> list[str]:
-    if not path.is_file():
-        raise HeatlensError(f"no class-name file at '{path}': give a text file with one class name per line")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _target(text: str) -> str | int | list[str | int]:

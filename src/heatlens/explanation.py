@@ -13,7 +13,7 @@ from PIL import Image
 
 from . import overlay as ov
 from .errors import HeatlensError
-from .images import to_display
+from .images import output_folder, to_display
 from .preprocess import Box
 from .targets import Targets, class_name, probabilities
 
@@ -122,8 +122,7 @@ class Explanation:
     def write_images(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet",
                      stems: list[str] | None = None) -> list[dict[str, Any]]:
         """Write one overlay PNG and one raw map .npy per image and target; returns manifest entries."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder(directory)
         stems = stems or [f"image{i}" for i in range(len(self.images))]
         overlays = self.overlay(alpha, cmap)
         entries = []

@@ -85,6 +85,18 @@ def to_display(x: np.ndarray) -> np.ndarray:
     return (scaled * 255).round().astype(np.uint8)
 
 
+def output_folder(directory: str | os.PathLike) -> Path:
+    """The folder results are written into, created if missing; a clear error where it cannot be."""
+    out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise ImageError(f"cannot write results into '{out}': it is a file, not a folder; choose another path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageError(f"cannot create the output folder '{out}': {exc.strerror or exc}") from None
+    return out
+
+
 def _read_file(path: Path) -> np.ndarray:
     if not path.is_file():
         raise ImageError(f"no image file at '{path}': check the path")

@@ -73,6 +73,22 @@ def test_deconv_projection_stays_in_the_receptive_field(rng):
         assert (projection[outside] == 0).all()
 
 
+def test_deconv_errors(rng):
+    torch.manual_seed(0)
+    model = TwoConvs()
+    net = heatlens.wrap(model, preprocess=None)
+    x = rng.uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
+    with pytest.raises(heatlens.MethodError, match="top_k must be a positive integer"):
+        heatlens.deconv(net, x, "relu2", top_k=0)
+    with pytest.raises(heatlens.LayerError, match=r"has channels 0..3; asked \[7\]"):
+        heatlens.deconv(net, x, "relu2", channels=[7])
+    with torch.no_grad():
+        model.conv2.weight.zero_()
+        model.conv2.bias.fill_(-1.0)
+    with pytest.raises(heatlens.LayerError, match=r"no channel of layer 'relu2' is active on this image"):
+        heatlens.deconv(net, x, "relu2")
+
+
 def test_pictures_save(tmp_path, lite0, cat):
     manifest = heatlens.deconv(lite0, cat, "blocks.5", top_k=2).save(tmp_path)
     assert manifest.is_file() and len(list(tmp_path.glob("deconv_*.png"))) == 3

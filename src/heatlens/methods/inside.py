@@ -13,11 +13,12 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from ..errors import LayerError, MethodError
-from ..images import ImageLike, as_batch, as_float_batch, to_display
+from ..images import ImageLike, as_batch, as_float_batch, output_folder, to_display
 from ..models import to_network
 from ..models.base import Network
 from ..overlay import attribution_rgb, grid
 from ..progress import progress_bar
+from .shared import positive
 
 
 @dataclass
@@ -31,8 +32,7 @@ class Pictures:
     details: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: str | Path) -> Path:
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder(directory)
         files = {}
         for name, picture in self.pictures.items():
             stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
@@ -119,12 +119,16 @@ def deconv(model: Any, image: ImageLike, layer: str, channels: list[int] | None 
     layer projected back to the input through ReLUs that rectify the backward signal. Channels: given, or
     the `top_k` with the largest single activation (channels that are zero everywhere have no strongest
     unit and are skipped)."""
+    positive("top_k", top_k)
     network = to_network(model)
     x = _inputs(network, image)[:1]
     layer = network.spatial_layer(layer, x.shape[1:])
     acts = network.trace(x, capture=[layer]).activations[layer][0]
     strongest = acts.reshape(-1, acts.shape[-1]).max(axis=0)
     alive = [c for c in np.argsort(-strongest, kind="stable") if strongest[c] > 0]
+    if channels is None and not alive:
+        raise LayerError(f"no channel of layer '{layer}' is active on this image (all activations <= 0); "
+                         "pick another layer or image, or name channels=")
     chosen = list(channels) if channels is not None else alive[:top_k]
     if not chosen or min(chosen) < 0 or max(chosen) >= acts.shape[-1]:
         raise LayerError(f"layer '{layer}' has channels 0..{acts.shape[-1] - 1}; asked {chosen}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..classes import imagenet_classes
+from ..classes import class_names, imagenet_classes
 from ..errors import ModelError
 from ..preprocess import ResizeCrop
 from .base import LayerInfo, Network, Split, Trace
@@ -27,7 +28,7 @@ __all__ = ["DEFAULT_MODEL", "ZOO", "LayerInfo", "Network", "Split", "Trace", "lo
 def wrap(
     model: Any,
     preprocess: str | Callable[[np.ndarray], np.ndarray] | None = "imagenet",
-    classes: str | Sequence[str] | None = None,
+    classes: str | os.PathLike | Sequence[str] | None = None,
     name: str | None = None,
     **options: Any,
 ) -> Network:
@@ -35,11 +36,11 @@ def wrap(
 
     preprocess: a preset ('imagenet': resize 256, crop 224, torchvision mean/std; 'efficientnet_lite'),
     a callable from (N, H, W, 3) uint8 photos to (N, h, w, C) float inputs, or None to pass model-ready
-    float arrays through unchanged. classes: 'imagenet' or a list of names.
+    float arrays through unchanged. classes: 'imagenet', a text file with one name per line, or a list.
     """
     if isinstance(model, Network):
         return model
-    names = imagenet_classes() if classes == "imagenet" else classes
+    names = class_names(classes)
     keras = sys.modules.get("keras")
     if keras is not None and isinstance(model, keras.Model):
         from .keras import KerasNetwork, declared_size
