@@ -49,6 +49,13 @@ def test_user_model_factory(tmp_path, rng):
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["layer"] == "features"
 
 
+def test_several_layers_are_fused(tmp_path):
+    result = runner.invoke(app, ["explain", "--sample", "cat", "--layer", "blocks.10, head", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["layer"] == "blocks.10, head"
+
+
 def test_custom_score_function_by_import_path(tmp_path):
     result = runner.invoke(app, ["explain", "--sample", "cat", "-o", "score=toy_models:all_cats",
                                  "--out", str(tmp_path)])
@@ -71,6 +78,12 @@ def test_custom_score_function_by_import_path(tmp_path):
         (["explain", "--sample", "cat", "--model", "nope"], "unknown model"),
         (["explain"], "no images given"),
         (["explain", "--sample", "cat", "-o", "score=toy_models:nope"], "cannot import 'toy_models:nope'"),
+        (["explain", "--sample", "cat", "--preprocess", "none"], "preprocess= does not apply"),
+        (["explain", "--sample", "cat", "--weights", "x.h5"], "weights= does not apply"),
+        (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--weights", "x.h5"],
+         "weights= is for keras:NAME models"),
+        (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--framework", "keras"],
+         "framework='keras' picks the build of a zoo model"),
         (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--classes", "missing.txt"],
          "neither 'imagenet' nor a text file"),
         (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--classes", "imagenet"],

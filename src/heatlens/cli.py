@@ -47,7 +47,7 @@ PreprocessOption = Annotated[
     str, typer.Option(help="'auto' (the model's own), 'imagenet', 'efficientnet_lite' or 'none' (inputs as they are)")
 ]
 WeightsOption = Annotated[str | None, typer.Option(help="Weights file for keras:NAME models, or 'random'")]
-FrameworkOption = Annotated[str, typer.Option(help="Framework of the zoo model: torch or keras")]
+FrameworkOption = Annotated[str | None, typer.Option(help="Framework of the zoo model: torch (default) or keras")]
 ClassesOption = Annotated[str | None, typer.Option(help="For user models: 'imagenet' or a text file, one name a line")]
 
 
@@ -73,7 +73,9 @@ def explain(
     model: ModelOption = DEFAULT_MODEL,
     method: Annotated[str, typer.Option(help="See `heatlens methods`")] = "gradcam",
     target: Annotated[str, typer.Option(help="top1, top3, a class id or name, or a comma-separated list")] = "top1",
-    layer: Annotated[str | None, typer.Option(help="Layer name (see `heatlens layers`); default: automatic")] = None,
+    layer: Annotated[str | None, typer.Option(
+        help="Layer name (see `heatlens layers`), or several comma-separated (CAM methods fuse them); default: auto"
+    )] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-out"),
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Heatmap opacity")] = 0.4,
     cmap: Annotated[str, typer.Option(help="matplotlib colormap")] = "jet",
@@ -82,7 +84,7 @@ def explain(
     classes: ClassesOption = None,
     device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
     weights: WeightsOption = None,
-    framework: FrameworkOption = "torch",
+    framework: FrameworkOption = None,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="Method option KEY=VALUE, e.g. -o steps=64 -o baseline=blurred -o background=a.jpg,b.jpg"
     )] = None,
@@ -95,7 +97,7 @@ def explain(
     options = _options(option or [])
     entries, header = [], {}
     for stem, photo in _unique(named):
-        result = run_explain(network, photo, method=method, target=_target(target), layer=layer, **options)
+        result = run_explain(network, photo, method=method, target=_target(target), layer=_layer(layer), **options)
         _print_predictions(stem, result.top(top), result.layer)
         entries += result.write_images(out, alpha=alpha, cmap=cmap, stems=[stem])
         header = result.manifest_header(alpha, cmap)
@@ -181,7 +183,7 @@ def layers(
     input_size: Annotated[int | None, typer.Option(help="Square input size for user models without one")] = None,
     preprocess: PreprocessOption = "auto",
     weights: WeightsOption = None,
-    framework: FrameworkOption = "torch",
+    framework: FrameworkOption = None,
 ) -> None:
     """List a model's layers with output shapes (channels-last); the default CAM layer is marked."""
     network = _network(model, preprocess, None, input_size, weights=weights, framework=framework)
@@ -219,19 +221,25 @@ def methods() -> None:
 
 
 def _network(model: str, preprocess: str, classes: str | None, input_size: int | None = None,
-             device: str = "cpu", weights: str | None = None, framework: str = "torch") -> Network:
-    if model in ZOO:
-        return load_model(model, device=device, framework=framework)
-    names = None
+             device: str = "cpu", weights: str | None = None, framework: str | None = None) -> Network:
+    """The model the options name; options that do not apply to it are refused by load_model."""
+    options: dict[str, Any] = {"device": device, "framework": framework}
+    if preprocess != "auto":
+        options["preprocess"] = None if preprocess == "none" else preprocess
     if classes is not None:
-        names = class_names(classes)
-    options: dict[str, Any] = {"preprocess": None if preprocess == "none" else preprocess, "device": device,
-                               "weights": weights}
-    if names is not None:
-        options["classes"] = names
+        options["classes"] = class_names(classes)
+    if weights is not None:
+        options["weights"] = weights
     if input_size:
         options["input_size"] = (input_size, input_size)
     return load_model(model, **options)
+
+
+def _layer(text: str | None) -> str | list[str] | None:
+    """One layer name, or a list for comma-separated names."""
+    if text is None or "," not in text:
+        return text
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _target(text: str) -> str | int | list[str | int]:

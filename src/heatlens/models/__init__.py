@@ -66,18 +66,28 @@ def wrap(
 def load_model(
     name: str = DEFAULT_MODEL,
     device: str = "cpu",
-    framework: str = "torch",
+    framework: str | None = None,
     weights: str | None = None,
     **options: Any,
 ) -> Network:
     """A model by name: a zoo model (framework 'torch' or 'keras'), 'keras:Xception' (any
     keras.applications class; weights from `weights=PATH`, the local Keras cache, or 'random'), a
     Keras file (.keras, .h5), 'package.module:factory', a torch.export .pt2 file or a TorchScript file.
-    Torch models are placed on `device` ('cpu', 'cuda', 'cuda:1', ...), where their work then runs."""
+    Torch models are placed on `device` ('cpu', 'cuda', 'cuda:1', ...), where their work then runs.
+    Options that do not apply to the model (weights= or preprocess= for a zoo model) are refused."""
     if name in ZOO:
-        return load_zoo_model(name, device, framework)
-    if name.startswith("keras:") or Path(name).suffix in {".keras", ".h5"}:
+        if weights is not None or options:
+            given = "weights" if weights is not None else next(iter(options))
+            raise ModelError(f"{name} is a zoo model with its own weights, preprocessing and classes, so {given}= "
+                             "does not apply; drop it, or wrap your own model with heatlens.wrap")
+        return load_zoo_model(name, device, framework or "torch")
+    keras_model = name.startswith("keras:") or Path(name).suffix in {".keras", ".h5"}
+    if framework not in (None, "keras" if keras_model else "torch"):
+        raise ModelError(f"framework={framework!r} picks the build of a zoo model; '{name}' decides its own framework")
+    if keras_model:
         return _load_keras(name, weights, options)
+    if weights is not None:
+        raise ModelError(f"weights= is for keras:NAME models; '{name}' loads its own weights")
     if ":" in name or Path(name).suffix or Path(name).exists():
         try:
             from .torch import load_torch
