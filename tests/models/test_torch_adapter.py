@@ -270,6 +270,16 @@ def test_wrong_input_for_the_model_is_a_model_error(tiny, rng):
     assert TorchNetwork(tiny, input_size=(8, 8, 3)).default_layer() == "features"
 
 
+def test_compiled_and_data_parallel_modules_are_explained_through_the_model_they_wrap(tiny, rng):
+    x = _x(rng)
+    reference = heatlens.explain(heatlens.wrap(tiny, preprocess=None), x, layer="features", upsample=False)
+    for wrapper in (torch.compile(tiny), torch.nn.DataParallel(tiny), torch.compile(torch.nn.DataParallel(tiny))):
+        net = heatlens.wrap(wrapper, preprocess=None)
+        assert net.module is tiny
+        result = heatlens.explain(net, x, layer="features", upsample=False)
+        np.testing.assert_array_equal(result.maps, reference.maps)
+
+
 def test_wrap_refuses_what_it_cannot_wrap():
     with pytest.raises(ModelError, match="cannot wrap"):
         heatlens.wrap(object())

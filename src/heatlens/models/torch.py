@@ -37,7 +37,10 @@ class TorchNetwork(Network):
 
     On CUDA the work runs in full float32 by default (`precise=True`): cuDNN's TF32 convolutions change
     gradients by up to ~10% of their peak on Ampere and later GPUs, which would make maps differ from
-    the CPU's. `precise=False` keeps whatever TF32 setting the process has, for speed."""
+    the CPU's. `precise=False` keeps whatever TF32 setting the process has, for speed.
+
+    A `torch.compile`d or `DataParallel` module is explained through the module it wraps, so layer names
+    are the model's own ('layer4', not '_orig_mod.layer4') and hooks run eagerly, without recompiling."""
 
     def __init__(
         self,
@@ -51,7 +54,7 @@ class TorchNetwork(Network):
     ) -> None:
         if not isinstance(module, torch.nn.Module):
             raise ModelError(f"expected a torch.nn.Module. Received: {type(module).__name__}")
-        self.module = module
+        self.module = _unwrapped(module)
         self.preprocess = preprocess
         self.classes = list(classes) if classes is not None else None
         self.name = name or type(module).__name__
@@ -341,6 +344,17 @@ def _as_tensor(out: Any, name: str) -> torch.Tensor:
     if not isinstance(out, torch.Tensor):
         raise LayerError(f"layer '{name}' returns {type(out).__name__}, not a tensor; pick another layer")
     return out
+
+
+def _unwrapped(module: torch.nn.Module) -> torch.nn.Module:
+    """The model inside torch.compile's OptimizedModule and (Distributed)DataParallel wrappers."""
+    while True:
+        if hasattr(module, "_orig_mod") and isinstance(module._orig_mod, torch.nn.Module):
+            module = module._orig_mod
+        elif isinstance(module, torch.nn.DataParallel | torch.nn.parallel.DistributedDataParallel):
+            module = module.module
+        else:
+            return module
 
 
 def _logits(out: Any) -> torch.Tensor:
