@@ -188,7 +188,7 @@ def ablationcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer
                     channels = np.arange(start, min(start + batch_size, c))
                     ablated = np.repeat(a[i][None], len(channels), axis=0)
                     ablated[np.arange(len(channels)), :, :, channels] = 0
-                    scores = tail(ablated, np.repeat(inputs[i][None], len(channels), axis=0))[:, ids[i]]
+                    scores = tail(ablated, inputs[i][None])[:, ids[i]]
                     drops[i, :, channels] = base[i] - scores
                     advance(len(channels))
         scale = np.where(np.abs(base) > EPS, base, 1.0)[:, :, None]

@@ -87,7 +87,8 @@ class Trace:
 @dataclass
 class Split:
     """A network cut at a layer: `head(x)` runs up to the layer and returns its activation;
-    `tail(activation, x)` runs from that activation to the scores (`x` is the input the head saw)."""
+    `tail(activation, x)` runs from that activation to the scores (`x` is the input the head saw: one row
+    per activation, or a single row shared by all; adapters that can run the rest alone never use it)."""
 
     head: Callable[[np.ndarray], np.ndarray]
     tail: Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -233,6 +234,11 @@ class Network(abc.ABC):
             return LayerError(f"the scores of {score_label(self.score_function)} do not depend on {name!r}: build "
                               "them from the model's output with the framework's ops")
         return LayerError(f"the scores do not depend on {name!r}: pick a layer on the path to the output")
+
+    @staticmethod
+    def _tail_inputs(x: np.ndarray, rows: int) -> np.ndarray:
+        """The inputs a tail's full pass needs: `x` as given, or its single row repeated `rows` times."""
+        return np.repeat(x, rows, axis=0) if len(x) == 1 and rows > 1 else x
 
     def _forget_compiled(self) -> None:  # noqa: B027 - optional hook; only compiling adapters need it
         """Drop whatever an adapter compiled for the old scores (after `rescored` copied it)."""

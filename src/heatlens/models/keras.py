@@ -142,8 +142,9 @@ class KerasNetwork(Network):
                 count["calls"] += 1
                 return tf.cast(replacement, out.dtype) if count["calls"] == calls else None
 
+            full = self._tail_inputs(x, len(activation))
             with _wrapped({self._layer_object(layer): swap}):
-                out = self._guard(lambda: self.model(tf.constant(x, tf.float32), training=False), x.shape)
+                out = self._guard(lambda: self.model(tf.constant(full, tf.float32), training=False), full.shape)
             return check_scores(np.asarray(self._scores_of(out)))
 
         return Split(head=head, tail=tail)

@@ -150,7 +150,7 @@ class TorchNetwork(Network):
                 return replacement.to(out.device, out.dtype) if count["calls"] == info.calls else None
 
             with self._session(), torch.no_grad(), _hooked({module: swap}):
-                out = self._run(self._to_tensor(x))
+                out = self._run(self._to_tensor(self._tail_inputs(x, len(activation))))
             return check_scores(self._scores_of(out).float().cpu().numpy())
 
         return Split(head=head, tail=tail)
