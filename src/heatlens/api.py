@@ -12,7 +12,7 @@ from .errors import LayerError, MethodError, ModelError
 from .explanation import Explanation
 from .images import ImageLike, as_batch, as_float_batch
 from .methods import get_method
-from .models import to_network
+from .models import Network, to_network
 from .targets import TargetSpec, resolve, resolver, score_label, score_names, static_ids
 
 
@@ -43,12 +43,7 @@ def explain(
         network = network.rescored(score)
     info = get_method(method)
     _check_options(info.name, info.fn, options, layer, info.uses_layer)
-    photos = None
-    if network.preprocess is None:
-        x = network.prepare(as_float_batch(images))
-    else:
-        photos = as_batch(images)
-        x = network.prepare(photos)
+    photos, x = _model_inputs(network, images)
     size = x.shape[1:3] if photos is None else photos.shape[1:3]
     ids = static_ids(target, len(x), network.classes)
     wanted = ids if ids is not None else resolver(target, network.classes)
@@ -65,12 +60,8 @@ def explain(
     if upsample:
         maps = overlay.upsample(maps, size, box)
     options.pop("layer", None)
-    classes = network.classes
-    if classes is not None and len(classes) != out.logits.shape[1]:
-        raise ModelError(f"{network.name} outputs {out.logits.shape[1]} scores but has {len(classes)} class names; "
-                         "pass classes= with one name per output (or none)")
+    classes = _score_names(network, out.logits.shape[1], score)
     if score is not None:
-        classes = score_names(score, out.logits.shape[1])
         options["score"] = score_label(score)
     return Explanation(
         maps=maps,
@@ -83,10 +74,30 @@ def explain(
         params={"target": target if isinstance(target, str | int) else repr(target), **options},
         extras=out.extras,
         attributions=out.attributions,
-        classes=list(classes) if classes is not None else None,
+        classes=classes,
         _images=photos,
         _inputs=x if photos is None else None,
     )
+
+
+def _model_inputs(network: Network, images: Any) -> tuple[np.ndarray | None, np.ndarray]:
+    """(photos or None, model inputs): photos for networks that prepare them, model-ready floats otherwise."""
+    if network.preprocess is None:
+        return None, network.prepare(as_float_batch(images))
+    photos = as_batch(images)
+    return photos, network.prepare(photos)
+
+
+def _score_names(network: Network, count: int, score: Any) -> list[str] | None:
+    """Names of the `count` scores explained: the custom score function's, or the network's class names,
+    which must then name every output."""
+    if score is not None:
+        return score_names(score, count)
+    classes = network.classes
+    if classes is not None and len(classes) != count:
+        raise ModelError(f"{network.name} outputs {count} scores but has {len(classes)} class names; "
+                         "pass classes= with one name per output (or none)")
+    return list(classes) if classes is not None else None
 
 
 def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses_layer: bool) -> None:
