@@ -17,14 +17,18 @@ from .efficientnet_lite_spec import BN_EPS, HEAD, STEM, BlockSpec, block_specs
 
 
 class Conv2dSame(nn.Conv2d):
-    """Conv2d with TensorFlow 'SAME' padding: output size ceil(input / stride), extra pad on bottom/right."""
+    """Conv2d with TensorFlow 'SAME' padding: output size ceil(input / stride), extra pad on bottom/right.
+    Symmetric padding is left to the convolution itself; only the asymmetric case pads a copy."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
         for size, k, s in zip(x.shape[:1:-1], self.kernel_size[::-1], self.stride[::-1], strict=True):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
-        return super().forward(F.pad(x, pads) if any(pads) else x)
+        left, right, top, bottom = pads
+        if left == right and top == bottom:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+        return super().forward(F.pad(x, pads))
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -68,3 +72,18 @@ class EfficientNetLite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.pool(self.head(self.blocks(self.stem(x))))
         return self.classifier(torch.flatten(features, 1))
+
+
+@torch.no_grad()
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """The inference build: every BatchNorm (eval statistics) folded into the convolution before it and
+    replaced by an Identity, so module names stay and the outputs are the same up to float rounding."""
+    for block in model.modules():
+        if isinstance(block, nn.Sequential) and len(block) >= 2 and isinstance(block[0], Conv2dSame) \
+                and isinstance(block[1], nn.BatchNorm2d):
+            conv, bn = block[0], block[1]
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.mul_(scale[:, None, None, None])
+            conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
+            block[1] = nn.Identity()
+    return model
