@@ -280,6 +280,22 @@ def test_compiled_and_data_parallel_modules_are_explained_through_the_model_they
         np.testing.assert_array_equal(result.maps, reference.maps)
 
 
+@pytest.mark.parametrize("layout", ["channels_first_model", "channels_last_model"])
+def test_strided_flipped_and_read_only_inputs_give_the_contiguous_answer(tiny, rng, layout):
+    if layout == "channels_last_model":
+        tiny = tiny.to(memory_format=torch.channels_last)
+    net = TorchNetwork(tiny)
+    x = _x(rng, n=3)
+    expected = net.predict(np.ascontiguousarray(x))
+    planar = np.ascontiguousarray(x.transpose(3, 0, 1, 2)).transpose(1, 2, 3, 0)  # strided view, same values
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    for variant in (planar, read_only, x.astype(np.float64)):
+        np.testing.assert_allclose(net.predict(variant), expected, rtol=1e-6, atol=1e-6)
+    flipped = x[:, :, ::-1]  # negative strides
+    np.testing.assert_allclose(net.predict(flipped), net.predict(np.ascontiguousarray(flipped)), rtol=1e-6, atol=1e-6)
+
+
 def test_wrap_refuses_what_it_cannot_wrap():
     with pytest.raises(ModelError, match="cannot wrap"):
         heatlens.wrap(object())

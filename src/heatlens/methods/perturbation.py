@@ -56,11 +56,18 @@ def occlusion(network: Network, x: np.ndarray, targets: TargetFn, window: int = 
     size = batch_size_for(network, x[0], batch_size, len(masks))
     maps = np.zeros((len(x), ids.shape[1], h, w), np.float32)
     for i in range(len(x)):
-        scores = _target_scores(network, lambda index, i=i: np.where(masks[index][..., None], base[i], x[i]),
+        scores = _target_scores(network, lambda index, i=i: _composite(masks[index], base[i], x[i]),
                                 len(masks), ids[i], size, "Occlusion", progress)
         drops = logits[i, ids[i]][None] - scores
         maps[i] = np.einsum("pk,phw->khw", drops, masks.astype(np.float32)) / covered
     return MethodOutput(maps, logits, ids, extras={"window": window, "stride": stride, "windows": len(masks)})
+
+
+def _composite(where: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """Images (n, h, w, C), C-contiguous: `inside` where the masks (n, h, w) are true, `outside` elsewhere.
+    The mask is spread over channels first, so the result comes out in the layout models read fastest."""
+    spread = np.ascontiguousarray(np.broadcast_to(where[..., None], (*where.shape, inside.shape[-1])))
+    return np.where(spread, inside, outside)
 
 
 def _window_masks(length: int, window: int, stride: int) -> np.ndarray:
@@ -154,8 +161,8 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
         z = _sample_matrix(samples, num_samples, count, seed)
         hidden = _hidden(network, x[i], seg, hide)
         kept = z.astype(bool)
-        scores = _target_scores(network, lambda index, seg=seg, kept=kept, hidden=hidden, i=i: np.where(
-            kept[index][:, seg][..., None], x[i], hidden), num_samples, ids[i], size, "LIME", progress)
+        scores = _target_scores(network, lambda index, seg=seg, kept=kept, hidden=hidden, i=i: _composite(
+            kept[index][:, seg], x[i], hidden), num_samples, ids[i], size, "LIME", progress)
         distances = pairwise_distances(z, z[:1], metric="cosine").ravel()
         kernel = np.sqrt(np.exp(-(distances**2) / kernel_width**2))
         coefs, bias, r2 = [], [], []

@@ -298,11 +298,27 @@ class TorchNetwork(Network):
         return dict(self.module.named_modules())[name]
 
     def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
-        """Channels-last numpy -> NCHW tensor on the model's device; the layout change runs there."""
+        """Channels-last numpy -> NCHW tensor on the model's device; the layout change runs there, as the
+        only copy even for strided arrays (e.g. the results of broadcasting np.where)."""
         first = next(self.module.parameters(), None)
         dtype = first.dtype if first is not None and first.dtype.is_floating_point else torch.float32
-        tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device, dtype)
-        return tensor.permute(0, 3, 1, 2).contiguous() if tensor.ndim == 4 else tensor
+        arr = np.asarray(x, dtype=np.float32)
+        if not arr.flags.c_contiguous and not (arr.flags.writeable and all(s > 0 for s in arr.strides)):
+            arr = np.ascontiguousarray(arr)
+        tensor = torch.from_numpy(arr).to(self.device, dtype)
+        if tensor.ndim != 4:
+            return tensor
+        return tensor.permute(0, 3, 1, 2).contiguous(memory_format=self._memory_format())
+
+    def _memory_format(self) -> torch.memory_format:
+        """channels_last for models whose convolution weights are laid out so (the zoo's inference build):
+        their inputs then need no layout change at all; otherwise torch's default NCHW."""
+        weight = next((p for p in self.module.parameters() if p.ndim == 4 and p.shape[1] > 1 and p[0, 0].numel() > 1),
+                      None)
+        if weight is not None and not weight.is_contiguous() and weight.is_contiguous(
+                memory_format=torch.channels_last):
+            return torch.channels_last
+        return torch.contiguous_format
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[None]:
