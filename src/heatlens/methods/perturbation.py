@@ -109,12 +109,19 @@ def rise(network: Network, x: np.ndarray, targets: TargetFn, n_masks: int = 2000
             masks = _rise_masks(grids[index], shifts[0][index], shifts[1][index], x.shape[1:3])
             flat = masks.reshape(len(index), -1)
             for i in range(len(x)):
-                scores = network.predict(base[i] + (x[i] - base[i]) * masks[..., None])[:, ids[i]]
+                scores = network.predict(_blend(masks, x[i], base[i]))[:, ids[i]]
                 sums[i] += scores.T @ flat
                 advance(len(index))
     maps = (sums / (n_masks * p)).reshape(len(x), ids.shape[1], *x.shape[1:3]).astype(np.float32)
     return MethodOutput(maps, logits, ids, extras={"n_masks": n_masks, "cells": cells, "p": p,
                                                    "display_scale": "minmax"})
+
+
+def _blend(masks: np.ndarray, image: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """base + (image - base) * mask for each soft mask (n, h, w): (n, h, w, C), built in one buffer."""
+    out = np.multiply(masks[..., None], image - base, dtype=np.float32)
+    out += base
+    return out
 
 
 def _rise_masks(grids: np.ndarray, dy: np.ndarray, dx: np.ndarray, size: tuple[int, int]) -> np.ndarray:
