@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -194,6 +195,20 @@ def test_tune_allocator_applies_in_a_fresh_process():
     code = "from heatlens.allocator import tune_allocator; print(tune_allocator())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")
+
+
+def test_keras_models_start_without_tensorflow_banner(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow")
+    code = "from heatlens.cli import app; app()"
+    args = ["layers", "--model", "efficientnet_lite0", "--framework", "keras"]
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert out.returncode == 0, out.stderr
+    assert "head" in out.stdout
+    assert "oneDNN" not in out.stderr and "absl" not in out.stderr, out.stderr
 
 
 def test_inside_commands(tmp_path):
