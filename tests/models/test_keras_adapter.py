@@ -284,3 +284,12 @@ def test_models_that_cannot_be_traced_run_eagerly(rng16, caplog):
     expected = np.maximum(np.einsum("nc,nhwc->nhw", grads.mean(axis=(1, 2)), act.numpy()), 0)
     np.testing.assert_allclose(result.maps[:, 0], expected, rtol=1e-5, atol=1e-6)
     assert "cannot be traced by tf.function" in caplog.text
+
+
+def test_several_methods_in_a_row_raise_no_retracing_warning(rng16, caplog):
+    net = heatlens.wrap(small_cnn("several"), preprocess=None)
+    for method in ("gradcam", "layercam", "gradcam_plusplus", "saliency", "guided_backprop", "deconvnet",
+                   "gradient_x_input", "integrated_gradients"):
+        heatlens.explain(net, rng16, method=method, target="top2")
+    assert len(net._steps) >= 6
+    assert "retracing" not in caplog.text

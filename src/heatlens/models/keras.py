@@ -30,6 +30,19 @@ from .keras_rectifiers import rectifiers, swap_attribute
 log = logging.getLogger(__name__)
 
 
+class _OwnRetracingFilter(logging.Filter):
+    """Drops TensorFlow's 'triggered tf.function retracing' warning about this adapter's functions: it
+    compiles one function per kind of request on purpose, and TensorFlow counts them all as one (it keys
+    its counter by the code object), so a few different methods in a row would look like a retracing bug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("retracing" in message and "KerasNetwork." in message)
+
+
+logging.getLogger("tensorflow").addFilter(_OwnRetracingFilter())
+
+
 class _StopForwardError(Exception):
     """Raised inside a wrapped layer to end a forward pass once the wanted activation is in hand."""
 
