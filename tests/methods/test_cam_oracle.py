@@ -69,3 +69,44 @@ def test_cam_methods_agree_with_pytorch_grad_cam(method, rng, half_pixel_upsampl
     theirs = cam(input_tensor=torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
                  targets=[ClassifierOutputTarget(2)] * len(x))
     np.testing.assert_allclose(scaled(ours.maps[:, 0]), theirs, atol=2e-3)
+
+
+def both_cats(output):
+    """heatlens' custom score: classes 1 and 2 together, for the whole batch (N, classes) -> (N,)."""
+    return output[:, 1:3].sum(dim=1)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_custom_scores_agree_with_pytorch_grad_cam_targets(method, rng, half_pixel_upsampling):
+    """pytorch-grad-cam's targets are callables of one image's output; ours of the batch's."""
+    torch.manual_seed(1)
+    model = Deeper().eval()
+    with torch.no_grad():
+        model.fc.weight *= 1000
+    x = rng.standard_normal((2, 32, 32, 3)).astype(np.float32)
+    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, score=both_cats,
+                            layer="features")
+    cam = getattr(pytorch_grad_cam, METHODS[method])(model=model, target_layers=[model.features])
+    theirs = cam(input_tensor=torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+                 targets=[lambda output: output[1:3].sum()] * len(x))
+    np.testing.assert_allclose(scaled(ours.maps[:, 0]), theirs, atol=2e-3)
+
+
+# Grad-CAM++ is left out: pytorch-grad-cam adds eps = 1e-6 to its alpha denominator, which swamps the
+# squared gradients of probabilities (~1e-6 themselves). test_cam_family.py checks its formula and the
+# softmax scores (which every gradient CAM differentiates the same way) independently.
+@pytest.mark.parametrize("method", sorted(set(METHODS) - {"scorecam", "ablationcam", "gradcam_plusplus"}))
+def test_softmax_scores_agree_with_pytorch_grad_cam(method, rng):
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    torch.manual_seed(2)
+    model = Deeper().eval()
+    with torch.no_grad():
+        model.fc.weight *= 30  # confident enough for probabilities to vary, not so much that they saturate
+    x = rng.standard_normal((2, 32, 32, 3)).astype(np.float32)
+    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, target=2, score="softmax",
+                            layer="features")
+    cam = getattr(pytorch_grad_cam, METHODS[method])(model=model, target_layers=[model.features])
+    theirs = cam(input_tensor=torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+                 targets=[ClassifierOutputSoftmaxTarget(2)] * len(x))
+    np.testing.assert_allclose(scaled(ours.maps[:, 0]), theirs, atol=2e-3)
