@@ -42,6 +42,23 @@ def test_explain_files_of_different_sizes_with_a_named_class(tmp_path, cat):
     assert np.asarray(Image.open(out / manifest["images"][1]["targets"][0]["overlay"])).shape == (200, 300, 3)
 
 
+def test_a_folder_explains_every_image_in_it(tmp_path, cat):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(cat).save(photos / "b.png")
+    Image.fromarray(cat[:120, :160]).save(photos / "a.JPG")
+    (photos / "notes.txt").write_text("not an image")
+    (photos / "nested").mkdir()
+    result = runner.invoke(app, ["explain", str(photos), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [e["image"] for e in manifest["images"]] == ["a", "b"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["explain", str(empty), "--out", str(tmp_path / "out2")])
+    assert result.exit_code == 2 and "no image files" in result.output
+
+
 def test_user_model_factory(tmp_path, rng):
     Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "x.png")
     result = runner.invoke(app, ["explain", str(tmp_path / "x.png"), "--model", "toy_models:tiny_cnn",

@@ -69,7 +69,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 @app.command()
 @_user_errors
 def explain(
-    images: Annotated[list[Path] | None, typer.Argument(help="Image files to explain")] = None,
+    images: Annotated[list[Path] | None, typer.Argument(help="Image files, or folders of images, to explain")] = None,
     sample: Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")] = None,
     model: ModelOption = DEFAULT_MODEL,
     method: Annotated[str, typer.Option(help="See `heatlens methods`")] = "gradcam",
@@ -91,13 +91,15 @@ def explain(
     )] = None,
 ) -> None:
     """Explain images (files or bundled samples) and write overlays, raw maps and manifest.json."""
-    named = [(p.stem, load_image(p)) for p in images or []] + [(s, samples.load(s)) for s in sample or []]
+    named = [(path.stem, path) for path in _image_files(images or [])]
+    named += [(name, samples.load(name)) for name in sample or []]
     if not named:
-        raise HeatlensError("no images given: pass image files or --sample cat")
+        raise HeatlensError("no images given: pass image files, a folder of images, or --sample cat")
     network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework)
     options = _options(option or [])
     entries, header = [], {}
-    for stem, photo in _unique(named):
+    for stem, source in _unique(named):
+        photo = load_image(source) if isinstance(source, Path) else source
         result = run_explain(network, photo, method=method, target=_target(target), layer=_layer(layer), **options)
         _print_predictions(stem, result.top(top), result.layer)
         entries += result.write_images(out, alpha=alpha, cmap=cmap, stems=[stem])
@@ -291,7 +293,27 @@ def _value(text: str) -> Any:
     return text
 
 
-def _unique(named: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def _image_files(paths: list[Path]) -> list[Path]:
+    """The given files, with each folder replaced by the image files directly inside it (sorted by name);
+    missing paths and folders without images are refused before any work starts."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise HeatlensError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder '{path}'")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise HeatlensError(f"no image file at '{path}': check the path")
+    return files
+
+
+def _unique(named: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     seen: dict[str, int] = {}
     result = []
     for stem, photo in named:
