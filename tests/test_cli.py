@@ -53,6 +53,11 @@ def test_a_folder_explains_every_image_in_it(tmp_path, cat):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [e["image"] for e in manifest["images"]] == ["a", "b"]
+    (photos / "c.png").write_bytes(b"\x89PNG broken")
+    result = runner.invoke(app, ["explain", str(photos), "--out", str(tmp_path / "partial")])
+    assert result.exit_code == 2 and "c.png" in result.output
+    partial = json.loads((tmp_path / "partial" / "manifest.json").read_text())
+    assert [e["image"] for e in partial["images"]] == ["a", "b"]
     empty = tmp_path / "empty"
     empty.mkdir()
     result = runner.invoke(app, ["explain", str(empty), "--out", str(tmp_path / "out2")])

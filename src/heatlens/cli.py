@@ -98,15 +98,19 @@ def explain(
     network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework)
     options = _options(option or [])
     entries, header = [], {}
-    for stem, source in _unique(named):
-        photo = load_image(source) if isinstance(source, Path) else source
-        result = run_explain(network, photo, method=method, target=_target(target), layer=_layer(layer), **options)
-        _print_predictions(stem, result.top(top), result.layer)
-        entries += result.write_images(out, alpha=alpha, cmap=cmap, stems=[stem])
-        header = result.manifest_header(alpha, cmap)
-        for record in entries[-1]["targets"]:
-            out_console.print(f"  {record['name']}: overlay written to [bold]{out / record['overlay']}[/]")
-    out_console.print(f"manifest: {write_manifest(out, header, entries)}")
+    try:
+        for stem, source in _unique(named):
+            photo = load_image(source) if isinstance(source, Path) else source
+            result = run_explain(network, photo, method=method, target=_target(target), layer=_layer(layer),
+                                 **options)
+            _print_predictions(stem, result.top(top), result.layer)
+            entries += result.write_images(out, alpha=alpha, cmap=cmap, stems=[stem])
+            header = result.manifest_header(alpha, cmap)
+            for record in entries[-1]["targets"]:
+                out_console.print(f"  {record['name']}: overlay written to [bold]{out / record['overlay']}[/]")
+    finally:  # a run stopped by a bad image still records the images it finished
+        if entries:
+            out_console.print(f"manifest: {write_manifest(out, header, entries)}")
 
 
 @app.command()
