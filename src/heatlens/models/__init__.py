@@ -43,7 +43,8 @@ def wrap(
     names = class_names(classes)
     keras = sys.modules.get("keras")
     if keras is not None and isinstance(model, keras.Model):
-        from .keras import KerasNetwork, declared_size
+        from .keras import KerasNetwork
+        from .keras_loading import declared_size
 
         prep = _preprocess(preprocess, declared_size(model))
         return KerasNetwork(model, preprocess=prep, classes=names, name=name, **options)
@@ -90,7 +91,7 @@ def load_model(
         raise ModelError(f"weights= is for keras:NAME models; '{name}' loads its own weights")
     if ":" in name or Path(name).suffix or Path(name).exists():
         try:
-            from .torch import load_torch
+            from .torch_loading import load_torch
         except ImportError:
             raise ModelError("loading torch models needs torch: pip install 'heatlens[torch]'") from None
         return wrap(load_torch(name, device), name=options.pop("name", name), **options)
@@ -99,7 +100,8 @@ def load_model(
 
 def _load_keras(name: str, weights: str | None, options: dict[str, Any]) -> Network:
     try:
-        from .keras import KerasNetwork, load_application, load_keras_file
+        from .keras import KerasNetwork
+        from .keras_loading import load_application, load_keras_file
     except ImportError:
         raise ModelError("Keras models need keras and tensorflow: pip install 'heatlens[keras]'") from None
     if name.startswith("keras:"):
