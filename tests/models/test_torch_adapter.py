@@ -292,6 +292,19 @@ def test_strided_flipped_and_read_only_inputs_give_the_contiguous_answer(tiny, r
     read_only.flags.writeable = False
     for variant in (planar, read_only, x.astype(np.float64)):
         np.testing.assert_allclose(net.predict(variant), expected, rtol=1e-6, atol=1e-6)
+    class WritesIntoItsInput(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = tiny
+
+        def forward(self, inputs):
+            out = self.inner(inputs)
+            inputs.zero_()
+            return out
+
+    before = x.copy()
+    np.testing.assert_allclose(TorchNetwork(WritesIntoItsInput()).predict(x), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(x, before)
     flipped = x[:, :, ::-1]  # negative strides
     np.testing.assert_allclose(net.predict(flipped), net.predict(np.ascontiguousarray(flipped)), rtol=1e-6, atol=1e-6)
 

@@ -8,6 +8,7 @@ costs about one inference pass, and no parameter or input gradients are ever com
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -296,17 +297,20 @@ class TorchNetwork(Network):
         return dict(self.module.named_modules())[name]
 
     def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
-        """Channels-last numpy -> NCHW tensor on the model's device; the layout change runs there, as the
-        only copy even for strided arrays (e.g. the results of broadcasting np.where)."""
+        """Channels-last numpy -> NCHW tensor on the model's device, in the model's memory format. The layout
+        change runs there and is the one copy, also for strided arrays (e.g. from broadcasting np.where);
+        the tensor never shares memory with `x`, so a model that writes into its input cannot change it."""
         first = next(self.module.parameters(), None)
         dtype = first.dtype if first is not None and first.dtype.is_floating_point else torch.float32
         arr = np.asarray(x, dtype=np.float32)
-        if not arr.flags.c_contiguous and not (arr.flags.writeable and all(s > 0 for s in arr.strides)):
+        if not all(s > 0 for s in arr.strides):
             arr = np.ascontiguousarray(arr)
-        tensor = torch.from_numpy(arr).to(self.device, dtype)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            tensor = torch.from_numpy(arr).to(self.device, dtype)
         if tensor.ndim != 4:
-            return tensor
-        return tensor.permute(0, 3, 1, 2).contiguous(memory_format=self._memory_format())
+            return tensor.clone()
+        return tensor.permute(0, 3, 1, 2).clone(memory_format=self._memory_format())
 
     def _memory_format(self) -> torch.memory_format:
         """channels_last for models whose convolution weights are laid out so (the zoo's inference build):
