@@ -34,7 +34,7 @@ def test_one_output_of_a_multi_output_model_equals_that_output_alone(rng, as_dic
     pick = (lambda out: out["pose"]) if as_dict else (lambda out: out[1])
     ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, target=1, score=pick,
                             **options)
-    alone = keras.Model(model.inputs, model.get_layer("pose").output)
+    alone = keras.Model(model.input, model.get_layer("pose").output)
     reference = heatlens.explain(heatlens.wrap(alone, preprocess=None), x, method=method, target=1, **options)
     np.testing.assert_allclose(ours.maps, reference.maps, rtol=1e-4, atol=1e-6 * np.abs(reference.maps).max())
     np.testing.assert_allclose(ours.logits, reference.logits, rtol=1e-5)
