@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from toy_models import TinyCNN
+from toy_models import tiny_cnn
 
 import heatlens
 from heatlens import ModelError
@@ -17,19 +17,14 @@ from heatlens.models.torch import TorchNetwork
 
 @pytest.fixture
 def tiny():
-    torch.manual_seed(0)
-    return TinyCNN()
-
-
-def _x(rng, n=2, size=8):
-    return rng.standard_normal((n, size, size, 3)).astype(np.float32)
+    return tiny_cnn()
 
 
 def test_torchscript_predicts_and_refuses_layer_methods_clearly(tiny, rng, tmp_path):
     path = tmp_path / "tiny.pt"
     torch.jit.save(torch.jit.trace(tiny.eval(), torch.zeros(1, 3, 8, 8)), str(path))
     net = heatlens.load_model(str(path), preprocess=None)
-    x = _x(rng)
+    x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(net.predict(x), TorchNetwork(tiny).predict(x), atol=1e-5)
     with pytest.raises(ModelError, match="TorchScript"):
         heatlens.explain(net, x)
@@ -41,7 +36,7 @@ def test_torch_export_program_supports_layer_methods(tiny, rng, tmp_path):
                                   dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(program, str(path))
     net = heatlens.load_model(str(path), preprocess=None)
-    x = _x(rng, n=3)
+    x = rng.standard_normal((3, 8, 8, 3)).astype(np.float32)
     ours = heatlens.explain(net, x, layer="features", upsample=False)
     reference = heatlens.explain(heatlens.wrap(tiny, preprocess=None), x, layer="features", upsample=False)
     np.testing.assert_allclose(ours.maps, reference.maps, atol=1e-5)
