@@ -55,7 +55,7 @@ def test_the_inference_build_computes_the_published_network(lite0, cat):
         expected = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.module.modules())
     np.testing.assert_allclose(lite0.predict(x), expected, rtol=1e-4, atol=1e-4)
-    assert lite0.layer("blocks.15.depthwise.1").kind == "Identity"
+    assert lite0.layer("blocks.15.depthwise.1").kind == "FoldedBatchNorm"
 
 
 def test_cat_photo_is_a_cat(lite0, cat):

@@ -74,10 +74,15 @@ class EfficientNetLite(nn.Module):
         return self.classifier(torch.flatten(features, 1))
 
 
+class FoldedBatchNorm(nn.Identity):
+    """Where a BatchNorm2d was: its eval statistics now live in the convolution before it, so it passes
+    its input through (the layer keeps its name, and `heatlens layers` says what it was)."""
+
+
 @torch.no_grad()
 def fold_batch_norms(model: nn.Module) -> nn.Module:
     """The inference build: every BatchNorm (eval statistics) folded into the convolution before it and
-    replaced by an Identity, so module names stay and the outputs are the same up to float rounding."""
+    replaced by a FoldedBatchNorm, so module names stay and the outputs are the same up to float rounding."""
     for block in model.modules():
         if isinstance(block, nn.Sequential) and len(block) >= 2 and isinstance(block[0], Conv2dSame) \
                 and isinstance(block[1], nn.BatchNorm2d):
@@ -85,5 +90,5 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             conv.weight.mul_(scale[:, None, None, None])
             conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
-            block[1] = nn.Identity()
+            block[1] = FoldedBatchNorm()
     return model
