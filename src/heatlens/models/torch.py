@@ -313,10 +313,10 @@ class TorchNetwork(Network):
         return tensor.permute(0, 3, 1, 2).clone(memory_format=self._memory_format())
 
     def _memory_format(self) -> torch.memory_format:
-        """channels_last for models whose convolution weights are laid out so (the zoo's inference build):
-        their inputs then need no layout change at all; otherwise torch's default NCHW."""
-        weight = next((p for p in self.module.parameters() if p.ndim == 4 and p.shape[1] > 1 and p[0, 0].numel() > 1),
-                      None)
+        """channels_last for models whose convolution weights are laid out so (the zoo's inference build),
+        so inputs are copied straight into the layout the model computes in; otherwise torch's default NCHW."""
+        kernels = (p for p in self.module.parameters() if p.ndim == 4 and p.shape[1] > 1 and p.shape[2:].numel() > 1)
+        weight = next(kernels, None)
         if weight is not None and not weight.is_contiguous() and weight.is_contiguous(
                 memory_format=torch.channels_last):
             return torch.channels_last
