@@ -25,7 +25,7 @@ from .explanation import write_manifest
 from .images import load_image
 from .imports import import_object
 from .methods import METHODS, inside
-from .models import DEFAULT_MODEL, ZOO, Network, load_model
+from .models import DEFAULT_MODEL, ZOO, Network, load_model, names_keras_model
 from .models.quiet import preload_tensorflow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the CLI's own process: keep TensorFlow's start-up chatter out
@@ -230,7 +230,7 @@ def methods() -> None:
 def _network(model: str, preprocess: str, classes: str | None, input_size: int | None = None,
              device: str = "cpu", weights: str | None = None, framework: str | None = None) -> Network:
     """The model the options name; options that do not apply to it are refused by load_model."""
-    if framework == "keras" or model.startswith("keras:") or Path(model).suffix in {".keras", ".h5"}:
+    if framework == "keras" or names_keras_model(model):
         preload_tensorflow()
     options: dict[str, Any] = {"device": device, "framework": framework}
     if preprocess != "auto":

@@ -82,7 +82,7 @@ def load_model(
             raise ModelError(f"{name} is a zoo model with its own weights, preprocessing and classes, so {given}= "
                              "does not apply; drop it, or wrap your own model with heatlens.wrap")
         return load_zoo_model(name, device, framework or "torch")
-    keras_model = name.startswith("keras:") or Path(name).suffix in {".keras", ".h5"}
+    keras_model = names_keras_model(name)
     if framework not in (None, "keras" if keras_model else "torch"):
         raise ModelError(f"framework={framework!r} picks the build of a zoo model; '{name}' decides its own framework")
     if keras_model:
@@ -96,6 +96,11 @@ def load_model(
             raise ModelError("loading torch models needs torch: pip install 'heatlens[torch]'") from None
         return wrap(load_torch(name, device), name=options.pop("name", name), **options)
     return load_zoo_model(name, device)
+
+
+def names_keras_model(name: str) -> bool:
+    """True for model names that load through Keras: 'keras:NAME' and .keras / .h5 files."""
+    return name.startswith("keras:") or Path(name).suffix in {".keras", ".h5"}
 
 
 def _load_keras(name: str, weights: str | None, options: dict[str, Any]) -> Network:
