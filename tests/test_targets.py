@@ -85,3 +85,32 @@ def test_imagenet_classes_are_the_standard_order():
     names = imagenet_classes()
     assert len(names) == 1000 and len(set(names)) == 1000
     assert (names[0], names[281], names[285], names[967]) == ("tench", "tabby", "Egyptian cat", "espresso")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("²", "unknown class name '²'"),
+    (10**30, "out of range for any model"),
+    (2**32 + 1, r"class id 4294967297 is out of range: the model has classes 0..3"),
+    ([[], []], "names no class"),
+    (np.array([[1.7], [1.0]]), r"expected a class id \(an integer\) or a class name in the target. Received: 1.7"),
+    ([[1], [2], [3]], "gives 3 per-image lists for 2 images"),
+    (lambda s: [[1], [1, 2]], "not a rectangular array of integers"),
+    (lambda s: np.zeros((2, 0), np.int64), "names no class"),
+])
+def test_malformed_targets_are_refused_in_one_line(spec, message):
+    with pytest.raises(TargetError, match=message) as caught:
+        resolve(spec, LOGITS, NAMES)
+    assert "\n" not in str(caught.value)
+
+
+def test_zero_dimensional_arrays_are_class_ids():
+    np.testing.assert_array_equal(resolve(np.array(2), LOGITS, NAMES).ids, [[2], [2]])
+    np.testing.assert_array_equal(resolve(np.array([[3], [1]]), LOGITS, NAMES).ids, [[3], [1]])
+
+
+def test_a_raising_target_callable_is_named():
+    def pick(scores):
+        raise RuntimeError("no\nsuch")
+
+    with pytest.raises(TargetError, match=r"target callable pick failed on the scores: RuntimeError: no$"):
+        resolve(pick, LOGITS, NAMES)

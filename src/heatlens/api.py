@@ -12,7 +12,9 @@ from .errors import LayerError, MethodError, ModelError
 from .explanation import Explanation
 from .images import ImageLike, as_batch, as_float_batch
 from .methods import get_method
+from .methods.options import check_option_types, takes_several
 from .models import Network, to_network
+from .models.base import check_relu
 from .targets import TargetSpec, resolve, resolver, score_label, score_names, static_ids
 
 
@@ -49,7 +51,11 @@ def explain(
     wanted = ids if ids is not None else resolver(target, network.classes)
     if info.uses_layer:
         options["layer"] = layer
-    out = info.fn(network, x, wanted, **options)
+    try:
+        out = info.fn(network, x, wanted, **options)
+    except MemoryError:
+        raise MethodError(f"{info.name} ran out of memory on {len(x)} input(s) of shape {x.shape[1:]}: lower its "
+                          "sample counts or batch_size, or explain fewer images at once") from None
     maps = np.asarray(out.maps, dtype=np.float32)
     if not np.isfinite(maps).all():
         raise MethodError(
@@ -108,6 +114,8 @@ def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses
     names = [layer] if isinstance(layer, str) else layer
     if layer is not None and not (isinstance(names, list | tuple) and all(isinstance(n, str) for n in names)):
         raise LayerError(f"layer must be a layer name or a list of names (see `heatlens layers`). Received: {layer!r}")
+    if not isinstance(layer, str | None) and not takes_several(fn, "layer"):
+        raise LayerError(f"method '{name}' takes one layer name, not a list. Received: {layer!r}")
     parameters = {k: p for k, p in inspect.signature(fn).parameters.items()
                   if k not in {"network", "x", "targets", "layer"}}
     unknown = [k for k in options if k not in parameters]
@@ -117,3 +125,6 @@ def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses
     for key, value in options.items():
         if isinstance(parameters[key].default, bool) and not isinstance(value, bool | np.bool_):
             raise MethodError(f"{key} must be True or False. Received: {value!r}")
+    if "score" in options:
+        check_relu("normal", options["score"])
+    check_option_types(name, fn, options)

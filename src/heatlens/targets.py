@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError, TargetError, close_matches
+from .errors import HeatlensError, ModelError, TargetError, close_matches, first_line
 
 TargetSpec = str | int | Sequence[int | str] | Callable[[np.ndarray], np.ndarray]
 
@@ -65,11 +65,15 @@ def resolve(spec: TargetSpec, logits: np.ndarray, classes: Sequence[str] | None)
     return Targets(ids, names, logits[rows, ids], probs[rows, ids])
 
 
-def check_scores(logits: np.ndarray) -> np.ndarray:
-    """The model's scores as float (N, classes), refusing NaN or infinite values with a clear message."""
+def check_scores(logits: np.ndarray, rows: int | None = None) -> np.ndarray:
+    """The model's scores as float (N, classes), one row per input when `rows` is given, refusing NaN or
+    infinite values with a clear message."""
     logits = np.asarray(logits, dtype=np.float32)
-    if logits.ndim != 2:
+    if logits.ndim != 2 or 0 in logits.shape:
         raise ModelError(f"expected model scores of shape (N, classes). Received: shape={logits.shape}")
+    if rows is not None and len(logits) != rows:
+        raise ModelError(f"the model returned {len(logits)} rows of scores for {rows} inputs; it must return "
+                         "one row per input")
     bad = ~np.isfinite(logits).all(axis=1)
     if bad.any():
         raise ModelError(
@@ -88,12 +92,19 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def check_ids(ids: np.ndarray, n: int, n_classes: int) -> np.ndarray:
-    """Class ids as int64 (N, K), each within 0..n_classes-1, one row per image."""
-    ids = np.asarray(ids, dtype=np.int64)
+    """Class ids as int64 (N, K), K >= 1, each within 0..n_classes-1, one row per image."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu" and ids.size:
+        raise TargetError(f"class ids must be integers. Received: dtype={ids.dtype}, first value {ids.flat[0]!r}")
+    if ids.dtype.kind == "u" and ids.size and ids.max() > np.iinfo(np.int64).max:
+        raise TargetError(f"class id {int(ids.max())} is out of range: the model has classes 0..{n_classes - 1}")
+    ids = ids.astype(np.int64)
     if ids.ndim == 1:
         ids = ids[:, None]
     if ids.ndim != 2 or ids.shape[0] != n:
         raise TargetError(f"the target gives class ids of shape {ids.shape} for {n} images; expected ({n}, K)")
+    if ids.shape[1] == 0:
+        raise TargetError("the target names no class: give at least one class id or name per image")
     bad = ids[(ids < 0) | (ids >= n_classes)]
     if bad.size:
         raise TargetError(f"class id {int(bad[0])} is out of range: the model has classes 0..{n_classes - 1}")
@@ -125,20 +136,20 @@ def static_ids(spec: TargetSpec, n: int, classes: Sequence[str] | None) -> np.nd
     """Class ids (N, K) for targets known before the model runs; None for 'topK' and callables."""
     if is_dynamic(spec):
         return None
-    if isinstance(spec, str):
-        return np.full((n, 1), _class_id(spec, classes))
-    if isinstance(spec, bool):
-        raise TargetError(f"expected a class id, name, 'topK', list or callable. Received: {spec!r}")
-    if isinstance(spec, int | np.integer):
-        return np.full((n, 1), int(spec))
-    if isinstance(spec, np.ndarray) and spec.ndim == 2:
-        return spec.astype(np.int64)
-    if isinstance(spec, Sequence | np.ndarray) and len(spec) > 0:
+    if isinstance(spec, np.ndarray):
+        spec = spec.item() if spec.ndim == 0 else spec.tolist()
+    if isinstance(spec, str | int | np.integer) and not isinstance(spec, bool):
+        return np.full((n, 1), _one_id(spec, classes), dtype=np.int64)
+    if isinstance(spec, Sequence) and not isinstance(spec, str) and len(spec) > 0:
         if all(isinstance(s, Sequence) and not isinstance(s, str) for s in spec):
             lengths = sorted({len(row) for row in spec})
             if len(lengths) > 1:
                 raise TargetError(f"per-image target lists must all have the same length. Received lengths "
                                   f"{lengths}; explain the images separately or pad with more classes")
+            if len(spec) != n:
+                raise TargetError(f"the target gives {len(spec)} per-image lists for {n} images; give one per image")
+            if lengths == [0]:
+                raise TargetError("the target names no class: give at least one class id or name per image")
             return np.array([[_one_id(s, classes) for s in row] for row in spec], dtype=np.int64)
         row = [_one_id(s, classes) for s in spec]
         return np.tile(np.array(row, dtype=np.int64), (n, 1))
@@ -147,17 +158,22 @@ def static_ids(spec: TargetSpec, n: int, classes: Sequence[str] | None) -> np.nd
     )
 
 
+LARGEST_ID = 2**62  # beyond any model's classes; keeps ids inside int64 (and off silent int32 wrap-around)
+
+
 def _one_id(item: object, classes: Sequence[str] | None) -> int:
     if isinstance(item, str):
         return _class_id(item, classes)
-    if isinstance(item, int | np.integer) and not isinstance(item, bool):
+    if isinstance(item, int | np.integer) and not isinstance(item, bool | np.bool_):
+        if not -LARGEST_ID <= int(item) <= LARGEST_ID:
+            raise TargetError(f"class id {int(item)} is out of range for any model: use an id 0..classes-1")
         return int(item)
-    raise TargetError(f"expected a class id or name in the target list. Received: {item!r}")
+    raise TargetError(f"expected a class id (an integer) or a class name in the target. Received: {item!r}")
 
 
 def _class_id(name: str, classes: Sequence[str] | None) -> int:
-    if name.strip().lstrip("-").isdigit():
-        return int(name)
+    if re.fullmatch(r"-?[0-9]+", name.strip()):
+        return _one_id(int(name), classes)
     if classes is None:
         raise TargetError(f"class name '{name}' given, but the model has no class names: use a class id")
     lowered = [c.lower() for c in classes]
@@ -167,10 +183,28 @@ def _class_id(name: str, classes: Sequence[str] | None) -> int:
 
 
 def _from_callable(fn: Callable[[np.ndarray], np.ndarray], logits: np.ndarray) -> np.ndarray:
-    result = np.asarray(fn(logits.copy()))
+    try:
+        returned = fn(logits.copy())
+    except HeatlensError:
+        raise
+    except Exception as exc:
+        raise TargetError(f"the target callable {getattr(fn, '__name__', type(fn).__name__)} failed on the scores: "
+                          f"{type(exc).__name__}: {first_line(exc)}") from exc
+    try:
+        result = np.asarray(returned)
+    except (ValueError, TypeError):
+        result = np.asarray(None)
     if result.dtype.kind not in "iu" or result.ndim not in (1, 2):
         raise TargetError(
             "a target callable must return integer class ids of shape (N,) or (N, K). "
-            f"Received: shape={result.shape}, dtype={result.dtype}"
+            f"Received: {_summary(returned)}"
         )
-    return result.astype(np.int64)
+    return result
+
+
+def _summary(value: object) -> str:
+    """What a callable returned, in a few words: an array's shape and dtype, or its type."""
+    if isinstance(value, np.ndarray):
+        return f"shape={value.shape}, dtype={value.dtype}"
+    return f"a {type(value).__name__}" + (" that is not a rectangular array of integers" if isinstance(
+        value, list | tuple) else "")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..errors import LayerError
 from ..models.base import Network, token_grid
 from ..overlay import upsample
 
@@ -44,7 +45,11 @@ def layer_maps(network: Network, x: np.ndarray, targets: object, layers: Sequenc
     maps = []
     for layer in layers:
         acts, grads = trace.activations[layer], trace.gradients[layer] if gradients else None
-        if not network.layer(layer, x.shape[1:]).spatial:
+        if network.layer(layer, x.shape[1:]).spatial:
+            if grid is not None or prefix is not None:
+                raise LayerError(f"grid= and prefix_tokens= lay out token layers; '{layer}' is already a spatial "
+                                 "(h, w, C) map: drop them")
+        else:
             acts = as_grid(acts, grid, prefix)
             grads = as_grid(grads, grid, prefix) if gradients else None
         contrib = contributions(network, x, ids, layer, acts, grads)

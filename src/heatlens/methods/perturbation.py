@@ -80,7 +80,7 @@ def _window_masks(length: int, window: int, stride: int) -> np.ndarray:
 
 
 def _fill(network: Network, x: np.ndarray, fill: str | float) -> np.ndarray:
-    if isinstance(fill, int | float) and not isinstance(fill, bool):
+    if isinstance(fill, int | float | np.integer | np.floating) and not isinstance(fill, bool):
         return np.full_like(x, fill)
     if fill == "mean":
         return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).copy()

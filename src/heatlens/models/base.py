@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import LayerError, MethodError, ModelError, close_matches, first_line
 from ..preprocess import Box, whole_image
-from ..targets import score_label
+from ..targets import check_ids, score_label
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
@@ -60,8 +60,12 @@ MAX_PREFIX_TOKENS = 8
 def token_grid(tokens: int, grid: tuple[int, int] | None = None, prefix: int | None = None) -> tuple[int, int, int]:
     """(prefix tokens, grid height, grid width) for a sequence of `tokens`: the class and register tokens
     come first; without `grid` the grid is the largest square that leaves 0..8 prefix tokens."""
+    if prefix is not None and prefix < 0:
+        raise LayerError(f"prefix_tokens must be 0 or more. Received: {prefix}")
     if grid is not None:
         h, w = grid
+        if min(h, w) < 1:
+            raise LayerError(f"grid must be (h, w) with h, w >= 1. Received: {tuple(grid)}")
         prefix = tokens - h * w if prefix is None else prefix
         if prefix < 0 or prefix + h * w != tokens:
             raise LayerError(f"a {h}x{w} grid with {prefix} prefix tokens does not fit {tokens} tokens")
@@ -255,6 +259,8 @@ class Network(abc.ABC):
         check_relu(relu, score)
         if wrt and targets is None:
             raise ValueError("trace() needs target class ids to take gradients")
+        if targets is not None and not callable(targets):
+            check_ids(targets, len(x), np.iinfo(np.int64).max)  # one row per input, K >= 1; ranges: the adapter
         return names
 
     def prepare(self, images: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..errors import MethodError, ModelError
+from ..errors import HeatlensError, MethodError, ModelError, first_line
 from ..targets import check_ids, check_scores
 from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
 
@@ -35,18 +35,30 @@ class BlackBoxNetwork(Network):
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]
             try:
-                output = self.function(chunk)
+                output = self.function(np.array(chunk))  # a copy: a function that writes into its input changes nothing
+            except HeatlensError:
+                raise
             except Exception as exc:
-                raise ModelError(f"{self.name} failed on inputs of shape {chunk.shape}: {exc}") from exc
-            scores = np.asarray(output if self.score_function is None else
-                                self._custom_scores(output, np.ndarray))
-            if scores.ndim != 2 or len(scores) != len(chunk):
-                raise ModelError(
-                    f"{self.name} must return scores of shape (N, classes) for N inputs. Received: shape="
-                    f"{scores.shape} for {len(chunk)} inputs"
-                )
-            chunks.append(scores)
-        return check_scores(np.concatenate(chunks))
+                raise ModelError(f"{self.name} failed on inputs of shape {chunk.shape}: "
+                                 f"{type(exc).__name__}: {first_line(exc)}") from exc
+            scores = output if self.score_function is None else self._custom_scores(output, np.ndarray)
+            chunks.append(check_scores(self._as_scores(scores), len(chunk)))
+        return np.concatenate(chunks)
+
+    def _as_scores(self, output: object) -> np.ndarray:
+        """A predict function's output as a real numeric array: framework tensors are detached and copied to
+        the host; strings, ragged lists, complex numbers and other objects are refused."""
+        if hasattr(output, "detach") and hasattr(output, "cpu"):  # a torch tensor, possibly requiring grad
+            output = output.detach().cpu().numpy()
+        try:
+            scores = np.asarray(output)
+        except (ValueError, TypeError):
+            scores = np.asarray(None)
+        if scores.dtype.kind not in "fiu" or scores.ndim != 2:
+            what = (f"shape={scores.shape}, dtype={scores.dtype}" if scores.dtype != object
+                    else f"a {type(output).__name__} that is not a rectangular array of numbers")
+            raise ModelError(f"{self.name} must return real-valued scores of shape (N, classes). Received: {what}")
+        return scores
 
     def trace(self, x: np.ndarray, targets: Targets = None, capture: Sequence[str] = (), wrt: Sequence[str] = (),
               relu: str = "normal", inject: dict[str, np.ndarray] | None = None, score: str = "logit") -> Trace:

@@ -45,7 +45,6 @@ class _StopForwardError(Exception):
 
 
 _GRAPH_ONLY = (TypeError, NotImplementedError, tf.errors.OperatorNotAllowedInGraphError)
-_MODEL_FAILURES = (ValueError, TypeError, tf.errors.InvalidArgumentError)
 
 
 class KerasNetwork(Network):
@@ -87,10 +86,11 @@ class KerasNetwork(Network):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         chunks = [
-            np.asarray(self._compiled(("forward",), self._make_forward, (tf.constant(chunk),), chunk.shape))
+            check_scores(self._compiled(("forward",), self._make_forward, (tf.constant(chunk),), chunk.shape),
+                         len(chunk))
             for chunk in _chunks(np.asarray(x, np.float32), self.batch_size)
         ]
-        return check_scores(np.concatenate(chunks))
+        return np.concatenate(chunks)
 
     def trace(
         self,
@@ -143,7 +143,8 @@ class KerasNetwork(Network):
         def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
             rest = self._rest(layer)
             if rest is not None:
-                return check_scores(self._guard(lambda: rest(tf.constant(activation, tf.float32)).numpy(), x.shape))
+                return check_scores(self._guard(lambda: rest(tf.constant(activation, tf.float32)).numpy(), x.shape),
+                                    len(activation))
             calls = self.layer(layer, x.shape[1:]).calls
             count = {"calls": 0}
             replacement = tf.constant(activation)
@@ -155,7 +156,7 @@ class KerasNetwork(Network):
             full = self._tail_inputs(x, len(activation))
             with _wrapped({self._layer_object(layer): swap}):
                 out = self._guard(lambda: self.model(tf.constant(full, tf.float32), training=False), full.shape)
-            return check_scores(np.asarray(self._scores_of(out)))
+            return check_scores(np.asarray(self._scores_of(out)), len(activation))
 
         return Split(head=head, tail=tail)
 
@@ -163,19 +164,19 @@ class KerasNetwork(Network):
         capture, wrt, relu, score = what
         top_k = targets.k if isinstance(targets, TopK) else 0
         n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
-        ids = np.zeros((len(x), n_targets), np.int32) if top_k or targets is None else np.asarray(targets, np.int32)
+        ids = np.zeros((len(x), n_targets), np.int32)
         if targets is not None and not top_k:
             by_layer = score_layer(what[3])
             outputs = (self.layer(by_layer[1], x.shape[1:]).output_shape[-1] if by_layer
                        else self._class_count(x.shape[1:]))
-            ids = check_ids(ids, len(x), outputs).astype(np.int32)
+            ids = check_ids(targets, len(x), outputs).astype(np.int32)
         key = (capture, wrt, n_targets, bool(top_k), relu, score, tuple(inject), x.shape[1:])
         args = (tf.constant(x), tf.constant(ids), tuple(tf.constant(v) for v in inject.values()))
         logits, ids_out, acts, grads = self._compiled(key, lambda: self._make_step(*key), args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
             if grad is None:
                 raise self._independent(name)
-        scores = check_scores(np.asarray(logits))
+        scores = check_scores(np.asarray(logits), len(x))
         return Trace(
             logits=scores,
             targets=None if targets is None else np.asarray(ids_out, np.int64),
@@ -309,7 +310,7 @@ class KerasNetwork(Network):
             ours = _own_error(exc)
             if ours is not None:
                 raise ours from None
-            if isinstance(exc, passthrough) or not isinstance(exc, _MODEL_FAILURES):
+            if isinstance(exc, passthrough):
                 raise
             raise ModelError(
                 f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {error_line(exc)}"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import LayerError, ModelError, close_matches, first_line
+from ..errors import HeatlensError, LayerError, ModelError, close_matches, first_line
 from ..targets import check_ids, check_scores
 from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .torch_rectifiers import Rectifiers
@@ -85,9 +85,10 @@ class TorchNetwork(Network):
         chunks = []
         with self._session(), torch.no_grad():
             for start in range(0, len(x), self.batch_size):
-                out = self._run(self._to_tensor(x[start : start + self.batch_size]))
-                chunks.append(self._scores_of(out).float().cpu().numpy())
-        return check_scores(np.concatenate(chunks))
+                chunk = x[start : start + self.batch_size]
+                out = self._run(self._to_tensor(chunk))
+                chunks.append(check_scores(self._scores_of(out).float().cpu().numpy(), len(chunk)))
+        return np.concatenate(chunks)
 
     def trace(
         self,
@@ -140,7 +141,7 @@ class TorchNetwork(Network):
             if rest is not None:
                 with self._session(), torch.no_grad():
                     out = self._run_module(rest, replacement.to(self.device))
-                return check_scores(self._scores_of(out).float().cpu().numpy())
+                return check_scores(self._scores_of(out).float().cpu().numpy(), len(activation))
             info, module = self.layer(layer, x.shape[1:]), self._module(layer)
             count = {"calls": 0}
 
@@ -150,7 +151,7 @@ class TorchNetwork(Network):
 
             with self._session(), torch.no_grad(), _hooked({module: swap}):
                 out = self._run(self._to_tensor(self._tail_inputs(x, len(activation))))
-            return check_scores(self._scores_of(out).float().cpu().numpy())
+            return check_scores(self._scores_of(out).float().cpu().numpy(), len(activation))
 
         return Split(head=head, tail=tail)
 
@@ -200,10 +201,10 @@ class TorchNetwork(Network):
             with _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers:
                 if "input" in wrt:
                     inputs.requires_grad_()
-                logits = self._scores_of(self._run(inputs))
+                logits = self._scores_of(self._run(inputs.clone() if "input" in wrt else inputs))
             if relu != "normal" and rectifiers.calls == 0:
                 raise ModelError(f"{self.name} calls no ReLU or ReLU6, so the '{relu}' rule has nothing to change")
-            scores = check_scores(logits.detach().float().cpu().numpy())
+            scores = check_scores(logits.detach().float().cpu().numpy(), len(x))
             missing = [name for name in [*capture, *grad_layers] if name not in held]
             if missing:
                 raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
@@ -233,7 +234,10 @@ class TorchNetwork(Network):
         per_target: list[list[np.ndarray]] = [[] for _ in wrt]
         for k in range(ids.shape[1]):
             score = logits.gather(1, ids[:, k : k + 1]).sum()
-            grads = torch.autograd.grad(score, tensors, retain_graph=k < ids.shape[1] - 1, allow_unused=True)
+            try:
+                grads = torch.autograd.grad(score, tensors, retain_graph=k < ids.shape[1] - 1, allow_unused=True)
+            except RuntimeError as exc:
+                raise ModelError(f"the gradients of {self.name} could not be computed: {first_line(exc)}") from exc
             for slot, (name, grad) in enumerate(zip(wrt, grads, strict=True)):
                 if grad is None:
                     raise self._independent(name)
@@ -272,7 +276,8 @@ class TorchNetwork(Network):
     def _rest(self, layer: str) -> torch.nn.Module | None:
         """The network after `layer` as its own module (cached), or None where it cannot be cut cleanly."""
         if layer not in self._rests:
-            self._rests[layer] = rest_of_network(self.module, layer)
+            with self._session():  # traced in eval mode: fx records `self.training` (dropout) as a constant
+                self._rests[layer] = rest_of_network(self.module, layer)
         return self._rests[layer]
 
     def _scores_of(self, out: Any) -> torch.Tensor:
@@ -287,7 +292,9 @@ class TorchNetwork(Network):
         """A forward; the model's own failures become one-line ModelErrors naming the input shape."""
         try:
             return module(inputs)
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        except (HeatlensError, _StopForwardError):
+            raise
+        except Exception as exc:
             shape = (inputs.shape[0], *inputs.shape[2:], inputs.shape[1]) if inputs.ndim == 4 else tuple(inputs.shape)
             raise ModelError(
                 f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {first_line(exc)}"

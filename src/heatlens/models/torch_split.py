@@ -29,12 +29,22 @@ class _CutTracer(fx.Tracer):
 
 
 def rest_of_network(model: torch.nn.Module, layer: str) -> torch.nn.Module | None:
-    """A module mapping the layer's output to the model's output, or None (with the reason logged)."""
+    """A module mapping the layer's output to the model's output, or None (with the reason logged).
+    The model is left as it came: attributes the tracer stores on it (tensor constants) are moved to the tail."""
+    before = set(vars(model))
     try:
         graph = _CutTracer(layer).trace(model)
+        return _tail_after(model, graph, layer)
     except Exception as exc:  # symbolic tracing fails on data-dependent Python control flow
         log.info("no fast tail after '%s': the model cannot be traced symbolically (%s)", layer, exc)
         return None
+    finally:
+        for added in set(vars(model)) - before:
+            delattr(model, added)
+
+
+def _tail_after(model: torch.nn.Module, graph: fx.Graph, layer: str) -> torch.nn.Module | None:
+    """The graph's nodes after the cut layer as a module of their own, or None where the cut is not clean."""
     nodes = list(graph.nodes)
     cuts = [i for i, node in enumerate(nodes) if node.op == "call_module" and node.target == layer]
     if len(cuts) != 1:
