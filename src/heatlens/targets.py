@@ -69,11 +69,11 @@ def check_scores(logits: np.ndarray, rows: int | None = None) -> np.ndarray:
     """The model's scores as float (N, classes), one row per input when `rows` is given, refusing NaN or
     infinite values with a clear message."""
     logits = np.asarray(logits, dtype=np.float32)
-    if logits.ndim != 2 or 0 in logits.shape:
-        raise ModelError(f"expected model scores of shape (N, classes). Received: shape={logits.shape}")
-    if rows is not None and len(logits) != rows:
+    if logits.ndim == 2 and rows is not None and len(logits) != rows:
         raise ModelError(f"the model returned {len(logits)} rows of scores for {rows} inputs; it must return "
                          "one row per input")
+    if logits.ndim != 2 or 0 in logits.shape:
+        raise ModelError(f"expected model scores of shape (N, classes). Received: shape={logits.shape}")
     bad = ~np.isfinite(logits).all(axis=1)
     if bad.any():
         raise ModelError(

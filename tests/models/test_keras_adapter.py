@@ -251,3 +251,40 @@ def test_several_methods_in_a_row_raise_no_retracing_warning(rng16, caplog):
         heatlens.explain(net, rng16, method=method, target="top2")
     assert len(net._steps) >= 6
     assert "retracing" not in caplog.text
+
+
+class _DropsRows(keras.Model):
+    """Returns one row fewer than it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(name="drops_rows")
+        self.inner = small_cnn("inner")
+
+    def call(self, x):
+        return self.inner(x)[:-1]
+
+
+class _Asserts(keras.Model):
+    def __init__(self) -> None:
+        super().__init__(name="asserts")
+        self.conv = keras.layers.Conv2D(2, 3, name="conv")
+
+    def call(self, x):
+        raise AssertionError("only 99 px\nsecond line")
+
+
+def test_ids_are_range_checked_before_the_int32_cast(rng16):
+    net = heatlens.wrap(small_cnn(), preprocess=None)
+    x = rng16[:1]
+    with pytest.raises(TargetError, match="class id 4294967297 is out of range"):
+        net.trace(x, np.array([[2**32 + 1]]), capture=["conv2"], wrt=["conv2"])
+    with pytest.raises(TargetError, match=r"shape \(2, 1\) for 1 images"):
+        net.trace(x, np.array([[1], [2]]), capture=["conv2"], wrt=["conv2"])
+
+
+def test_wrong_row_counts_and_a_models_own_assertions_are_model_errors(rng16):
+    x = rng16
+    with pytest.raises(ModelError, match=r"returned \d rows of scores for \d inputs; it must return one row per"):
+        heatlens.explain(heatlens.wrap(_DropsRows(), preprocess=None), x, method="gradcam", layer="inner.conv2")
+    with pytest.raises(ModelError, match=r"only 99 px$"):
+        heatlens.explain(heatlens.wrap(_Asserts(), preprocess=None), x, method="occlusion")

@@ -339,3 +339,74 @@ def test_cuda_attributions_match_cpu_and_tf32_switches_are_restored(cat):
     cpu = heatlens.explain(heatlens.load_model(), cat, method="guided_backprop")
     assert torch.backends.cudnn.allow_tf32 is True
     assert np.abs(gpu.attributions - cpu.attributions).max() / np.abs(cpu.attributions).max() < 1e-4
+
+
+class _DropsRows(torch.nn.Module):
+    """Returns one row fewer than it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = TinyCNN()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)[:-1]
+
+
+class _Asserts(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-1] == 99, "only 99 px\nsecond line"
+        return self.conv(x).mean((2, 3))
+
+
+class _WritesIntoItsInput(TinyCNN):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.nn.functional.relu(x, inplace=True))
+
+
+class _FunctionalDropout(TinyCNN):
+    """Dropout after the CAM layer through F.dropout(training=self.training), as many research models write it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.nn.functional.dropout(self.features(x), 0.5, self.training) * torch.tensor(2.0)
+        return self.fc(torch.flatten(self.pool(a), 1))
+
+
+def test_wrong_row_counts_and_a_models_own_assertions_are_model_errors(rng):
+    x = _x(rng)
+    with pytest.raises(ModelError, match="returned 1 rows of scores for 2 inputs"):
+        heatlens.explain(heatlens.wrap(_DropsRows(), preprocess=None), x, method="gradcam", layer="inner.features")
+    model = _Asserts()
+    with pytest.raises(ModelError, match=r"_Asserts failed on an input of shape \(\d, 8, 8, 3\).*: only 99 px$"):
+        heatlens.explain(heatlens.wrap(model, preprocess=None), x, method="gradcam", layer="conv")
+    assert count_hooks(model) == 0
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradient_x_input", "integrated_gradients"])
+def test_models_that_write_into_their_input_get_input_gradients(rng, method):
+    torch.manual_seed(0)
+    writer, plain = _WritesIntoItsInput(), TinyCNN()
+    plain.load_state_dict(writer.state_dict())
+    x = np.abs(_x(rng))  # relu(x) == x, so both models compute the same function here
+    ours = heatlens.explain(heatlens.wrap(writer, preprocess=None), x, method=method, target=1)
+    reference = heatlens.explain(heatlens.wrap(plain, preprocess=None), x, method=method, target=1)
+    np.testing.assert_allclose(ours.maps, reference.maps, rtol=1e-5, atol=1e-6)
+
+
+def test_ablationcam_traces_a_train_mode_model_in_eval_mode_and_leaves_no_attributes(rng):
+    torch.manual_seed(0)
+    model = _FunctionalDropout().train()
+    before = set(vars(model))
+    x = _x(rng, size=12)
+    first = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method="ablationcam", layer="features")
+    second = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method="ablationcam", layer="features")
+    np.testing.assert_array_equal(first.maps, second.maps)
+    assert set(vars(model)) == before and model.training
+    eval_model = _FunctionalDropout()
+    eval_model.load_state_dict(model.state_dict())
+    reference = heatlens.explain(heatlens.wrap(eval_model.eval(), preprocess=None), x, method="ablationcam",
+                                 layer="features")
+    np.testing.assert_allclose(first.maps, reference.maps, rtol=1e-5, atol=1e-6)
