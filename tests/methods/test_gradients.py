@@ -196,7 +196,7 @@ def test_option_errors(x):
         explain(model, x, "integrated_gradients", baseline=np.zeros((5, 5)))
     with pytest.raises(MethodError, match=r"noise must be a number >= 0. Received: -0.1"):
         explain(model, x, "smoothgrad", noise=-0.1)
-    with pytest.raises(MethodError, match=r"option noise takes a finite number. Received: nan"):
+    with pytest.raises(MethodError, match=r"noise=nan is not valid for expected_gradients: noise takes a finite"):
         explain(model, x, "expected_gradients", background=x, noise=float("nan"))
     with pytest.raises(MethodError, match=r"background=\[\] holds no images"):
         crop = heatlens.wrap(model, preprocess=lambda photos: photos[:, :H, :W].astype(np.float32) / 255)

@@ -106,3 +106,21 @@ def test_keras_gives_the_torch_answers(lite0, cat):
     assert np.abs(projected.arrays["projections"] - reference.arrays["projections"]).max() < 1e-3 * peak
     grown = heatlens.filters(lite_keras, "head", channels=[0], steps=2, size=64, progress=False)
     assert grown.pictures["head_channel_0"].shape == (64, 64, 3)
+
+
+def test_inside_functions_refuse_wrong_option_types_in_one_line():
+    torch = pytest.importorskip("torch")
+    from toy_models import TinyCNN
+
+    torch.manual_seed(0)
+    net = heatlens.wrap(TinyCNN(), preprocess=None, input_size=(8, 8))
+    x = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
+    with pytest.raises(heatlens.MethodError, match=r"channels=\[0.5\] is not valid for filters"):
+        heatlens.filters(net, "features.1", channels=[0.5], steps=1)
+    with pytest.raises(heatlens.MethodError, match=r"steps=2.0 is not valid for filters: steps takes an integer"):
+        heatlens.filters(net, "features.1", channels=[0], steps=2.0)
+    with pytest.raises(heatlens.MethodError, match=r"jitter, blur_every and blur_sigma >= 0"):
+        heatlens.filters(net, "features.1", channels=[0], steps=1, jitter=-1)
+    with pytest.raises(heatlens.MethodError, match=r"top_k='3' is not valid for deconv"):
+        heatlens.deconv(net, x, "features.1", top_k="3")
+    assert list(heatlens.activations(net, x, layers="features.1").arrays) == ["features.1"]

@@ -25,18 +25,20 @@ def x():
 
 
 @pytest.mark.parametrize(("method", "options", "message"), [
-    ("occlusion", {"window": 2.5}, r"occlusion's option window takes an integer. Received: 2.5"),
-    ("occlusion", {"window": "4"}, r"option window takes an integer. Received: '4'"),
-    ("occlusion", {"stride": True}, r"option stride takes an integer. Received: True"),
-    ("rise", {"n_masks": 2.5}, r"option n_masks takes an integer. Received: 2.5"),
-    ("rise", {"n_masks": 10**30}, r"option n_masks takes an integer"),
+    ("occlusion", {"window": 2.5}, r"window=2.5 is not valid for occlusion: window takes an integer$"),
+    ("occlusion", {"window": "4"}, r"window='4' is not valid for occlusion: window takes an integer"),
+    ("occlusion", {"stride": True}, r"stride=True is not valid for occlusion: stride takes an integer"),
+    ("rise", {"n_masks": 2.5}, r"n_masks=2.5 is not valid for rise: n_masks takes an integer"),
+    ("rise", {"n_masks": 10**30}, r"n_masks=1000000000000000000000000000000 is not valid for rise"),
     ("rise", {"seed": -1}, r"seed must be a non-negative integer. Received: -1"),
-    ("rise", {"p": float("nan")}, r"option p takes a finite number. Received: nan"),
-    ("rise", {"fill": [0]}, r"option fill takes a string or a finite number"),
-    ("smoothgrad", {"noise": "0.1"}, r"option noise takes a finite number. Received: '0.1'"),
-    ("gradcam", {"grid": (2,)}, r"option grid takes a tuple of 2 values or None"),
-    ("gradcam", {"prefix_tokens": 1.0}, r"option prefix_tokens takes an integer or None"),
-    ("lime", {"segments": [[0, 1]]}, r"option segments takes a numpy array or None"),
+    ("rise", {"p": float("nan")}, r"p=nan is not valid for rise: p takes a finite number"),
+    ("rise", {"fill": [0]}, r"fill=\[0\] is not valid for rise: fill takes a string or a finite number"),
+    ("smoothgrad", {"noise": "0.1"}, r"noise='0.1' is not valid for smoothgrad: noise takes a finite number"),
+    ("gradcam", {"grid": (2,)}, r"grid=\(2,\) is not valid for gradcam: grid takes a tuple of 2 values or None"),
+    ("gradcam", {"prefix_tokens": 1.0},
+     r"prefix_tokens=1.0 is not valid for gradcam: prefix_tokens takes an integer or None$"),
+    ("lime", {"segments": [[0, 1]]},
+     r"segments=\[\[0, 1\]\] is not valid for lime: segments takes a numpy array or None"),
 ])
 def test_wrong_option_types(net, x, method, options, message):
     with pytest.raises(MethodError, match=message) as caught:

@@ -96,7 +96,7 @@ def test_lime_segmentations_and_several_targets(photo):
         heatlens.explain(net, photo, method="lime", segmentation="watershed")
     with pytest.raises(MethodError, match=r"kernel_width must be a number > 0. Received: 0"):
         heatlens.explain(net, photo, method="lime", kernel_width=0)
-    with pytest.raises(MethodError, match=r"lime's option num_samples takes an integer. Received: '50'"):
+    with pytest.raises(MethodError, match=r"num_samples='50' is not valid for lime: num_samples takes an integer"):
         heatlens.explain(net, photo, method="lime", num_samples="50")
 
 

@@ -18,6 +18,7 @@ from ..models import to_network
 from ..models.base import Network
 from ..overlay import attribution_rgb, grid
 from ..progress import progress_bar
+from .options import check_option_types
 from .shared import positive
 
 
@@ -50,8 +51,11 @@ def activations(model: Any, image: ImageLike, layers: list[str] | None = None, s
     """Each layer's channels for one image, tiled in a grid, each channel scaled to [0, 1] on its own.
 
     layers: names (default: every spatial layer); strongest_first: order channels by mean activation."""
+    check_option_types("activations", activations, {"strongest_first": strongest_first, "max_channels": max_channels})
+    positive("max_channels", max_channels)
     network = to_network(model)
     x = _inputs(network, image)[:1]
+    layers = [layers] if isinstance(layers, str) else layers
     names = layers or [info.name for info in network.layers(x.shape[1:]) if info.spatial]
     for name in names:
         if not network.spatial_layer(name, x.shape[1:]):
@@ -80,10 +84,13 @@ def filters(model: Any, layer: str, channels: list[int] | range = range(16), ste
     """What each channel responds to: inputs grown from noise by gradient ascent on the channel's mean
     activation (normalised steps), with random jitter and a periodic blur as regularisers; all channels
     of one call are optimised together in one batch."""
+    check_option_types("filters", filters, {"channels": channels, "steps": steps, "lr": lr, "jitter": jitter,
+                                            "blur_every": blur_every, "blur_sigma": blur_sigma, "size": size,
+                                            "seed": seed})
     network = to_network(model)
     channels = list(channels)
-    if steps < 1 or not channels:
-        raise MethodError("filters needs steps >= 1 and at least one channel")
+    if steps < 1 or not channels or jitter < 0 or blur_every < 0 or blur_sigma < 0:
+        raise MethodError("filters needs steps >= 1, at least one channel, and jitter, blur_every and blur_sigma >= 0")
     shape = _input_shape(network, size)
     info = network.layer(layer, shape)
     if info.output_shape is None or max(channels) >= info.output_shape[-1] or min(channels) < 0:
@@ -119,6 +126,7 @@ def deconv(model: Any, image: ImageLike, layer: str, channels: list[int] | None 
     layer projected back to the input through ReLUs that rectify the backward signal. Channels: given, or
     the `top_k` with the largest single activation (channels that are zero everywhere have no strongest
     unit and are skipped)."""
+    check_option_types("deconv", deconv, {"channels": channels, "top_k": top_k})
     positive("top_k", top_k)
     network = to_network(model)
     x = _inputs(network, image)[:1]

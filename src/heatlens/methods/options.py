@@ -27,7 +27,7 @@ def check_option_types(method: str, fn: Callable[..., Any], options: dict[str, A
     for key, value in options.items():
         hint = hints.get(key)
         if hint is not None and not matches(value, hint):
-            raise MethodError(f"{method}'s option {key} takes {describe(hint)}. Received: {value!r}")
+            raise MethodError(f"{key}={value!r} is not valid for {method}: {key} takes {describe(hint)}")
         if key == "seed" and isinstance(value, int | np.integer) and value < 0:
             raise MethodError(f"seed must be a non-negative integer. Received: {value!r}")
 
@@ -40,7 +40,7 @@ def takes_several(fn: Callable[..., Any], parameter: str) -> bool:
 
 def matches(value: Any, hint: Any) -> bool:
     """Whether `value` fits the annotation `hint` (unions, None, bool, int, float, str, arrays, tuples,
-    sequences and callables; anything else is accepted)."""
+    sequences, callables and other classes; `object`, `Any` and aliases it cannot read accept anything)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(matches(value, arm) for arm in typing.get_args(hint))
@@ -65,6 +65,8 @@ def matches(value: Any, hint: Any) -> bool:
         return isinstance(value, list | tuple) and all(matches(v, arg) for v in value)
     if origin is collections.abc.Callable or hint is collections.abc.Callable:
         return callable(value)
+    if isinstance(hint, type) and hint is not object:
+        return isinstance(value, hint)
     return True
 
 
