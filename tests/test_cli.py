@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import heatlens
+import heatlens.cli
 from heatlens.cli import app
+from heatlens.errors import TargetError
 
 torch = pytest.importorskip("torch")
 
@@ -37,31 +41,10 @@ def test_explain_files_of_different_sizes_with_a_named_class(tmp_path, cat):
                                  "tabby,281", "--layer", "blocks.15", "--cmap", "viridis", "--out", str(out)])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [e["image"] for e in manifest["images"]] == ["a", "b"]
+    assert [e["image"] for e in manifest["images"]] == ["a.png", "b.png"]
+    assert [e["file"] for e in manifest["images"]] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
     assert manifest["layer"] == "blocks.15" and manifest["display"]["cmap"] == "viridis"
     assert np.asarray(Image.open(out / manifest["images"][1]["targets"][0]["overlay"])).shape == (200, 300, 3)
-
-
-def test_a_folder_explains_every_image_in_it(tmp_path, cat):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.fromarray(cat).save(photos / "b.png")
-    Image.fromarray(cat[:120, :160]).save(photos / "a.JPG")
-    (photos / "notes.txt").write_text("not an image")
-    (photos / "nested").mkdir()
-    result = runner.invoke(app, ["explain", str(photos), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 0, result.output
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert [e["image"] for e in manifest["images"]] == ["a", "b"]
-    (photos / "c.png").write_bytes(b"\x89PNG broken")
-    result = runner.invoke(app, ["explain", str(photos), "--out", str(tmp_path / "partial")])
-    assert result.exit_code == 2 and "c.png" in result.output
-    partial = json.loads((tmp_path / "partial" / "manifest.json").read_text())
-    assert [e["image"] for e in partial["images"]] == ["a", "b"]
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    result = runner.invoke(app, ["explain", str(empty), "--out", str(tmp_path / "out2")])
-    assert result.exit_code == 2 and "no image files" in result.output
 
 
 def test_user_model_factory(tmp_path, rng):
@@ -249,3 +232,262 @@ def test_inside_commands(tmp_path):
     assert bad.exit_code == 2 and "--channels" in bad.output
     missing = runner.invoke(app, ["deconv", "--sample", "cat"])
     assert missing.exit_code == 2 and "--layer is required" in missing.output
+
+
+# Folder runs, output names, unwritable outputs, unreadable inputs and the last-resort guard, on the tiny
+# torch model (40x40 photos) so that they stay fast.
+
+TOY = ["--model", "toy_models:tiny_cnn", "--target", "0", "--top", "1"]
+
+
+def _photo(path: Path, seed: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """a-2.jpg, a.jpg, a.png (stems that collide), a corrupt b.png in the middle, d.png, sub/a.jpg, and
+    what a folder run must leave out: macOS ._ files, hidden files and folders, other extensions."""
+    folder = tmp_path_factory.mktemp("photos")
+    for seed, name in enumerate(["a-2.jpg", "a.jpg", "a.png", "d.png", "sub/a.jpg", "sub/deeper/A.PNG"]):
+        _photo(folder / name, seed)
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (folder / "._a.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    _photo(folder / ".hidden.png", 10)
+    _photo(folder / ".thumbnails" / "t.png", 11)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return heatlens.load_model("toy_models:tiny_cnn")
+
+
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def _error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def _assert_each_output_is_its_own_image(out: Path, manifest: dict, toy) -> None:
+    """Every input has its own files, and each map is the one the Python API gives for that very file."""
+    files = [(entry["file"], record) for entry in manifest["images"] for record in entry["targets"]]
+    overlays = [record["overlay"] for _, record in files]
+    assert len(set(overlays)) == len(overlays) == len(manifest["images"])
+    for source, record in files:
+        expected = heatlens.explain(toy, heatlens.load_image(source), target=0).maps[0, 0]
+        np.testing.assert_allclose(np.load(out / record["map"]), expected, rtol=1e-5, atol=1e-6)
+        assert (out / record["overlay"]).is_file()
+
+
+def test_a_folder_run_skips_what_is_no_image_and_goes_on_after_a_bad_file(tmp_path, photos, toy):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["explain", str(photos), *TOY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = _manifest(out)
+    assert [e["image"] for e in manifest["images"]] == ["a-2.jpg", "a.jpg", "a.png", "d.png"]
+    (failed,) = manifest["failed"]
+    assert failed["image"] == "b.png" and failed["file"] == str(photos / "b.png")
+    assert f"'{photos / 'b.png'}' is not a readable image" in failed["error"]
+    assert f"warning: skipped '{photos / 'b.png'}'" in result.output
+    assert "1 of 5 images were skipped" in result.output
+    assert "note: left out 1 sub-folder(s)" in result.output and "--recursive" in result.output
+    assert "Traceback" not in result.output and not _error_lines(result.output)
+    _assert_each_output_is_its_own_image(out, manifest, toy)
+
+
+def test_recursive_runs_name_outputs_by_their_relative_path(tmp_path, photos, toy):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["explain", str(photos), "--recursive", *TOY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = _manifest(out)
+    assert [e["image"] for e in manifest["images"]] == ["a-2.jpg", "a.jpg", "a.png", "d.png", "sub/a.jpg",
+                                                        "sub/deeper/A.PNG"]
+    assert (out / "sub" / "deeper").is_dir() and "note:" not in result.output
+    _assert_each_output_is_its_own_image(out, manifest, toy)
+
+
+def test_the_same_file_name_from_two_places_gets_two_names(tmp_path, photos, toy):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["explain", str(photos / "a.jpg"), str(photos / "sub" / "a.jpg"),
+                                 str(photos / "a-2.jpg"), *TOY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = _manifest(out)
+    assert [e["image"] for e in manifest["images"]] == ["a.jpg", "a-3.jpg", "a-2.jpg"]
+    _assert_each_output_is_its_own_image(out, manifest, toy)
+
+
+def test_strict_stops_at_the_first_bad_file_and_keeps_what_it_finished(tmp_path, photos):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["explain", str(photos), "--strict", *TOY, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    (line,) = _error_lines(result.output)
+    assert "b.png' is not a readable image" in line
+    manifest = _manifest(out)
+    assert [e["image"] for e in manifest["images"]] == ["a-2.jpg", "a.jpg", "a.png"]
+    assert [f["image"] for f in manifest["failed"]] == ["b.png"]
+
+
+def test_folders_without_images_and_runs_where_every_image_fails(tmp_path):
+    only_junk = tmp_path / "junk"
+    (only_junk / "nested").mkdir(parents=True)
+    (only_junk / "._IMG_0001.jpg").write_bytes(b"\x00\x05\x16\x07")
+    _photo(only_junk / "nested" / "x.png", 0)
+    result = runner.invoke(app, ["explain", str(only_junk), *TOY, "--out", str(tmp_path / "o1")])
+    assert result.exit_code == 2 and "no image files" in result.output and "add --recursive" in result.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "p.png").write_bytes(b"\x89PNG broken")
+    (broken / "q.gif").write_bytes(b"GIF89a broken")
+    result = runner.invoke(app, ["explain", str(broken), *TOY, "--out", str(tmp_path / "o2")])
+    assert result.exit_code == 2, result.output
+    assert _error_lines(result.output) == ["error: none of the 2 images could be explained (see the warnings "
+                                           "above); nothing was written"]
+    assert result.output.count("warning: skipped") == 2 and not (tmp_path / "o2" / "manifest.json").exists()
+
+
+def _unwritable_folder(tmp_path: Path, how: str) -> Path:
+    """An existing folder this process cannot write into, or a skip where the machine offers none."""
+    if how == "read-only":
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+    else:
+        folder = Path("/sys")  # sysfs takes no new files, not even from root
+    try:
+        (folder / ".probe").touch()
+    except OSError:
+        return folder
+    (folder / ".probe").unlink()
+    pytest.skip(f"'{folder}' is writable here (running as root?)")
+
+
+@pytest.mark.parametrize("how", ["read-only", "sysfs"])
+@pytest.mark.parametrize("command", [["explain", "IMAGE", *TOY],
+                                     ["activations", "IMAGE", "--model", "toy_models:tiny_cnn"]])
+def test_an_existing_unwritable_out_folder_is_refused_before_any_work(tmp_path, monkeypatch, how, command):
+    out = _unwritable_folder(tmp_path, how)
+    monkeypatch.setattr(heatlens.cli, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    image = str(_photo(tmp_path / "x.png", 0))
+    result = runner.invoke(app, [image if arg == "IMAGE" else arg for arg in command] + ["--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert _error_lines(result.output) == [f"error: cannot write into the output folder '{out}': Permission denied; "
+                                           "choose another --out"]
+
+
+def test_an_out_folder_that_cannot_be_created_or_written_mid_run(tmp_path):
+    image = str(_photo(tmp_path / "x.png", 0))
+    (tmp_path / "a-file").write_text("")
+    result = runner.invoke(app, ["explain", image, *TOY, "--out", str(tmp_path / "a-file" / "out")])
+    assert result.exit_code == 2 and "cannot create the output folder" in result.output
+    out = tmp_path / "out"
+    (out / "x.png_gradcam_1_class-0.png").mkdir(parents=True)  # a folder where the overlay must go
+    result = runner.invoke(app, ["explain", image, *TOY, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    (line,) = _error_lines(result.output)
+    assert line.startswith(f"error: cannot write results into '{out}': Is a directory") and "Traceback" not in line
+    manifest_in_the_way = tmp_path / "out2"
+    (manifest_in_the_way / "manifest.json").mkdir(parents=True)
+    result = runner.invoke(app, ["explain", image, *TOY, "--out", str(manifest_in_the_way)])
+    assert result.exit_code == 2 and "cannot write results into" in result.output
+    result = runner.invoke(app, ["deconv", image, "--model", "toy_models:tiny_cnn", "--layer", "features",
+                                 "--top-k", "1", "--out", str(manifest_in_the_way)])
+    assert result.exit_code == 2 and len(_error_lines(result.output)) == 1
+    assert "cannot write results into" in result.output
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "is not UTF-8 text"),
+    (b"cat\x00\x00dog\n", "contains NUL bytes"),
+    (b"\n  \n", "has no class names"),
+    (None, "is a folder"),
+])
+def test_a_classes_file_that_is_no_list_of_names(tmp_path, content, message):
+    classes = tmp_path / "classes"
+    if content is None:
+        classes.mkdir()
+    else:
+        classes.write_bytes(content)
+    image = str(_photo(tmp_path / "x.png", 0))
+    result = runner.invoke(app, ["explain", image, *TOY, "--classes", str(classes), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    (line,) = _error_lines(result.output)
+    assert message in line and str(classes) in line
+
+
+@pytest.mark.parametrize("times", [0, 1, 2])
+@pytest.mark.parametrize("command", [
+    ["explain", "IMAGE", *TOY],
+    ["layers", "--model", "toy_models:tiny_cnn"],
+    ["activations", "IMAGE", "--model", "toy_models:tiny_cnn", "--layer", "features"],
+    ["filters", "--model", "toy_models:tiny_cnn", "--layer", "features", "--channels", "0", "--steps", "1",
+     "--size", "16"],
+    ["deconv", "IMAGE", "--model", "toy_models:tiny_cnn", "--layer", "features", "--top-k", "1"],
+])
+def test_trust_model_file_is_passed_to_load_model_only_when_given(tmp_path, monkeypatch, toy, times, command):
+    calls = []
+
+    def load_model(name, **options):
+        calls.append((name, options))
+        return toy
+
+    monkeypatch.setattr(heatlens.cli, "load_model", load_model)
+    image = str(_photo(tmp_path / "x.png", 0))
+    args = [image if arg == "IMAGE" else arg for arg in command] + ["--trust-model-file"] * times
+    result = runner.invoke(app, args + ([] if command[0] == "layers" else ["--out", str(tmp_path / "o")]))
+    assert result.exit_code == 0, result.output
+    ((name, options),) = calls
+    assert name == "toy_models:tiny_cnn"
+    if times == 0:
+        assert "trust" not in options
+    else:
+        assert options["trust"] == (True if times == 1 else "pickle")
+
+
+def test_trust_model_file_is_documented_in_the_help():
+    result = runner.invoke(app, ["explain", "--help"], env={"COLUMNS": "300"})
+    assert "--trust-model-file" in result.output and "TorchScript" in result.output
+
+
+def test_an_unexpected_exception_is_a_one_line_bug_report_with_exit_code_1(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise AssertionError("inner check failed\n  at some depth")
+
+    monkeypatch.setattr(heatlens.cli, "run_explain", broken)
+    image = str(_photo(tmp_path / "x.png", 0))
+    args = ["explain", image, *TOY, "--out", str(tmp_path / "o")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert _error_lines(result.output) == [
+        "error: internal error, a bug in heatlens: AssertionError: inner check failed (please report it; rerun "
+        "with HEATLENS_DEBUG=1 to see the traceback)"]
+    assert "Traceback" not in result.output
+    debug = runner.invoke(app, args, env={"HEATLENS_DEBUG": "1"})
+    assert debug.exit_code == 1 and isinstance(debug.exception, AssertionError)
+
+
+def test_error_text_is_shown_literally_on_one_line(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise TargetError("targets [bold]x[/bold] and [/y] refused\nsecond line")
+
+    monkeypatch.setattr(heatlens.cli, "run_explain", refuse)
+    image = str(_photo(tmp_path / "x.png", 0))
+    result = runner.invoke(app, ["explain", image, *TOY, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert _error_lines(result.output) == ["error: targets [bold]x[/bold] and [/y] refused second line"]
+
+
+def test_running_out_of_memory_is_a_user_error(tmp_path, monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(heatlens.cli, "run_explain", exhausted)
+    image = str(_photo(tmp_path / "x.png", 0))
+    result = runner.invoke(app, ["explain", image, *TOY, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and _error_lines(result.output)[0].startswith("error: out of memory")

@@ -28,12 +28,33 @@ def class_names(classes: str | os.PathLike | Sequence[str] | None) -> list[str] 
     if isinstance(classes, str) and classes == "imagenet":
         return list(imagenet_classes())
     if isinstance(classes, str | os.PathLike):
-        path = Path(classes)
-        if not path.is_file():
-            raise ModelError(f"classes={str(classes)!r} is neither 'imagenet' nor a text file with one class name "
-                             "per line; pass one of those or a list of names")
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return _names_from_file(Path(classes))
     names = list(classes)
     if not all(isinstance(name, str) for name in names):
         raise ModelError(f"classes must be a list of names (str). Received: {names[:5]!r}")
+    if not names:
+        raise ModelError("classes is an empty list: give one name per model output, or leave classes out")
+    return names
+
+
+def _names_from_file(path: Path) -> list[str]:
+    """The non-blank lines of a UTF-8 text file; anything else (a folder, binary data, no names) is refused."""
+    if path.is_dir():
+        raise ModelError(f"classes='{path}' is a folder; pass a text file with one class name per line")
+    if not path.is_file():
+        raise ModelError(f"classes='{path}' is neither 'imagenet' nor a text file with one class name "
+                         "per line; pass one of those or a list of names")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"classes file '{path}' is not UTF-8 text (a binary file?); "
+                         "pass a text file with one class name per line") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read the classes file '{path}': {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise ModelError(f"classes file '{path}' contains NUL bytes (a binary file?); "
+                         "pass a text file with one class name per line")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ModelError(f"classes file '{path}' has no class names; put one name per line")
     return names

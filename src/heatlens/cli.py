@@ -1,12 +1,15 @@
 """The `heatlens` command: explain images, list layers, models and methods.
 
-Every failure a user can cause ends with a one-line error on stderr and exit code 2.
+Every failure a user can cause ends with a one-line error on stderr and exit code 2; anything else is a
+bug in heatlens and says so in one line with exit code 1 (HEATLENS_DEBUG=1 shows its traceback).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,15 +17,17 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import samples
 from .allocator import tune_allocator
 from .api import explain as run_explain
 from .classes import class_names
-from .errors import HeatlensError
-from .explanation import write_manifest
-from .images import load_image
+from .errors import HeatlensError, ImageError, first_line
+from .explanation import Explanation, write_manifest
+from .image_files import find_images, unique_names
+from .images import load_image, output_folder
 from .imports import import_object
 from .methods import METHODS, inside
 from .models import DEFAULT_MODEL, ZOO, Network, load_model, names_keras_model
@@ -50,26 +55,56 @@ PreprocessOption = Annotated[
 WeightsOption = Annotated[str | None, typer.Option(help="Weights file for keras:NAME models, or 'random'")]
 FrameworkOption = Annotated[str | None, typer.Option(help="Framework of the zoo model: torch (default) or keras")]
 ClassesOption = Annotated[str | None, typer.Option(help="For user models: 'imagenet' or a text file, one name a line")]
+TrustOption = Annotated[int, typer.Option(
+    "--trust-model-file", count=True,
+    help="allow model files that run code when loaded (.pt2, TorchScript); twice: also pickled objects inside .pt2",
+)]
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn HeatlensError into a one-line message and exit code 2."""
+    """HeatlensError (and running out of memory) -> one `error:` line, exit code 2; any other exception is
+    a bug in heatlens -> one line that says so, exit code 1, and its traceback only with HEATLENS_DEBUG=1."""
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except HeatlensError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            _error(str(exc))
             raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except MemoryError:
+            _error("out of memory: try smaller or fewer images, fewer targets, or a method with fewer samples")
+            raise typer.Exit(2) from None
+        except Exception as exc:
+            if os.environ.get("HEATLENS_DEBUG", "") not in ("", "0"):
+                raise
+            _error(f"internal error, a bug in heatlens: {type(exc).__name__}: {first_line(exc)} "
+                   "(please report it; rerun with HEATLENS_DEBUG=1 to see the traceback)")
+            raise typer.Exit(1) from None
 
     return run
+
+
+def _error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(_one_line(message))}", highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(_one_line(message))}", highlight=False, soft_wrap=True)
+
+
+def _one_line(message: object) -> str:
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
 @app.command()
 @_user_errors
 def explain(
     images: Annotated[list[Path] | None, typer.Argument(help="Image files, or folders of images, to explain")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also explain images in sub-folders")] = False,
+    strict: Annotated[bool, typer.Option(help="Stop at the first unreadable image (default: skip it)")] = False,
     sample: Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")] = None,
     model: ModelOption = DEFAULT_MODEL,
     method: Annotated[str, typer.Option(help="See `heatlens methods`")] = "gradcam",
@@ -86,31 +121,98 @@ def explain(
     device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
     weights: WeightsOption = None,
     framework: FrameworkOption = None,
+    trust_model_file: TrustOption = 0,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="Method option KEY=VALUE, e.g. -o steps=64 -o baseline=blurred -o background=a.jpg,b.jpg"
     )] = None,
 ) -> None:
-    """Explain images (files or bundled samples) and write overlays, raw maps and manifest.json."""
-    named = [(path.stem, path) for path in _image_files(images or [])]
-    named += [(name, samples.load(name)) for name in sample or []]
-    if not named:
-        raise HeatlensError("no images given: pass image files, a folder of images, or --sample cat")
-    network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework)
+    """Explain images (files or bundled samples) and write overlays, raw maps and manifest.json.
+
+    An image that cannot be read is skipped with a warning and listed under 'failed' in the manifest
+    (with --strict, or when it is the only image, it stops the run)."""
+    named = _named_inputs(images or [], sample or [], recursive)
+    folder = _output_folder(out)
+    network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework,
+                       trust=trust_model_file)
     options = _options(option or [])
-    entries, header = [], {}
+    targets, layers = _target(target), _layer(layer)
+    entries: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
+    header: dict[str, Any] = {}
     try:
-        for stem, source in _unique(named):
-            photo = load_image(source) if isinstance(source, Path) else source
-            result = run_explain(network, photo, method=method, target=_target(target), layer=_layer(layer),
-                                 **options)
-            _print_predictions(stem, result.top(top), result.layer)
-            entries += result.write_images(out, alpha=alpha, cmap=cmap, stems=[stem])
+        for name, source in named:
+            try:
+                photo = load_image(source) if isinstance(source, Path) else source
+                result = run_explain(network, photo, method=method, target=targets, layer=layers, **options)
+            except ImageError as exc:
+                failed.append({"image": name, "file": str(source), "error": _one_line(exc)})
+                if strict or len(named) == 1:
+                    raise
+                _warn(f"skipped '{source}': {exc}")
+                continue
+            _print_predictions(name, result.top(top), result.layer)
+            entries.append(_write_explanation(result, folder, name, source, alpha, cmap))
             header = result.manifest_header(alpha, cmap)
             for record in entries[-1]["targets"]:
-                out_console.print(f"  {record['name']}: overlay written to [bold]{out / record['overlay']}[/]")
+                out_console.print(f"  {escape(record['name'])}: overlay written to "
+                                  f"[bold]{escape(str(folder / record['overlay']))}[/]")
     finally:  # a run stopped by a bad image still records the images it finished
         if entries:
-            out_console.print(f"manifest: {write_manifest(out, header, entries)}")
+            with _writing(folder):
+                manifest = write_manifest(folder, {**header, "failed": failed}, entries)
+            out_console.print(f"manifest: {escape(str(manifest))}")
+    if not entries:
+        raise HeatlensError(f"none of the {len(named)} images could be explained (see the warnings above); "
+                            "nothing was written")
+    if failed:
+        _warn(f"{len(failed)} of {len(named)} images were skipped; manifest.json lists them under 'failed'")
+
+
+def _named_inputs(images: list[Path], sample_names: list[str], recursive: bool) -> list[tuple[str, Any]]:
+    """(output name, file path or sample photo) per input; names are unique, so no outputs overwrite others."""
+    found = find_images(images, recursive)
+    for path, count in found.skipped_folders.items():
+        err_console.print(f"note: left out {count} sub-folder(s) of '{escape(str(path))}'; add --recursive "
+                          "to explain the images in them", highlight=False, soft_wrap=True)
+    named: list[tuple[str, Any]] = list(found.files)
+    named += [(name, samples.load(name)) for name in sample_names]
+    if not named:
+        raise HeatlensError("no images given: pass image files, a folder of images, or --sample cat")
+    names = unique_names([name for name, _ in named])
+    return [(name, source) for name, (_, source) in zip(names, named, strict=True)]
+
+
+def _write_explanation(result: Explanation, folder: Path, name: str, source: Any, alpha: float,
+                       cmap: str) -> dict[str, Any]:
+    """One image's overlays and maps (in a sub-folder where its name has one); its manifest entry."""
+    with _writing(folder):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (entry,) = result.write_images(folder, alpha=alpha, cmap=cmap, stems=[name])
+    return {"image": name, "file": str(source), **entry} if isinstance(source, Path) else entry
+
+
+def _output_folder(out: Path) -> Path:
+    """The output folder, created if missing and checked for writing before any work starts."""
+    folder = output_folder(out)
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".heatlens-probe-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise HeatlensError(f"cannot write into the output folder '{out}': {exc.strerror or exc}; "
+                            "choose another --out") from None
+    return folder
+
+
+@contextmanager
+def _writing(folder: Path) -> Iterator[None]:
+    """Failures to write results (disk full, a folder where a file should go) as one-line errors."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ('{exc.filename}')" if exc.filename else ""
+        raise HeatlensError(f"cannot write results into '{folder}': {exc.strerror or exc}{where}; "
+                            "free some space or choose another --out") from None
 
 
 @app.command()
@@ -123,11 +225,16 @@ def activations(
     strongest_first: Annotated[bool, typer.Option(help="Order channels by mean activation")] = False,
     max_channels: Annotated[int, typer.Option(min=1)] = 64,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-activations"),
+    trust_model_file: TrustOption = 0,
 ) -> None:
     """Write each layer's channels for one image as a grid (PNG per layer, a summary and manifest.json)."""
-    result = inside.activations(_network(model, "auto", None), _one_image(image, sample), layers=layer,
+    photo = _one_image(image, sample)
+    folder = _output_folder(out)
+    result = inside.activations(_network(model, "auto", None, trust=trust_model_file), photo, layers=layer,
                                 strongest_first=strongest_first, max_channels=max_channels)
-    out_console.print(f"activations of {len(result.pictures) - 1} layers: {result.save(out)}")
+    with _writing(folder):
+        manifest = result.save(folder)
+    out_console.print(f"activations of {len(result.pictures) - 1} layers: {escape(str(manifest))}")
 
 
 @app.command()
@@ -140,14 +247,19 @@ def filters(
     size: Annotated[int | None, typer.Option(help="Input side in pixels; default: the model's")] = None,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-filters"),
+    trust_model_file: TrustOption = 0,
 ) -> None:
     """Grow an input from noise that maximises each channel (one tile per channel, a summary, manifest.json)."""
-    result = inside.filters(_network(model, "auto", None), layer, channels=_channel_list(channels), steps=steps,
-                            size=size, seed=seed)
+    channel_list = _channel_list(channels)
+    folder = _output_folder(out)
+    result = inside.filters(_network(model, "auto", None, trust=trust_model_file), layer, channels=channel_list,
+                            steps=steps, size=size, seed=seed)
     for name, start, end in zip(result.pictures, result.details["start_activation"],
                                 result.details["end_activation"], strict=False):
-        out_console.print(f"  {name}: mean activation {start:.3g} -> {end:.3g}")
-    out_console.print(f"filters written: {result.save(out)}")
+        out_console.print(f"  {escape(name)}: mean activation {start:.3g} -> {end:.3g}")
+    with _writing(folder):
+        manifest = result.save(folder)
+    out_console.print(f"filters written: {escape(str(manifest))}")
 
 
 @app.command()
@@ -159,12 +271,17 @@ def deconv(
     model: ModelOption = DEFAULT_MODEL,
     top_k: Annotated[int, typer.Option(min=1, help="How many channels (the strongest)")] = 9,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-deconv"),
+    trust_model_file: TrustOption = 0,
 ) -> None:
     """Project the strongest activations of a layer back to pixels with deconvnet rules."""
     if not layer:
         raise HeatlensError("--layer is required: see `heatlens layers` for names")
-    result = inside.deconv(_network(model, "auto", None), _one_image(image, sample), layer, top_k=top_k)
-    out_console.print(f"deconvnet projections of channels {result.details['channels']}: {result.save(out)}")
+    photo = _one_image(image, sample)
+    folder = _output_folder(out)
+    result = inside.deconv(_network(model, "auto", None, trust=trust_model_file), photo, layer, top_k=top_k)
+    with _writing(folder):
+        manifest = result.save(folder)
+    out_console.print(f"deconvnet projections of channels {result.details['channels']}: {escape(str(manifest))}")
 
 
 def _one_image(image: Path | None, sample: str | None) -> np.ndarray:
@@ -191,20 +308,23 @@ def layers(
     preprocess: PreprocessOption = "auto",
     weights: WeightsOption = None,
     framework: FrameworkOption = None,
+    trust_model_file: TrustOption = 0,
 ) -> None:
     """List a model's layers with output shapes (channels-last); the default CAM layer is marked."""
-    network = _network(model, preprocess, None, input_size, weights=weights, framework=framework)
+    network = _network(model, preprocess, None, input_size, weights=weights, framework=framework,
+                       trust=trust_model_file)
     default = network.default_layer()
-    table = Table(title=f"{network.name}: layers")
+    table = Table(title=escape(f"{network.name}: layers"))
     for col in ("layer", "kind", "output (h, w, C)", "default"):
         table.add_column(col)
     for info in network.layers():
         shape = "x".join(map(str, info.output_shape)) if info.output_shape else "-"
-        table.add_row(info.name, info.kind, shape, "<- default" if info.name == default else "")
+        table.add_row(escape(info.name), escape(info.kind), shape, "<- default" if info.name == default else "")
     out_console.print(table)
 
 
 @app.command()
+@_user_errors
 def models() -> None:
     """List the offline models (weights come from pip packages; nothing is downloaded)."""
     table = Table(title="offline models (--framework torch or keras)")
@@ -217,6 +337,7 @@ def models() -> None:
 
 
 @app.command()
+@_user_errors
 def methods() -> None:
     """List the explanation methods."""
     table = Table(title="methods")
@@ -228,8 +349,10 @@ def methods() -> None:
 
 
 def _network(model: str, preprocess: str, classes: str | None, input_size: int | None = None,
-             device: str = "cpu", weights: str | None = None, framework: str | None = None) -> Network:
-    """The model the options name; options that do not apply to it are refused by load_model."""
+             device: str = "cpu", weights: str | None = None, framework: str | None = None,
+             trust: int = 0) -> Network:
+    """The model the options name; options that do not apply to it are refused by load_model.
+    trust: how often --trust-model-file was given (1: files that run code, 2: also pickles in .pt2)."""
     if framework == "keras" or names_keras_model(model):
         preload_tensorflow()
     options: dict[str, Any] = {"device": device, "framework": framework}
@@ -241,6 +364,8 @@ def _network(model: str, preprocess: str, classes: str | None, input_size: int |
         options["weights"] = weights
     if input_size:
         options["input_size"] = (input_size, input_size)
+    if trust:
+        options["trust"] = True if trust == 1 else "pickle"
     return load_model(model, **options)
 
 
@@ -297,41 +422,14 @@ def _value(text: str) -> Any:
     return text
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-def _image_files(paths: list[Path]) -> list[Path]:
-    """The given files, with each folder replaced by the image files directly inside it (sorted by name);
-    missing paths and folders without images are refused before any work starts."""
-    files = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise HeatlensError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder '{path}'")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise HeatlensError(f"no image file at '{path}': check the path")
-    return files
-
-
-def _unique(named: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    seen: dict[str, int] = {}
-    result = []
-    for stem, photo in named:
-        seen[stem] = seen.get(stem, 0) + 1
-        result.append((stem if seen[stem] == 1 else f"{stem}-{seen[stem]}", photo))
-    return result
-
-
 def _print_predictions(stem: str, top: list[list[tuple[int, str, float]]], layer: str | None) -> None:
-    table = Table(title=f"{stem}: top predictions" + (f" (layer {layer})" if layer else ""))
+    if not top or not top[0]:
+        return
+    table = Table(title=escape(f"{stem}: top predictions" + (f" (layer {layer})" if layer else "")))
     for col in ("rank", "class", "id", "probability"):
         table.add_column(col)
-    for rank, (cid, name, prob) in enumerate(top[0] if top else [], start=1):
-        table.add_row(str(rank), name, str(cid), f"{prob:.3f}")
+    for rank, (cid, name, prob) in enumerate(top[0], start=1):
+        table.add_row(str(rank), escape(name), str(cid), f"{prob:.3f}")
     out_console.print(table)
 
 
