@@ -145,10 +145,11 @@ def explain(
                 photo = load_image(source) if isinstance(source, Path) else source
                 result = run_explain(network, photo, method=method, target=targets, layer=layers, **options)
             except ImageError as exc:
-                failed.append({"image": name, "file": str(source), "error": _one_line(exc)})
+                where = str(source) if isinstance(source, Path) else f"--sample {name}"
+                failed.append({"image": name, "file": where, "error": _one_line(exc)})
                 if strict or len(named) == 1:
                     raise
-                _warn(f"skipped '{source}': {exc}")
+                _warn(f"skipped '{where}': {exc}")
                 continue
             _print_predictions(name, result.top(top), result.layer)
             entries.append(_write_explanation(result, folder, name, source, alpha, cmap))
