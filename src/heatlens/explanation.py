@@ -55,18 +55,36 @@ class Explanation:
         h, w = self.images.shape[1:3]
         if self.maps.shape[-2:] == (h, w):
             return self.maps
-        return ov.upsample(self.maps, (h, w), self.input_box or (0.0, 0.0, float(h), float(w)))
+        return ov.upsample(self.maps, (h, w), self._box())
+
+    def display_map(self, i: int, k: int) -> np.ndarray:
+        """Image i's map for target k at photo resolution (H, W) float32, upsampled for this target alone."""
+        h, w = self.images.shape[1:3]
+        if self.maps.shape[-2:] == (h, w):
+            return self.maps[i, k]
+        return ov.upsample(self.maps[i, k], (h, w), self._box())
 
     def overlay(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
         """Heatmaps blended over the photos: uint8 (N, K, H, W, 3). Parts of the photo the model never
         saw (outside its centre crop) are left unblended."""
-        seen = None if self.input_box is None else ov.box_mask(self.images.shape[1:3], self.input_box)
+        n, k = self.maps.shape[:2]
+        out = np.empty((n, k, *self.images.shape[1:]), dtype=np.uint8)
+        for i in range(n):
+            for j in range(k):
+                out[i, j] = self.overlay_image(i, j, alpha, cmap)
+        return out
+
+    def overlay_image(self, i: int, k: int, alpha: float = 0.4, cmap: str = "jet",
+                      photo_map: np.ndarray | None = None) -> np.ndarray:
+        """Image i's overlay for target k (H, W, 3) uint8, from `photo_map` when already upsampled; memory
+        stays near one photo whatever the number of targets."""
+        heat = self.display_map(i, k) if photo_map is None else photo_map
         scale = self.extras.get("display_scale", "peak")
-        heat = ov.colorize(ov.normalize(self.display_maps(), scale, seen), cmap)
-        blended = ov.blend(self.images[:, None], heat, alpha)
-        if seen is None:
-            return blended
-        return np.where(seen[None, None, :, :, None], blended, self.images[:, None])
+        return ov.overlay_map(self.images[i], heat, alpha, cmap, scale, self.input_box)
+
+    def _box(self) -> Box:
+        h, w = self.images.shape[1:3]
+        return self.input_box or (0.0, 0.0, float(h), float(w))
 
     def attribution_images(self, mode: str = "seed") -> np.ndarray:
         """Pixel attributions (N, K, h, w, C) of gradient methods as uint8 RGB images (see
@@ -120,18 +138,22 @@ class Explanation:
         }
 
     def write_images(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet",
-                     stems: list[str] | None = None) -> list[dict[str, Any]]:
-        """Write one overlay PNG and one raw map .npy per image and target; returns manifest entries."""
+                     stems: list[str] | None = None, photo_maps: bool = False) -> list[dict[str, Any]]:
+        """Write one overlay PNG and one raw map .npy per image and target, one target at a time; returns
+        manifest entries. The .npy holds the map as `maps` does, or with `photo_maps` at photo resolution
+        (upsampled here, per target, from a result explained with upsample=False)."""
         out = output_folder(directory)
         stems = stems or [f"image{i}" for i in range(len(self.images))]
-        overlays = self.overlay(alpha, cmap)
         entries = []
         for i, (stem, records) in enumerate(zip(stems, self.targets.as_records(), strict=True)):
             files = []
             for k, record in enumerate(records):
                 base = f"{stem}_{self.method}_{k + 1}_{_slug(record['name'])}"
-                Image.fromarray(overlays[i, k]).save(out / f"{base}.png")
-                np.save(out / f"{base}.npy", self.maps[i, k])
+                photo_map = self.display_map(i, k) if photo_maps else None
+                np.save(out / f"{base}.npy", self.maps[i, k] if photo_map is None else photo_map)
+                overlay = self.overlay_image(i, k, alpha, cmap, photo_map)
+                del photo_map  # free it before the PNG encoder copies the overlay
+                Image.fromarray(overlay).save(out / f"{base}.png")
                 files.append({**record, "overlay": f"{base}.png", "map": f"{base}.npy", **self._write_attributions(
                     out, base, i, k)})
             entries.append({"image": stem, "size": list(self.images.shape[1:3]), "targets": files})

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import os
-import warnings
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import HeatlensError, ImageError, first_line
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
+
+MAX_PIXELS = 250_000_000
+"""Files that decode to more pixels are refused from their header (an ImageError), before any decoding:
+250 MP is about 750 MB as RGB. Raise it here or with the environment variable HEATLENS_MAX_PIXELS."""
+
+_PIXEL_LIMIT_LOCK = threading.Lock()
 
 
 def load_image(source: ImageLike) -> np.ndarray:
     """Read one image (path, PIL image or array) as an (H, W, 3) uint8 RGB array.
 
-    Grayscale, palette, RGBA (composited on white), CMYK and 16-bit images are converted, not rejected.
+    Grayscale, palette, RGBA (composited on white), CMYK and 16-bit images are converted, not rejected;
+    EXIF orientation is applied (the photo as viewers show it). Arrays: see _to_uint8 for the ranges.
     """
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, "image array")
     if isinstance(source, Image.Image):
-        return _pil_to_rgb(source)
+        return _pil_to_rgb(ImageOps.exif_transpose(source))
     if isinstance(source, str | os.PathLike):
         return _read_file(Path(source))
     raise ImageError(
@@ -97,35 +104,86 @@ def output_folder(directory: str | os.PathLike) -> Path:
     return out
 
 
+def max_pixels() -> int:
+    """The most pixels (width x height) a file may decode to: $HEATLENS_MAX_PIXELS, else MAX_PIXELS."""
+    text = os.environ.get("HEATLENS_MAX_PIXELS")
+    if text is None:
+        return MAX_PIXELS
+    try:
+        limit = int(text.replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ImageError(f"HEATLENS_MAX_PIXELS must be a positive whole number of pixels. Received: {text!r}")
+    return limit
+
+
 def _read_file(path: Path) -> np.ndarray:
+    """Decode a file, refusing from its header alone images over max_pixels(); every decoder failure
+    (corrupt, truncated, oversized metadata) becomes one ImageError line that names the file."""
     if not path.is_file():
         raise ImageError(f"no image file at '{path}': check the path")
+    limit = max_pixels()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                return _pil_to_rgb(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"'{path}' is too large to decode safely ({exc}); downscale it first") from None
+        with _open_without_pillow_limit(path) as img:
+            width, height = img.size
+            if width * height > limit:
+                raise ImageError(
+                    f"'{path}' is {width}x{height} ({width * height / 1e6:.1f} MP), over heatlens' limit of "
+                    f"{limit / 1e6:.1f} MP decoded pixels: downscale it, or raise HEATLENS_MAX_PIXELS"
+                )
+            img.load()
+            return _pil_to_rgb(ImageOps.exif_transpose(img), f"'{path}'")
+    except HeatlensError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"'{path}' is not a readable image (unknown or corrupt format)") from None
-    except OSError as exc:
-        raise ImageError(f"'{path}' could not be decoded, the file looks truncated or damaged: {exc}") from None
+    except MemoryError:
+        raise ImageError(f"'{path}' is too large to decode in the memory available: downscale it first") from None
+    except Exception as exc:  # Pillow's decoders raise many types (OSError, SyntaxError, ...) on damaged files
+        if isinstance(exc, ValueError) and "too large" in str(exc).lower():
+            raise ImageError(f"'{path}' has a metadata chunk (text or ICC profile) over Pillow's safety limit: "
+                             "re-save the image without its metadata") from None
+        raise ImageError(f"'{path}' could not be decoded, the file looks truncated or damaged: "
+                         f"{first_line(exc)}") from None
 
 
-def _pil_to_rgb(img: Image.Image) -> np.ndarray:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return _array_to_rgb(np.asarray(img), "image")
+def _open_without_pillow_limit(path: Path) -> Image.Image:
+    """Image.open with Pillow's process-wide decompression-bomb limit lifted for the call (it refuses files
+    over 89.5 MP before their size can be read); heatlens applies max_pixels() from the header instead."""
+    with _PIXEL_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _pil_to_rgb(img: Image.Image, what: str = "image") -> np.ndarray:
+    """Any Pillow mode -> RGB uint8. 16-bit modes scale by 65535; 'I' (32-bit) must hold 16-bit values;
+    'F' (32-bit float) must be 0..1, as float arrays."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return _array_to_rgb(np.asarray(img).astype(np.uint16), what)
+    if img.mode == "I":
+        return _array_to_rgb(_sixteen_bit(np.asarray(img), f"{what} (32-bit integer mode 'I')"), what)
+    if img.mode == "F":
+        return _array_to_rgb(np.asarray(img), f"{what} (float mode 'F')")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-    return np.asarray(img.convert("RGB"))
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+def _sixteen_bit(arr: np.ndarray, what: str) -> np.ndarray:
+    """Pillow's 'I' mode holds 16-bit files (and 32-bit ones): values must fit 0..65535 to be read as 16-bit."""
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+        raise ImageError(f"{what} has values outside 0..65535; convert it to 8- or 16-bit first")
+    return arr.astype(np.uint16)
 
 
 def _array_to_rgb(arr: np.ndarray, what: str) -> np.ndarray:
-    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of any integer or [0, 1] float dtype -> (H, W, 3) uint8."""
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of a supported dtype (see _to_uint8) -> (H, W, 3) uint8."""
     if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
         channels = arr.shape[-1]
     elif arr.ndim == 2:
@@ -148,15 +206,21 @@ def _array_to_rgb(arr: np.ndarray, what: str) -> np.ndarray:
 
 
 def _to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
+    """The dtype sets the range, never the data: uint8 as is; uint16 is 16-bit (0..65535 -> 0..255, so a dark
+    16-bit image stays dark); other integers must be 0..255; bool is 0/255; floats must be 0..1."""
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
+    if arr.dtype == np.uint16:
+        return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if arr.dtype.kind in "ui":
-        top = 65535 if arr.max(initial=0) > 255 else 255
-        if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
-            raise ImageError(f"{what} has integer values outside 0..65535: convert it to uint8 RGB first")
-        return (arr.astype(np.float64) * (255 / top)).round().astype(np.uint8)
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            raise ImageError(
+                f"{what} is {arr.dtype} with values in [{arr.min()}, {arr.max()}]; expected 0..255 "
+                "(convert 16-bit data to uint16, anything else to uint8 RGB)"
+            )
+        return arr.astype(np.uint8)
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise ImageError(f"{what} contains NaN or infinite values")

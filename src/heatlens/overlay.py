@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import math
+from dataclasses import dataclass
+
 import numpy as np
 from matplotlib import colormaps
 
 from .errors import HeatlensError
 from .preprocess import Box
 
+BAND_PIXELS = 1 << 18  # overlays are coloured and blended in row bands of about this many pixels
+
 
 def upsample(maps: np.ndarray, size: tuple[int, int], box: Box) -> np.ndarray:
-    """Bilinearly resample (..., h, w) maps onto an (H, W) photo where the map covers `box`.
+    """Bilinearly resample (..., h, w) maps onto an (H, W) photo where the map covers `box`, in float32.
 
     Pixel centres are aligned (half-pixel convention); pixels outside the box, which the model never saw,
     are 0. Implemented as two small interpolation matrices, so a batch costs two matrix products.
@@ -18,29 +24,72 @@ def upsample(maps: np.ndarray, size: tuple[int, int], box: Box) -> np.ndarray:
     top, left, bottom, right = box
     rows = _interpolation_matrix(size[0], maps.shape[-2], top, bottom)
     cols = _interpolation_matrix(size[1], maps.shape[-1], left, right)
-    return np.einsum("Hh,...hw,Ww->...HW", rows, maps.astype(np.float32), cols, optimize=True)
+    return np.einsum("Hh,...hw,Ww->...HW", rows, maps.astype(np.float32, copy=False), cols, optimize=True)
 
 
 def _interpolation_matrix(n_out: int, n_in: int, start: float, stop: float) -> np.ndarray:
     pixel = np.arange(n_out, dtype=np.float64) + 0.5
     centres = (pixel - start) / (stop - start) * n_in - 0.5
-    inside = (pixel >= start) & (pixel <= stop)
+    idx = np.arange(n_out)
+    first, last = seen_range(n_out, start, stop)
+    inside = (idx >= first) & (idx <= last)
     pos = np.clip(centres, 0, n_in - 1)
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, n_in - 1)
     frac = pos - lo
     matrix = np.zeros((n_out, n_in), dtype=np.float32)
-    idx = np.arange(n_out)
     np.add.at(matrix, (idx, lo), (1 - frac) * inside)
     np.add.at(matrix, (idx, hi), frac * inside)
     return matrix
 
 
+def seen_range(n: int, start: float, stop: float) -> tuple[int, int]:
+    """First and last of n pixels the span start..stop covers: those whose centres lie inside it, or,
+    for a span thinner than a pixel between two centres (a very thin photo), the pixel holding its middle."""
+    first, last = max(0, math.ceil(start - 0.5)), min(n - 1, math.floor(stop - 0.5))
+    if first > last:
+        first = last = min(n - 1, max(0, math.floor((start + stop) / 2)))
+    return first, last
+
+
+def seen_slices(size: tuple[int, int], box: Box) -> tuple[slice, slice]:
+    """The rows and columns of an (H, W) photo that `box` covers (see seen_range), as slices."""
+    rows = seen_range(size[0], box[0], box[2])
+    cols = seen_range(size[1], box[1], box[3])
+    return slice(rows[0], rows[1] + 1), slice(cols[0], cols[1] + 1)
+
+
 def box_mask(size: tuple[int, int], box: Box) -> np.ndarray:
-    """Boolean (H, W) mask of the pixels whose centres lie inside `box`."""
-    rows = np.arange(size[0]) + 0.5
-    cols = np.arange(size[1]) + 0.5
-    return ((rows >= box[0]) & (rows <= box[2]))[:, None] & ((cols >= box[1]) & (cols <= box[3]))[None, :]
+    """Boolean (H, W) mask of the pixels `box` covers (see seen_range)."""
+    mask = np.zeros(size, dtype=bool)
+    mask[seen_slices(size, box)] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How one map is shown in [0, 1]: (m - low) / span, or 0.5 + 0.5 * m / span when `centred`; span 0
+    shows the map as 0."""
+
+    low: float = 0.0
+    span: float = 0.0
+    centred: bool = False
+
+    def __call__(self, m: np.ndarray) -> np.ndarray:
+        if self.span == 0:
+            return np.zeros(m.shape, np.float32)
+        if self.centred:
+            return 0.5 + 0.5 * m / np.float32(self.span)
+        return np.clip((m - np.float32(self.low)) / np.float32(self.span), 0, 1)
+
+
+def scaling(m: np.ndarray, scale: str = "peak") -> Scaling:
+    """The display scaling of one map (see normalize); for 'minmax' pass only the pixels that count."""
+    low, high = m.min(), m.max()
+    if scale == "minmax":
+        return Scaling(float(low), float(high - low))
+    peak = max(float(high), -float(low))  # the largest |value|, without an |m| copy of a photo-sized map
+    return Scaling(0.0, peak, centred=peak > 0 and float(low) < 0)
 
 
 def normalize(maps: np.ndarray, scale: str = "peak", seen: np.ndarray | None = None) -> np.ndarray:
@@ -48,19 +97,29 @@ def normalize(maps: np.ndarray, scale: str = "peak", seen: np.ndarray | None = N
     0 at 0.5), so 0 stays 'no evidence'; 'minmax': stretch min..max, for maps with an offset (RISE's are
     expected scores), with the range taken over the `seen` pixels when given. A constant map shows as 0
     either way: no division by zero, no NaN."""
-    flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float32)
-    out = np.zeros_like(flat)
+    flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float32, copy=False)
+    out = np.empty(flat.shape, np.float32)
     for i, m in enumerate(flat):
-        if scale == "minmax":
-            values = m[seen] if seen is not None else m
-            low, span = float(values.min()), float(values.max() - values.min())
-            out[i] = np.clip((m - low) / span, 0, 1) if span > 0 else 0
-            continue
-        peak = float(np.abs(m).max())
-        if peak == 0:
-            continue
-        out[i] = m / peak if m.min() >= 0 else 0.5 + 0.5 * m / peak
+        counted = m[seen] if scale == "minmax" and seen is not None else m
+        out[i] = scaling(counted, scale)(m)
     return out.reshape(maps.shape)
+
+
+def overlay_map(photo: np.ndarray, m: np.ndarray, alpha: float = 0.4, cmap: str = "jet", scale: str = "peak",
+                box: Box | None = None) -> np.ndarray:
+    """One map (H, W) coloured and blended over its photo (H, W, 3) uint8, pixels outside `box` left as
+    they are. Works in row bands through a 256-colour table, so memory stays at the photo plus a band."""
+    table = color_table(cmap)
+    _check_alpha(alpha)
+    rows, cols = (slice(None), slice(None)) if box is None else seen_slices(m.shape, box)
+    seen_map, out = m[rows, cols], photo.copy()
+    shown = scaling(seen_map if scale == "minmax" else m, scale)
+    seen_out = out[rows, cols]
+    band = max(1, BAND_PIXELS // max(1, seen_map.shape[1]))
+    for r in range(0, seen_map.shape[0], band):
+        heat = table[levels(shown(seen_map[r : r + band]))]
+        seen_out[r : r + band] = blend(seen_out[r : r + band], heat, alpha)
+    return out
 
 
 def attribution_rgb(attributions: np.ndarray, mode: str = "seed") -> np.ndarray:
@@ -107,22 +166,42 @@ def superpixel_view(image: np.ndarray, segments: np.ndarray, weights: np.ndarray
 
 
 def colorize(maps01: np.ndarray, cmap: str = "jet") -> np.ndarray:
-    """Map values in [0, 1] to uint8 RGB with a matplotlib colormap."""
+    """Map values in [0, 1] to uint8 RGB with a matplotlib colormap (through its 256-colour table)."""
+    return color_table(cmap)[levels(maps01)]
+
+
+def levels(maps01: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] as uint8 indices 0..255 of a 256-colour table, as matplotlib picks them (floor(256 x),
+    1.0 -> 255)."""
+    scaled = np.clip(maps01, 0, 1) * np.float32(256)
+    return np.minimum(scaled, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def color_table(cmap: str) -> np.ndarray:
+    """A matplotlib colormap as a (256, 3) uint8 table, built once per name: entry k is the colour at the
+    middle of the values that `levels` sends to k (exactly matplotlib's entry k for 256-colour maps)."""
     try:
         colormap = colormaps[cmap]
     except KeyError:
         raise HeatlensError(
             f"unknown colormap '{cmap}'. Use a matplotlib colormap name such as 'jet', 'viridis', 'inferno'"
         ) from None
-    return (colormap(np.clip(maps01, 0, 1))[..., :3] * 255).round().astype(np.uint8)
+    table = (colormap((np.arange(256) + 0.5) / 256)[:, :3] * 255).round().astype(np.uint8)
+    table.flags.writeable = False
+    return table
 
 
 def blend(images: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndarray:
-    """Alpha-blend colour heatmaps over photos: (1 - alpha) * photo + alpha * heat, as uint8."""
-    if not 0 <= alpha <= 1:
-        raise HeatlensError(f"alpha must be between 0 and 1. Received: {alpha}")
+    """Alpha-blend colour heatmaps over photos: (1 - alpha) * photo + alpha * heat, as uint8 (float32 maths)."""
+    _check_alpha(alpha)
     mixed = (1 - alpha) * images.astype(np.float32) + alpha * heat.astype(np.float32)
     return mixed.round().clip(0, 255).astype(np.uint8)
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 <= alpha <= 1:
+        raise HeatlensError(f"alpha must be between 0 and 1. Received: {alpha}")
 
 
 def grid(tiles: np.ndarray, columns: int) -> np.ndarray:

@@ -6,6 +6,7 @@ model input can be put back onto the photo pixel for pixel (outside the box the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,12 +14,16 @@ from PIL import Image
 
 Box = tuple[float, float, float, float]  # top, left, bottom, right in original pixel coordinates
 
+BICUBIC_SUPPORT = 2  # bicubic reads 2 source pixels either side of a sample (times the downscale factor)
+
 
 @dataclass(frozen=True)
 class ResizeCrop:
     """Resize the short side to `resize` (bicubic), centre-crop `crop`, then (x - mean) / std per channel.
 
     `mean` and `std` apply to 0..255 pixel values, so EfficientNet-Lite's recipe is mean=127, std=128.
+    The crop is resampled straight from its box in the photo (the pixels the same sampling positions as
+    resizing the whole photo first), so huge or thin photos never make a resized copy of themselves.
     """
 
     resize: int
@@ -29,16 +34,25 @@ class ResizeCrop:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         out = np.empty((len(images), self.crop, self.crop, 3), dtype=np.float32)
         for i, img in enumerate(images):
-            h, w = img.shape[:2]
-            rh, rw, top, left = self._geometry(h, w)
-            resized = Image.fromarray(img).resize((rw, rh), Image.Resampling.BICUBIC)
-            out[i] = np.asarray(resized.crop((left, top, left + self.crop, top + self.crop)), np.float32)
+            out[i] = np.asarray(self._resampled_crop(img), np.float32)
         return (out - np.float32(self.mean)) / np.float32(self.std)
 
     def input_box(self, height: int, width: int) -> Box:
         rh, rw, top, left = self._geometry(height, width)
         sy, sx = height / rh, width / rw
         return (top * sy, left * sx, (top + self.crop) * sy, (left + self.crop) * sx)
+
+    def _resampled_crop(self, img: np.ndarray) -> Image.Image:
+        """The crop box of `img` resampled to crop x crop: only the box and the filter's reach are copied."""
+        h, w = img.shape[:2]
+        top, left, bottom, right = self.input_box(h, w)
+        reach_y = BICUBIC_SUPPORT * max(1.0, (bottom - top) / self.crop) + 1
+        reach_x = BICUBIC_SUPPORT * max(1.0, (right - left) / self.crop) + 1
+        y0, y1 = max(0, math.floor(top - reach_y)), min(h, math.ceil(bottom + reach_y))
+        x0, x1 = max(0, math.floor(left - reach_x)), min(w, math.ceil(right + reach_x))
+        region = Image.fromarray(np.ascontiguousarray(img[y0:y1, x0:x1]))
+        box = (left - x0, top - y0, right - x0, bottom - y0)
+        return region.resize((self.crop, self.crop), Image.Resampling.BICUBIC, box=box)
 
     def _geometry(self, h: int, w: int) -> tuple[int, int, int, int]:
         scale = self.resize / min(h, w)
