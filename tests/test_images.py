@@ -51,7 +51,7 @@ def test_dark_sixteen_bit_file_stays_dark(tmp_path):
 
 def test_uint16_arrays_scale_by_65535_whatever_their_values():
     for values in (np.array([[0, 100, 255]], np.uint16), np.array([[0, 257, 40000, 65535]], np.uint16)):
-            expected = np.round(values.astype(np.float64) * 255 / 65535)
+        expected = np.round(values.astype(np.float64) * 255 / 65535)
         np.testing.assert_array_equal(load_image(values)[..., 0], expected)
 
 
