@@ -23,7 +23,7 @@ def tiny():
 def test_torchscript_predicts_and_refuses_layer_methods_clearly(tiny, rng, tmp_path):
     path = tmp_path / "tiny.pt"
     torch.jit.save(torch.jit.trace(tiny.eval(), torch.zeros(1, 3, 8, 8)), str(path))
-    net = heatlens.load_model(str(path), preprocess=None)
+    net = heatlens.load_model(str(path), preprocess=None, trust=True)
     x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(net.predict(x), TorchNetwork(tiny).predict(x), atol=1e-5)
     with pytest.raises(ModelError, match="TorchScript"):
@@ -35,7 +35,7 @@ def test_torch_export_program_supports_layer_methods(tiny, rng, tmp_path):
     program = torch.export.export(tiny.eval(), (torch.zeros(2, 3, 8, 8),),
                                   dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(program, str(path))
-    net = heatlens.load_model(str(path), preprocess=None)
+    net = heatlens.load_model(str(path), preprocess=None, trust=True)
     x = rng.standard_normal((3, 8, 8, 3)).astype(np.float32)
     ours = heatlens.explain(net, x, layer="features", upsample=False)
     reference = heatlens.explain(heatlens.wrap(tiny, preprocess=None), x, layer="features", upsample=False)
@@ -45,11 +45,57 @@ def test_torch_export_program_supports_layer_methods(tiny, rng, tmp_path):
 def test_unreadable_model_files(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ModelError, match="not a TorchScript file"):
-        heatlens.load_model(str(tmp_path / "junk.pt"))
+        heatlens.load_model(str(tmp_path / "junk.pt"), trust=True)
     (tmp_path / "junk.pt2").write_bytes(b"junk")
     with pytest.raises(ModelError, match=r"not a torch\.export program"):
-        heatlens.load_model(str(tmp_path / "junk.pt2"))
+        heatlens.load_model(str(tmp_path / "junk.pt2"), trust=True)
+    with pytest.raises(ModelError, match=r"not a torch\.export program"):
+        heatlens.load_model(str(tmp_path / "junk.pt2"), trust="pickle")
     with pytest.raises(ModelError, match="no model file"):
         heatlens.load_model(str(tmp_path / "missing.pt"))
     with pytest.raises(ModelError, match="cannot import"):
         heatlens.load_model("no_such_module_xyz:factory")
+
+
+def test_weight_files_are_not_models(tmp_path):
+    torch.save({"w": torch.zeros(2)}, tmp_path / "weights.pth")
+    for trust in (False, True):
+        with pytest.raises(ModelError, match=r"holds weights, not a network.*factory"):
+            heatlens.load_model(str(tmp_path / "weights.pth"), trust=trust)
+
+
+@pytest.fixture
+def factories(tmp_path, monkeypatch):
+    (tmp_path / "user_factories.py").write_text(
+        "from toy_models import TinyCNN\n"
+        "def needs_width(width):\n    return TinyCNN(width=width)\n"
+        "def broken():\n    raise KeyError('config')\n"
+        "def not_a_module():\n    return 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "user_factories"
+
+
+def test_factory_errors_name_the_factory(factories):
+    with pytest.raises(ModelError, match="'user_factories:needs_width' must be callable with no arguments") as info:
+        heatlens.load_model(f"{factories}:needs_width")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ModelError, match="'user_factories:broken' failed: KeyError"):
+        heatlens.load_model(f"{factories}:broken")
+    with pytest.raises(ModelError, match=r"returned int, not a torch\.nn\.Module"):
+        heatlens.load_model(f"{factories}:not_a_module")
+    assert isinstance(heatlens.load_model(f"{factories}:TinyCNN"), TorchNetwork)  # a class with defaults builds
+
+
+def test_trust_is_refused_where_it_does_not_apply():
+    with pytest.raises(ModelError, match="trust= does not apply"):
+        heatlens.load_model("efficientnet_lite0", trust=True)
+    with pytest.raises(ModelError, match=r"trust= is for \.pt2 and TorchScript files"):
+        heatlens.load_model("toy_models:tiny_cnn", trust=True)
+    with pytest.raises(ModelError, match=r"trust= is for \.pt2 and TorchScript files.*Keras"):
+        heatlens.load_model("keras:Xception", trust="pickle")
+    with pytest.raises(ModelError, match="trust must be False, True or 'pickle'"):
+        heatlens.load_model("model.pt2", trust="yes")
+    with pytest.raises(ModelError, match="trust must be False, True or 'pickle'"):
+        heatlens.load_model("model.pt2", trust=1)
+    assert isinstance(heatlens.load_model("toy_models:tiny_cnn", trust=False), TorchNetwork)

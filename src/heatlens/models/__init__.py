@@ -69,16 +69,21 @@ def load_model(
     device: str = "cpu",
     framework: str | None = None,
     weights: str | None = None,
+    trust: bool | str = False,
     **options: Any,
 ) -> Network:
     """A model by name: a zoo model (framework 'torch' or 'keras'), 'keras:Xception' (any
     keras.applications class; weights from `weights=PATH`, the local Keras cache, or 'random'), a
     Keras file (.keras, .h5), 'package.module:factory', a torch.export .pt2 file or a TorchScript file.
     Torch models are placed on `device` ('cpu', 'cuda', 'cuda:1', ...), where their work then runs.
-    Options that do not apply to the model (weights= or preprocess= for a zoo model) are refused."""
+    .pt2 and TorchScript files are programs: they load only with trust=True, and pickles inside a .pt2
+    only with trust='pickle'. Options that do not apply to the model (weights= or preprocess= for a zoo
+    model, trust= for anything but those files) are refused."""
+    if not (isinstance(trust, bool) or trust == "pickle"):
+        raise ModelError(f"trust must be False, True or 'pickle'. Received: {trust!r}")
     if name in ZOO:
-        if weights is not None or options:
-            given = "weights" if weights is not None else next(iter(options))
+        if weights is not None or trust or options:
+            given = "weights" if weights is not None else "trust" if trust else next(iter(options))
             raise ModelError(f"{name} is a zoo model with its own weights, preprocessing and classes, so {given}= "
                              "does not apply; drop it, or wrap your own model with heatlens.wrap")
         return load_zoo_model(name, device, framework or "torch")
@@ -86,6 +91,9 @@ def load_model(
     if framework not in (None, "keras" if keras_model else "torch"):
         raise ModelError(f"framework={framework!r} picks the build of a zoo model; '{name}' decides its own framework")
     if keras_model:
+        if trust:
+            raise ModelError(f"trust= is for .pt2 and TorchScript files; '{name}' loads through Keras "
+                             "(files in its safe mode), so drop it")
         return _load_keras(name, weights, options)
     if weights is not None:
         raise ModelError(f"weights= is for keras:NAME models; '{name}' loads its own weights")
@@ -94,7 +102,7 @@ def load_model(
             from .torch_loading import load_torch
         except ImportError:
             raise ModelError("loading torch models needs torch: pip install 'heatlens[torch]'") from None
-        return wrap(load_torch(name, device), name=options.pop("name", name), **options)
+        return wrap(load_torch(name, device, trust), name=options.pop("name", name), **options)
     return load_zoo_model(name, device)
 
 

@@ -1,34 +1,41 @@
 """Torch models from files and import paths: 'package.module:factory', torch.export programs (.pt2) and
-TorchScript files, placed on the device asked for. Whole pickled modules are never loaded."""
+TorchScript files, placed on the device asked for. Model files are programs, so they load only when the
+caller trusts them; whole pickled modules and bare weight files are never loaded."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
 
-from ..errors import ModelError, first_line
+from ..errors import HeatlensError, ModelError, first_line
 from ..imports import import_object
+from .pt2_archive import pickled_code
+
+MODEL_FILE_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
+WEIGHT_SUFFIXES = {".pth", ".safetensors", ".bin", ".ckpt", ".npz", ".npy"}
+SAFE_ALTERNATIVE = ("a state_dict saved as .safetensors, or as .pth read with torch.load(weights_only=True), "
+                    "loaded into your network by a factory 'package.module:factory'")
 
 
-def load_torch(spec: str, device: str = "cpu") -> torch.nn.Module:
-    """A user model: 'package.module:factory' (a callable returning a module), a torch.export program
-    (.pt2, unflattened so its layers can be hooked) or a TorchScript file (predictions only)."""
+def load_torch(spec: str, device: str = "cpu", trust: bool | str = False) -> torch.nn.Module:
+    """A user model: 'package.module:factory' (a callable returning a module, called with no arguments),
+    a torch.export program (.pt2, unflattened so its layers can be hooked) or a TorchScript file
+    (predictions only). Files load only with trust=True; trust='pickle' also admits pickles in a .pt2."""
     path = Path(spec)
-    if path.suffix in {".pt2", ".pt", ".pth", ".ts", ".jit"} or path.is_file():
+    if path.suffix in MODEL_FILE_SUFFIXES | WEIGHT_SUFFIXES or path.is_file():
         if not path.is_file():
             raise ModelError(f"no model file at '{spec}'")
-        return place(_load_file(path), device)
+        return place(_load_file(path, trust), device)
     if ":" not in spec:
         raise ModelError(
             f"unknown model '{spec}': expected a zoo name (see `heatlens models`), "
             "'package.module:factory', a torch.export .pt2 file or a TorchScript file"
         )
-    factory = import_object(spec)
-    model = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
-    if not isinstance(model, torch.nn.Module):
-        raise ModelError(f"'{spec}' returned {type(model).__name__}, not a torch.nn.Module")
-    return place(model, device)
+    if trust:
+        raise ModelError(f"trust= is for .pt2 and TorchScript files; '{spec}' is your own Python code, so drop it")
+    return place(_build(spec), device)
 
 
 def place(model: torch.nn.Module, device: str) -> torch.nn.Module:
@@ -39,16 +46,61 @@ def place(model: torch.nn.Module, device: str) -> torch.nn.Module:
         raise ModelError(f"cannot place the model on device '{device}': {first_line(exc)}") from None
 
 
-def _load_file(path: Path) -> torch.nn.Module:
-    if path.suffix == ".pt2":
+def _build(spec: str) -> torch.nn.Module:
+    """The module a factory spec names: the object itself, or what calling it with no arguments returns."""
+    factory = import_object(spec)
+    if callable(factory) and not isinstance(factory, torch.nn.Module):
         try:
-            return torch.export.unflatten(torch.export.load(str(path)))
+            inspect.signature(factory).bind()
+        except TypeError as exc:
+            raise ModelError(f"the factory '{spec}' must be callable with no arguments ({exc}); "
+                             "wrap it in a function that passes them") from None
+        except ValueError:
+            pass  # no signature to read (a builtin): calling it tells
+        try:
+            factory = factory()
+        except HeatlensError:
+            raise
         except Exception as exc:
-            raise ModelError(f"'{path}' is not a torch.export program: {first_line(exc)}") from None
+            raise ModelError(f"the factory '{spec}' failed: {type(exc).__name__}: {first_line(exc)}") from None
+    if not isinstance(factory, torch.nn.Module):
+        raise ModelError(f"'{spec}' returned {type(factory).__name__}, not a torch.nn.Module")
+    return factory
+
+
+def _load_file(path: Path, trust: bool | str) -> torch.nn.Module:
+    if path.suffix in WEIGHT_SUFFIXES:
+        raise ModelError(f"'{path}' holds weights, not a network: load them into your network in a factory "
+                         "'package.module:factory' (torch.load(path, weights_only=True) or "
+                         "safetensors.torch.load_file) and pass the factory as the model")
+    kind = "is a torch.export program" if path.suffix == ".pt2" else "would load as TorchScript"
+    if not trust:
+        raise ModelError(f"'{path}' {kind}, a format that can run code when it is loaded, so heatlens loads it "
+                         "only if you trust the file: pass trust=True (CLI: --trust-model-file). "
+                         f"Safe alternative: {SAFE_ALTERNATIVE}")
+    if path.suffix == ".pt2":
+        return _load_program(path, scan=trust != "pickle")
     try:
         return torch.jit.load(str(path), map_location="cpu")
-    except RuntimeError as exc:
+    except Exception as exc:
         raise ModelError(
             f"'{path}' is not a TorchScript file ({first_line(exc)}); save models with torch.export.save (.pt2) "
             "or torch.jit.save; heatlens never unpickles whole modules"
         ) from None
+
+
+def _load_program(path: Path, scan: bool) -> torch.nn.Module:
+    """A torch.export program, unflattened; first checked for pickled code unless the caller trusts that too."""
+    if scan:
+        try:
+            reason = pickled_code(path)
+        except ValueError as exc:
+            raise ModelError(f"'{path}' is not a torch.export program: {exc}") from None
+        if reason is not None:
+            raise ModelError(f"'{path}' holds code that runs when torch loads it, beyond what trust=True admits: "
+                             f"{reason}. heatlens loads it only if asked twice: trust='pickle' "
+                             "(CLI: --trust-model-file --trust-model-file)")
+    try:
+        return torch.export.unflatten(torch.export.load(str(path)))
+    except Exception as exc:
+        raise ModelError(f"'{path}' is not a torch.export program: {first_line(exc)}") from None
