@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import heatlens
 from heatlens import ModelError
 from heatlens.cli import app
-from heatlens.models.pt2_archive import pickled_code
+from heatlens.models.pt2_archive import hidden_code
 from heatlens.models.pth import read_state_dict
 from heatlens.models.torch import TorchNetwork
 
@@ -217,7 +217,7 @@ def test_a_pickle_given_as_keras_weights_does_not_run(tmp_path):
 
 # --- trusted, a .pt2 still may not unpickle code ----------------------------------------------------------
 
-def test_trusted_pt2_with_pickled_code_is_refused_unless_asked_twice(evil_pt2):
+def test_trusted_pt2_with_hidden_code_is_refused_unless_asked_twice(evil_pt2):
     path, marker = evil_pt2
     message = one_line_refusal(lambda: heatlens.load_model(str(path), trust=True), r"asked twice: trust='pickle'")
     assert "exec" in message and "--trust-model-file --trust-model-file" in message
@@ -225,7 +225,7 @@ def test_trusted_pt2_with_pickled_code_is_refused_unless_asked_twice(evil_pt2):
 
 
 def test_benign_pt2_loads_and_explains_when_trusted(benign_pt2, rng):
-    assert pickled_code(benign_pt2) is None
+    assert hidden_code(benign_pt2) is None
     net = heatlens.load_model(str(benign_pt2), trust=True, preprocess=None)
     x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
     ours = heatlens.explain(net, x, layer="features", upsample=False)
@@ -269,13 +269,44 @@ def test_the_scan_refuses_other_ways_to_hide_code(benign_pt2, tmp_path, evil_tor
     }
     for name, change in cases.items():
         path = rewrite_zip(benign_pt2, tmp_path / f"{name}.pt2", change)
-        assert pickled_code(path) is not None, name
+        assert hidden_code(path) is not None, name
         one_line_refusal(lambda p=path: heatlens.load_model(str(p), trust=True), "asked twice")
     duplicated = tmp_path / "twice.pt2"
     duplicated.write_bytes(benign_pt2.read_bytes())
     with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(duplicated, "a") as archive:
         archive.writestr(archive.namelist()[0], b"x")
-    assert "appears twice" in pickled_code(duplicated)
+    assert "appears twice" in hidden_code(duplicated)
     (tmp_path / "junk.pt2").write_bytes(b"junk")
     one_line_refusal(lambda: heatlens.load_model(str(tmp_path / "junk.pt2"), trust=True), "not a torch.export program")
     assert not (tmp_path / "m").exists()
+
+
+def _edit_graph(old: bytes, new: bytes):
+    def change(members: dict[str, bytes], root: str) -> None:
+        graph = members[root + "models/model.json"]
+        assert old in graph
+        members[root + "models/model.json"] = graph.replace(old, new, 1)
+    return change
+
+
+@pytest.fixture(scope="module")
+def dynamic_pt2(tmp_path_factory) -> Path:
+    """A program with a symbolic batch size, so its graph holds shape expressions."""
+    path = tmp_path_factory.mktemp("dynamic") / "tiny.pt2"
+    program = torch.export.export(tiny_cnn().eval(), (torch.zeros(2, 3, 8, 8),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(path))
+    return path
+
+
+def test_a_shape_expression_that_runs_code_is_refused_unless_asked_twice(dynamic_pt2, tmp_path):
+    marker = tmp_path / "marker"
+    code = f"open({str(marker)!r}, 'w').write('ran')"
+    expression = "exec(" + "+".join(f"chr({ord(c)})" for c in code) + ")"  # sympy evaluates it with eval
+    path = rewrite_zip(dynamic_pt2, tmp_path / "expr.pt2",
+                       _edit_graph(b"Symbol('s77', positive=True, integer=True)", expression.encode()))
+    one_line_refusal(lambda: heatlens.load_model(str(path), trust=True), "shape expression that is not plain")
+    assert not marker.exists()
+    with contextlib.suppress(ModelError):
+        heatlens.load_model(str(path), trust="pickle")
+    assert marker.exists()  # the file was live

@@ -80,7 +80,7 @@ def test_factory_errors_name_the_factory(factories):
     with pytest.raises(ModelError, match="'user_factories:needs_width' must be callable with no arguments") as info:
         heatlens.load_model(f"{factories}:needs_width")
     assert "\n" not in str(info.value)
-    with pytest.raises(ModelError, match="'user_factories:broken' failed: KeyError"):
+    with pytest.raises(ModelError, match="calling the factory 'user_factories:broken' failed: KeyError"):
         heatlens.load_model(f"{factories}:broken")
     with pytest.raises(ModelError, match=r"returned int, not a torch\.nn\.Module"):
         heatlens.load_model(f"{factories}:not_a_module")

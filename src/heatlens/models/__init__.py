@@ -76,9 +76,10 @@ def load_model(
     keras.applications class; weights from `weights=PATH`, the local Keras cache, or 'random'), a
     Keras file (.keras, .h5), 'package.module:factory', a torch.export .pt2 file or a TorchScript file.
     Torch models are placed on `device` ('cpu', 'cuda', 'cuda:1', ...), where their work then runs.
-    .pt2 and TorchScript files are programs: they load only with trust=True, and pickles inside a .pt2
-    only with trust='pickle'. Options that do not apply to the model (weights= or preprocess= for a zoo
-    model, trust= for anything but those files) are refused."""
+    .pt2 and TorchScript files are programs: they load only with trust=True, and a .pt2 holding code
+    beside its graph (pickles, compiled libraries, eval'd expressions) only with trust='pickle'.
+    Options that do not apply to the model (weights= or preprocess= for a zoo model, trust= for anything
+    but those files) are refused."""
     if not (isinstance(trust, bool) or trust == "pickle"):
         raise ModelError(f"trust must be False, True or 'pickle'. Received: {trust!r}")
     if name in ZOO:

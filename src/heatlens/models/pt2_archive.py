@@ -1,9 +1,11 @@
-"""Checks a torch.export (.pt2) archive for pickled code before torch opens it, without unpickling anything.
+"""Checks a torch.export (.pt2) archive for code hidden beside its graph before torch opens it, running nothing.
 
 torch.export.load unpickles with plain `pickle` the weights and constants saved with use_pickle, custom and
-opaque objects, the sample inputs (after a weights_only try) and the legacy format's members, and it runs
-AOTInductor's compiled libraries. Raw tensor data named by the archive's configs and its text members are
-skipped; every other member must be a pickle (or a torch.save zip of pickles) importing only tensor parts.
+opaque objects, the sample inputs (after a weights_only try) and the legacy format's members; it runs
+AOTInductor's compiled libraries; and it evaluates the graph's shape expressions with sympy (Python's
+eval). Raw tensor data named by the archive's configs and its text members are skipped; every other member
+must be a pickle (or a torch.save zip of pickles) importing only tensor parts, and every shape expression
+must be plain arithmetic.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import re
 import tarfile
+import tokenize
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -27,9 +31,10 @@ _LEGACY_PICKLES = ("serialized_state_dict.json", "serialized_state_dict.pt", "se
 _LEGACY_TORCH_SAVE = 5  # torch.save's legacy stream: magic, protocol, sys_info, the object, storage keys
 
 
-def pickled_code(path: Path) -> str | None:
-    """Why `path` would run code through a pickle or a compiled library when torch.export loads it
-    (one clause), or None when every member is checked data. Raises ValueError when it is no zip archive."""
+def hidden_code(path: Path) -> str | None:
+    """Why `path` would run code beyond its graph's operators when torch.export loads it (one clause:
+    a pickle, a compiled library, a shape expression), or None when every member is checked.
+    Raises ValueError when it is no zip archive."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -49,11 +54,16 @@ def pickled_code(path: Path) -> str | None:
             inside = relative[name]
             if inside.startswith("data/aotinductor/"):
                 return f"member '{name}' is AOTInductor compiled code, which torch runs when it loads the archive"
+            if _is_graph(inside) and inside not in pickled:
+                found = _graph_code(archive.read(name))
+                if found is not None:
+                    return f"member '{name}' {found}"
+                continue
             if inside not in pickled and (name in raw or _is_text(inside)):
                 continue
             try:
                 found = _check_blob(archive.read(name))
-            except Exception as exc:  # UncheckablePickle, a broken nested zip, an unsupported compression, ...
+            except Exception as exc:  # UncheckablePickleError, a broken nested zip, an unsupported compression, ...
                 return f"member '{name}' is neither tensor data nor a pickle heatlens can check ({exc})"
             if found is not None:
                 return f"member '{name}' {found}"
@@ -86,6 +96,11 @@ def _payloads(archive: zipfile.ZipFile, names: list[str], relative: dict[str, st
             else:
                 pickled |= targets
     return raw, pickled
+
+
+def _is_graph(inside: str) -> bool:
+    """Members holding a serialized graph: models/NAME.json, or the pre-2.8 format's one program."""
+    return (inside.startswith("models/") and inside.endswith(".json")) or inside == "serialized_exported_program.json"
 
 
 def _is_text(inside: str) -> bool:
@@ -121,3 +136,64 @@ def _check_torch_zip(data: bytes) -> str | None:
                 if found is not None:
                     return f"holds a pickle ('{name}') that imports {found}"
     return None
+
+
+# The names sympy's srepr writes for shape expressions, torch's own sympy functions among them.
+_SYMPY_NAMES = frozenset({
+    "Symbol", "Dummy", "Integer", "Rational", "Float", "Add", "Mul", "Pow", "Mod", "Max", "Min", "Abs", "floor",
+    "ceiling", "sqrt", "exp", "log", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "Equality", "Unequality",
+    "StrictLessThan", "StrictGreaterThan", "LessThan", "GreaterThan", "And", "Or", "Not", "Xor", "ITE",
+    "Piecewise", "ExprCondPair", "Tuple", "true", "false", "True", "False", "oo", "zoo", "nan", "Infinity",
+    "NegativeInfinity", "One", "Zero", "NegativeOne", "Half", "BitwiseFn_bitwise_and", "BitwiseFn_bitwise_or",
+    "BitwiseFn_bitwise_xor", "CeilDiv", "CeilToInt", "CleanDiv", "FloatPow", "FloatTrueDiv", "FloorDiv",
+    "FloorToInt", "Identity", "IntTrueDiv", "IsNonOverlappingAndDenseIndicator", "LShift", "ModularIndexing",
+    "PowByNatural", "PythonMod", "RShift", "RoundDecimal", "RoundToInt", "ToFloat", "TruncToFloat", "TruncToInt",
+    "Where", *(f"OpaqueUnaryFn_{fn}" for fn in ("acos", "asin", "asinh", "atan", "cos", "cosh", "exp", "log",
+                                                "log2", "sin", "sinh", "sqrt", "tan", "tanh")),
+})
+_PLAIN_STRING = re.compile(r"'[A-Za-z0-9_.+\-]*'")
+_KWARG = re.compile(r"[a-z][a-z_]*")
+
+
+def _graph_code(data: bytes) -> str | None:
+    """What in a serialized graph torch would evaluate beyond shape arithmetic (its call targets torch itself
+    checks against the operators a program may call)."""
+    try:
+        graph = json.loads(data)
+    except ValueError as exc:
+        return f"is no JSON graph ({exc})"
+    stack = [graph]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            expression = item.get("expr_str")
+            if isinstance(expression, str) and not _plain_expression(expression):
+                return f"has a shape expression that is not plain arithmetic, {expression[:60]!r}"
+            stack.extend(item.values())
+    return None
+
+
+def _plain_expression(text: str) -> bool:
+    """True when sympy's eval of `text` can only build sympy objects: known names, numbers, plain strings."""
+    if len(text) > 100_000:
+        return False
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                  if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER)]
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1].string if index + 1 < len(tokens) else ""
+        if token.type == tokenize.NUMBER or (token.type == tokenize.OP and token.string in ("(", ")", ",", "-")):
+            continue
+        if token.type == tokenize.OP and token.string == "=" and index and _KWARG.fullmatch(tokens[index - 1].string):
+            continue
+        if token.type == tokenize.NAME and (token.string in _SYMPY_NAMES
+                                            or (following == "=" and _KWARG.fullmatch(token.string))):
+            continue
+        if token.type == tokenize.STRING and _PLAIN_STRING.fullmatch(token.string):
+            continue
+        return False
+    return True

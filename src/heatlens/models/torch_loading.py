@@ -11,7 +11,7 @@ import torch
 
 from ..errors import HeatlensError, ModelError, first_line
 from ..imports import import_object
-from .pt2_archive import pickled_code
+from .pt2_archive import hidden_code
 
 MODEL_FILE_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
 WEIGHT_SUFFIXES = {".pth", ".safetensors", ".bin", ".ckpt", ".npz", ".npy"}
@@ -22,7 +22,8 @@ SAFE_ALTERNATIVE = ("a state_dict saved as .safetensors, or as .pth read with to
 def load_torch(spec: str, device: str = "cpu", trust: bool | str = False) -> torch.nn.Module:
     """A user model: 'package.module:factory' (a callable returning a module, called with no arguments),
     a torch.export program (.pt2, unflattened so its layers can be hooked) or a TorchScript file
-    (predictions only). Files load only with trust=True; trust='pickle' also admits pickles in a .pt2."""
+    (predictions only). Files load only with trust=True; trust='pickle' also admits
+    a .pt2 with pickles or other code beside its graph."""
     path = Path(spec)
     if path.suffix in MODEL_FILE_SUFFIXES | WEIGHT_SUFFIXES or path.is_file():
         if not path.is_file():
@@ -62,7 +63,7 @@ def _build(spec: str) -> torch.nn.Module:
         except HeatlensError:
             raise
         except Exception as exc:
-            raise ModelError(f"the factory '{spec}' failed: {type(exc).__name__}: {first_line(exc)}") from None
+            raise ModelError(f"calling the factory '{spec}' failed: {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(factory, torch.nn.Module):
         raise ModelError(f"'{spec}' returned {type(factory).__name__}, not a torch.nn.Module")
     return factory
@@ -90,10 +91,10 @@ def _load_file(path: Path, trust: bool | str) -> torch.nn.Module:
 
 
 def _load_program(path: Path, scan: bool) -> torch.nn.Module:
-    """A torch.export program, unflattened; first checked for pickled code unless the caller trusts that too."""
+    """A torch.export program, unflattened; first checked for code beside its graph unless trusted too."""
     if scan:
         try:
-            reason = pickled_code(path)
+            reason = hidden_code(path)
         except ValueError as exc:
             raise ModelError(f"'{path}' is not a torch.export program: {exc}") from None
         if reason is not None:
