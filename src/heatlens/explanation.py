@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,13 +75,20 @@ class Explanation:
                 out[i, j] = self.overlay_image(i, j, alpha, cmap)
         return out
 
-    def overlay_image(self, i: int, k: int, alpha: float = 0.4, cmap: str = "jet",
-                      photo_map: np.ndarray | None = None) -> np.ndarray:
-        """Image i's overlay for target k (H, W, 3) uint8, from `photo_map` when already upsampled; memory
-        stays near one photo whatever the number of targets."""
-        heat = self.display_map(i, k) if photo_map is None else photo_map
+    def overlay_image(self, i: int, k: int, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
+        """Image i's overlay for target k (H, W, 3) uint8, made in row bands: memory stays near one photo
+        whatever the number of targets."""
+        out = np.empty_like(self.images[i])
+        for start, band in self._overlay_bands(i, k, alpha, cmap):
+            out[start : start + len(band)] = band
+        return out
+
+    def _photo_map(self, i: int, k: int) -> ov.PhotoMap:
+        return ov.PhotoMap(self.maps[i, k], self.images.shape[1:3], self._box())
+
+    def _overlay_bands(self, i: int, k: int, alpha: float, cmap: str) -> Iterator[tuple[int, np.ndarray]]:
         scale = self.extras.get("display_scale", "peak")
-        return ov.overlay_map(self.images[i], heat, alpha, cmap, scale, self.input_box)
+        return ov.overlay_bands(self.images[i], self._photo_map(i, k), alpha, cmap, scale, self.input_box)
 
     def _box(self) -> Box:
         h, w = self.images.shape[1:3]
@@ -139,24 +147,25 @@ class Explanation:
 
     def write_images(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet",
                      stems: list[str] | None = None, photo_maps: bool = False) -> list[dict[str, Any]]:
-        """Write one overlay PNG and one raw map .npy per image and target, one target at a time; returns
-        manifest entries. The .npy holds the map as `maps` does, or with `photo_maps` at photo resolution
-        (upsampled here, per target, from a result explained with upsample=False)."""
+        """Write one overlay PNG and one raw map .npy per image and target, in row bands; returns manifest
+        entries. The .npy holds the map as `maps` does, or with `photo_maps` at photo resolution (upsampled
+        band by band from a result explained with upsample=False: a photo-sized map never sits in memory)."""
         out = output_folder(directory)
         stems = stems or [f"image{i}" for i in range(len(self.images))]
+        h, w = self.images.shape[1:3]
         entries = []
         for i, (stem, records) in enumerate(zip(stems, self.targets.as_records(), strict=True)):
             files = []
             for k, record in enumerate(records):
                 base = f"{stem}_{self.method}_{k + 1}_{_slug(record['name'])}"
-                photo_map = self.display_map(i, k) if photo_maps else None
-                np.save(out / f"{base}.npy", self.maps[i, k] if photo_map is None else photo_map)
-                overlay = self.overlay_image(i, k, alpha, cmap, photo_map)
-                del photo_map  # free it before the PNG encoder copies the overlay
-                Image.fromarray(overlay).save(out / f"{base}.png")
+                if photo_maps:
+                    _save_npy_bands(out / f"{base}.npy", (h, w), self._photo_map(i, k).bands())
+                else:
+                    np.save(out / f"{base}.npy", self.maps[i, k])
+                _save_png_bands(out / f"{base}.png", (h, w), self._overlay_bands(i, k, alpha, cmap))
                 files.append({**record, "overlay": f"{base}.png", "map": f"{base}.npy", **self._write_attributions(
                     out, base, i, k)})
-            entries.append({"image": stem, "size": list(self.images.shape[1:3]), "targets": files})
+            entries.append({"image": stem, "size": [h, w], "targets": files})
         return entries
 
     def _write_attributions(self, out: Path, base: str, i: int, k: int) -> dict[str, str]:
@@ -181,6 +190,23 @@ class Explanation:
         buffer = io.BytesIO()
         Image.fromarray(self.grid()).save(buffer, format="PNG")
         return buffer.getvalue()
+
+
+def _save_png_bands(path: Path, size: tuple[int, int], bands: Iterator[tuple[int, np.ndarray]]) -> None:
+    """An RGB PNG assembled from (first row, uint8 rows) bands straight into Pillow's image."""
+    picture = Image.new("RGB", (size[1], size[0]))
+    for start, band in bands:
+        picture.paste(Image.fromarray(band), (0, start))
+    picture.save(path)
+
+
+def _save_npy_bands(path: Path, size: tuple[int, int], bands: Iterator[tuple[int, np.ndarray]]) -> None:
+    """A float32 (H, W) .npy written band by band: the same file np.save writes for the whole array."""
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                                    "fortran_order": False, "shape": size})
+        for _, band in bands:
+            np.ascontiguousarray(band, np.float32).tofile(file)
 
 
 def write_manifest(directory: str | Path, header: dict[str, Any], entries: list[dict[str, Any]]) -> Path:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import HeatlensError, ImageError, first_line
 
@@ -18,6 +18,8 @@ ImageLike = str | os.PathLike | Image.Image | np.ndarray
 MAX_PIXELS = 250_000_000
 """Files that decode to more pixels are refused from their header (an ImageError), before any decoding:
 250 MP is about 750 MB as RGB. Raise it here or with the environment variable HEATLENS_MAX_PIXELS."""
+
+STRIP_PIXELS = 1 << 20  # decoded photos reach numpy in strips of about this many pixels
 
 _PIXEL_LIMIT_LOCK = threading.Lock()
 
@@ -31,7 +33,7 @@ def load_image(source: ImageLike) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, "image array")
     if isinstance(source, Image.Image):
-        return _pil_to_rgb(ImageOps.exif_transpose(source))
+        return _pil_to_rgb(_upright(source))
     if isinstance(source, str | os.PathLike):
         return _read_file(Path(source))
     raise ImageError(
@@ -133,7 +135,7 @@ def _read_file(path: Path) -> np.ndarray:
                     f"{limit / 1e6:.1f} MP decoded pixels: downscale it, or raise HEATLENS_MAX_PIXELS"
                 )
             img.load()
-            return _pil_to_rgb(ImageOps.exif_transpose(img), f"'{path}'")
+            return _pil_to_rgb(_upright(img), f"'{path}'")
     except HeatlensError:
         raise
     except UnidentifiedImageError:
@@ -159,6 +161,14 @@ def _open_without_pillow_limit(path: Path) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+def _upright(img: Image.Image) -> Image.Image:
+    """The image as viewers show it: turned by its EXIF orientation where it has one (a new image then;
+    without one the same image, not a photo-sized copy)."""
+    if img.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return img
+    return ImageOps.exif_transpose(img)
+
+
 def _pil_to_rgb(img: Image.Image, what: str = "image") -> np.ndarray:
     """Any Pillow mode -> RGB uint8. 16-bit modes scale by 65535; 'I' (32-bit) must hold 16-bit values;
     'F' (32-bit float) must be 0..1, as float arrays."""
@@ -168,11 +178,28 @@ def _pil_to_rgb(img: Image.Image, what: str = "image") -> np.ndarray:
         return _array_to_rgb(_sixteen_bit(np.asarray(img), f"{what} (32-bit integer mode 'I')"), what)
     if img.mode == "F":
         return _array_to_rgb(np.asarray(img), f"{what} (float mode 'F')")
+    return _in_strips(img, _rgb_strip)
+
+
+def _rgb_strip(img: Image.Image) -> np.ndarray:
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+def _in_strips(img: Image.Image, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """convert(img) done in strips of rows into one array: Pillow's converted copies and tobytes() (which
+    holds the pixels twice) then cost a strip, not the photo."""
+    width, height = img.size
+    rows = max(1, STRIP_PIXELS // width)
+    if height <= rows:
+        return convert(img)
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for top in range(0, height, rows):
+        out[top : top + rows] = convert(img.crop((0, top, width, min(height, top + rows))))
+    return out
 
 
 def _sixteen_bit(arr: np.ndarray, what: str) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,20 +106,69 @@ def normalize(maps: np.ndarray, scale: str = "peak", seen: np.ndarray | None = N
     return out.reshape(maps.shape)
 
 
-def overlay_map(photo: np.ndarray, m: np.ndarray, alpha: float = 0.4, cmap: str = "jet", scale: str = "peak",
-                box: Box | None = None) -> np.ndarray:
-    """One map (H, W) coloured and blended over its photo (H, W, 3) uint8, pixels outside `box` left as
-    they are. Works in row bands through a 256-colour table, so memory stays at the photo plus a band."""
+class PhotoMap:
+    """One (h, w) map as it lies on an (H, W) photo, made in row bands on demand: a photo-sized map is
+    sliced, a smaller one upsampled band by band (as `upsample` would), so no photo-sized float map has to
+    exist at once."""
+
+    def __init__(self, m: np.ndarray, size: tuple[int, int], box: Box | None = None):
+        self.size = size
+        self._full = m if m.shape == size else None
+        if self._full is None:
+            top, left, bottom, right = box or (0.0, 0.0, float(size[0]), float(size[1]))
+            self._rows = _interpolation_matrix(size[0], m.shape[0], top, bottom)
+            cols = _interpolation_matrix(size[1], m.shape[1], left, right)
+            self._right = m.astype(np.float32, copy=False) @ cols.T
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop of the map on the photo, float32 (stop - start, W)."""
+        if self._full is not None:
+            return self._full[start:stop]
+        return self._rows[start:stop] @ self._right
+
+    def bands(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, rows) in bands of about BAND_PIXELS pixels, top to bottom."""
+        step = max(1, BAND_PIXELS // max(1, self.size[1]))
+        for start in range(0, self.size[0], step):
+            yield start, self.rows(start, min(self.size[0], start + step))
+
+    def scaling(self, scale: str = "peak", seen: tuple[slice, slice] | None = None) -> Scaling:
+        """The display scaling (see normalize): 'minmax' counts only the `seen` rows and columns."""
+        lows, highs = [], []
+        rows, cols = seen if scale == "minmax" and seen is not None else (slice(None), slice(None))
+        first, last, _ = rows.indices(self.size[0])
+        for start, band in self.bands():
+            part = band[max(0, first - start) : max(0, last - start), cols]
+            if part.size:
+                lows.append(part.min())
+                highs.append(part.max())
+        return scaling(np.array([min(lows), max(highs)], np.float32), scale)
+
+
+def overlay_bands(photo: np.ndarray, photo_map: PhotoMap, alpha: float = 0.4, cmap: str = "jet",
+                  scale: str = "peak", box: Box | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """One map coloured and blended over its photo (H, W, 3) uint8, as (first row, uint8 rows) bands; pixels
+    outside `box` are left as they are. Colours come from a 256-entry table, blending is float32 per band."""
     table = color_table(cmap)
     _check_alpha(alpha)
-    rows, cols = (slice(None), slice(None)) if box is None else seen_slices(m.shape, box)
-    seen_map, out = m[rows, cols], photo.copy()
-    shown = scaling(seen_map if scale == "minmax" else m, scale)
-    seen_out = out[rows, cols]
-    band = max(1, BAND_PIXELS // max(1, seen_map.shape[1]))
-    for r in range(0, seen_map.shape[0], band):
-        heat = table[levels(shown(seen_map[r : r + band]))]
-        seen_out[r : r + band] = blend(seen_out[r : r + band], heat, alpha)
+    rows, cols = (slice(0, photo.shape[0]), slice(None)) if box is None else seen_slices(photo.shape[:2], box)
+    shown = photo_map.scaling(scale, (rows, cols))
+    for start, values in photo_map.bands():
+        out = photo[start : start + len(values)].copy()
+        first, last = max(0, rows.start - start), max(0, rows.stop - start)
+        seen = out[first:last, cols]
+        if seen.size:
+            seen[...] = blend(seen, table[levels(shown(values[first:last, cols]))], alpha)
+        yield start, out
+
+
+def overlay_map(photo: np.ndarray, m: np.ndarray, alpha: float = 0.4, cmap: str = "jet", scale: str = "peak",
+                box: Box | None = None) -> np.ndarray:
+    """One map (H, W), or a smaller one that `box` places, coloured and blended over its photo (H, W, 3)
+    uint8 (see overlay_bands)."""
+    out = np.empty_like(photo)
+    for start, band in overlay_bands(photo, PhotoMap(m, photo.shape[:2], box), alpha, cmap, scale, box):
+        out[start : start + len(band)] = band
     return out
 
 

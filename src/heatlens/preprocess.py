@@ -50,7 +50,7 @@ class ResizeCrop:
         reach_x = BICUBIC_SUPPORT * max(1.0, (right - left) / self.crop) + 1
         y0, y1 = max(0, math.floor(top - reach_y)), min(h, math.ceil(bottom + reach_y))
         x0, x1 = max(0, math.floor(left - reach_x)), min(w, math.ceil(right + reach_x))
-        region = Image.fromarray(np.ascontiguousarray(img[y0:y1, x0:x1]))
+        region = _pil_image(img[y0:y1, x0:x1])
         box = (left - x0, top - y0, right - x0, bottom - y0)
         return region.resize((self.crop, self.crop), Image.Resampling.BICUBIC, box=box)
 
@@ -58,6 +58,17 @@ class ResizeCrop:
         scale = self.resize / min(h, w)
         rh, rw = max(self.crop, round(h * scale)), max(self.crop, round(w * scale))
         return rh, rw, (rh - self.crop) // 2, (rw - self.crop) // 2
+
+
+def _pil_image(pixels: np.ndarray, strip_pixels: int = 1 << 20) -> Image.Image:
+    """An RGB uint8 array (a view, perhaps) as a Pillow image, pasted in strips of rows: no contiguous copy
+    of the whole region is made on the way."""
+    height, width = pixels.shape[:2]
+    picture = Image.new("RGB", (width, height))
+    rows = max(1, strip_pixels // width)
+    for top in range(0, height, rows):
+        picture.paste(Image.fromarray(np.ascontiguousarray(pixels[top : top + rows])), (0, top))
+    return picture
 
 
 def whole_image(height: int, width: int) -> Box:
