@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 
 def import_object(spec: str) -> Any:
@@ -17,3 +17,6 @@ def import_object(spec: str) -> Any:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ModelError(f"cannot import '{spec}': {exc}") from None
+    except Exception as exc:  # the module itself failed while importing (a SyntaxError, its own error)
+        raise ModelError(f"cannot import '{spec}': importing it raised {type(exc).__name__}: "
+                         f"{first_line(exc)}") from None

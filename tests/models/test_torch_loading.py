@@ -72,6 +72,7 @@ def factories(tmp_path, monkeypatch):
         "def broken():\n    raise KeyError('config')\n"
         "def not_a_module():\n    return 3\n"
     )
+    (tmp_path / "user_broken_module.py").write_text("raise RuntimeError('needs a GPU')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     return "user_factories"
 
@@ -85,6 +86,8 @@ def test_factory_errors_name_the_factory(factories):
     with pytest.raises(ModelError, match=r"returned int, not a torch\.nn\.Module"):
         heatlens.load_model(f"{factories}:not_a_module")
     assert isinstance(heatlens.load_model(f"{factories}:TinyCNN"), TorchNetwork)  # a class with defaults builds
+    with pytest.raises(ModelError, match="cannot import 'user_broken_module:build': importing it raised RuntimeError"):
+        heatlens.load_model("user_broken_module:build")
 
 
 def test_trust_is_refused_where_it_does_not_apply():
