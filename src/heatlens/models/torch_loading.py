@@ -85,8 +85,8 @@ def _load_file(path: Path, trust: bool | str) -> torch.nn.Module:
         return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise ModelError(
-            f"'{path}' is not a TorchScript file ({first_line(exc)}); save models with torch.export.save (.pt2) "
-            "or torch.jit.save; heatlens never unpickles whole modules"
+            f"'{path}' is not a TorchScript file ({first_line(exc)}); heatlens never unpickles whole modules: "
+            "point the model at a factory 'package.module:factory' that builds it and loads its state_dict"
         ) from None
 
 
