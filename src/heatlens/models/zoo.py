@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..classes import imagenet_classes
-from ..errors import ModelError, close_matches
+from ..errors import ModelError, close_matches, first_line
 from ..preprocess import ResizeCrop
 from .base import Network
 
@@ -60,7 +60,12 @@ def _torch_lite(size: str, weights: str, options: dict, device: str) -> Network:
     from .efficientnet_lite_spec import rename_checkpoint
 
     model = EfficientNetLite(size)
-    model.load_state_dict(rename_checkpoint(torch.load(weights, map_location="cpu", weights_only=True)))
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)  # tensors only: no code from the file
+        model.load_state_dict(rename_checkpoint(state))
+    except Exception as exc:
+        raise ModelError(f"the zoo weights '{weights}' cannot be loaded ({type(exc).__name__}: {first_line(exc)}); "
+                         "reinstall their package") from None
     model = fold_batch_norms(model.eval()).to(memory_format=torch.channels_last)  # about 1.5x faster on CPU
     return TorchNetwork(place(model.eval(), device), **options)
 
