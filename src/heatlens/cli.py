@@ -47,7 +47,8 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 ModelOption = Annotated[
-    str, typer.Option("--model", "-m", help="Zoo name, package.module:factory, or TorchScript file")
+    str, typer.Option("--model", "-m", help="Zoo name, keras:NAME, a .keras/.h5 file, package.module:factory, "
+                      "or a .pt2/TorchScript file (with --trust-model-file)")
 ]
 PreprocessOption = Annotated[
     str, typer.Option(help="'auto' (the model's own), 'imagenet', 'efficientnet_lite' or 'none' (inputs as they are)")
