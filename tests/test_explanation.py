@@ -56,3 +56,39 @@ def test_plot_returns_a_figure(lite0, cat):
     matplotlib.use("Agg")
     fig = heatlens.explain(lite0, cat).plot()
     assert fig.axes
+
+
+@pytest.mark.parametrize("shape", [(1, 3000, 3), (3000, 1, 3)])
+@pytest.mark.parametrize(("method", "options"), [("rise", {"n_masks": 32, "batch_size": 32}), ("gradcam", {}),
+                                                  ("occlusion", {"window": 56, "stride": 56})])
+def test_thin_photos_overlay_where_the_model_looked(lite0, rng, shape, method, options):
+    """A 1 x 3000 photo's crop is under a pixel wide: its one pixel column is blended, the rest untouched."""
+    photo = rng.integers(0, 256, shape, dtype=np.uint8)
+    result = heatlens.explain(lite0, photo, method=method, **options)
+    over = result.overlay()[0, 0]
+    changed = np.argwhere((over != photo).any(axis=-1))
+    assert over.shape == shape and len(changed) == 1
+    assert np.isfinite(result.maps).all()
+
+
+def test_photo_maps_from_a_grid_result_match_an_upsampled_one(lite0, cat, tmp_path):
+    """The CLI's low-memory path: explained with upsample=False, written at photo resolution band by band,
+    the same files as writing an upsampled result."""
+    full = heatlens.explain(lite0, cat, target="top2")
+    grid = heatlens.explain(lite0, cat, target="top2", upsample=False)
+    full.write_images(tmp_path / "full", stems=["cat"])
+    entries = grid.write_images(tmp_path / "grid", stems=["cat"], photo_maps=True)
+    for record in entries[0]["targets"]:
+        ours, theirs = (np.load(tmp_path / d / record["map"]) for d in ("grid", "full"))
+        assert ours.dtype == np.float32 and ours.shape == cat.shape[:2]
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7 * np.abs(theirs).max())
+        pictures = [np.asarray(Image.open(tmp_path / d / record["overlay"]), int) for d in ("grid", "full")]
+        assert np.abs(pictures[0] - pictures[1]).max() <= 4 and (pictures[0] != pictures[1]).mean() < 1e-3
+
+
+def test_overlay_is_the_per_target_overlays(lite0, cat):
+    result = heatlens.explain(lite0, cat, target="top2", upsample=False)
+    both = result.overlay(alpha=0.5, cmap="viridis")
+    for k in range(2):
+        np.testing.assert_array_equal(both[0, k], result.overlay_image(0, k, alpha=0.5, cmap="viridis"))
+    assert not np.array_equal(both[0, 0], both[0, 1])
