@@ -217,3 +217,16 @@ def test_float_batch_checks():
 def test_to_display_flat_image_is_grey():
     shown = to_display(np.zeros((1, 2, 2, 3), np.float32))
     assert shown.dtype == np.uint8 and (shown == 128).all()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "L", "CMYK", "LA"])
+def test_decoding_in_strips_equals_one_conversion(tmp_path, rng, monkeypatch, mode):
+    """Photos reach numpy a strip of rows at a time (Pillow's tobytes holds a photo twice): the strips
+    join into exactly what converting the whole image at once gives."""
+    picture = Image.fromarray(rng.integers(0, 256, (37, 50, 4), dtype=np.uint8), mode="RGBA")
+    picture = picture if mode == "RGBA" else picture.convert(mode)
+    if mode == "P":
+        picture.info["transparency"] = 7
+    whole = load_image(picture)
+    monkeypatch.setattr(heatlens.images, "STRIP_PIXELS", 100)
+    np.testing.assert_array_equal(load_image(picture), whole)
