@@ -4,14 +4,23 @@ sizes) and odd paths; and the mutations applied to them (truncation, flipped byt
 
 from __future__ import annotations
 
+import hashlib
 import struct
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from fuzz_ledger import Case, time_limit
 from PIL import Image, ImageOps
+
+import heatlens
+
+CAMPAIGN = "files"
+LIMIT_S = 60.0
 
 MODES = ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", "LA", "PA", "RGBX", "RGBa", "La",
          "I;16", "I;16L", "I;16B", "I;16N"]
@@ -282,3 +291,55 @@ def mutate(data: bytes, how: str, rng: np.random.Generator) -> tuple[bytes, str,
         return magic + data[len(magic):], f"magic replaced by {magic!r}", None
     half = data[: n // 2]
     return half + half, "first half twice", None
+
+
+# ---------------------------------------------------------------- one load_image case
+
+def digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def load_case(group: str, kind: str, source: Any, repro: str, expect: ImageFile | None = None) -> Case:
+    """load_image on a path or PIL image: typed, or (H, W, 3) uint8 of the promised size and pixels."""
+    case = Case(CAMPAIGN, group, repro, adapter=kind)
+    before = digest(source) if isinstance(source, Path) else None
+    pil_before = (source.mode, source.size, source.tobytes()) if isinstance(source, Image.Image) else None
+    arr = None
+    try:
+        with warnings.catch_warnings(), time_limit(LIMIT_S):
+            warnings.simplefilter("ignore")
+            arr = heatlens.load_image(source)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # classifying every ending is the point
+        case.ended_with(exc)
+    if arr is not None:
+        judge_pixels(case, arr, expect, source)
+    if isinstance(source, Path) and digest(source) != before:
+        case.flag("input_changed", "the file changed")
+    if pil_before is not None and (source.mode, source.size, source.tobytes()) != pil_before:
+        case.flag("input_changed", "the PIL image changed")
+    return case
+
+
+def judge_pixels(case: Case, arr: Any, expect: ImageFile | None, source: Any) -> None:
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        case.flag("wrong_shape", f"load_image gave {type(arr).__name__} {getattr(arr, 'shape', '')} "
+                  f"{getattr(arr, 'dtype', '')}, expected (H, W, 3) uint8")
+        return
+    if min(arr.shape[:2]) < 1:
+        case.flag("wrong_shape", f"load_image gave an empty image {arr.shape}")
+    size = expect.size if expect is not None else (
+        (source.height, source.width) if isinstance(source, Image.Image) else None)
+    if expect is not None and expect.must_refuse:
+        case.flag("wrong_answer", f"decoded a file that must be refused: {arr.shape}")
+    elif size is not None and tuple(arr.shape[:2]) != tuple(size):
+        turned = tuple(arr.shape[:2]) == tuple(size)[::-1]
+        case.flag("wrong_answer", f"decoded {arr.shape[:2]}, expected {tuple(size)}"
+                  + (" (EXIF orientation ignored)" if turned else ""))
+    elif expect is not None and expect.reference is not None:
+        reference = expect.reference()
+        if reference is not None and reference.shape == arr.shape:
+            worst = int(np.abs(reference.astype(int) - arr.astype(int)).max())
+            if worst > 1:
+                case.flag("wrong_answer", f"pixels differ from the reference reading by up to {worst}/255")

@@ -9,7 +9,6 @@ size and, where the file has one right answer, the right pixels; the last tests 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import warnings
@@ -24,7 +23,6 @@ from fuzz_ledger import LEDGER, SCALE, Case, time_limit
 from fuzz_models import first_difference, global_state, torch_state
 from hypothesis import HealthCheck, Phase, assume, given, seed, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 import heatlens
 
@@ -37,9 +35,8 @@ from heatlens.cli import app
 from heatlens.preprocess import ResizeCrop
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Pillow's IM plugin, on reading
-CAMPAIGN = "files"
+CAMPAIGN = ff.CAMPAIGN
 MUTATED, EXPLAINED, COMMANDS = 1500 * SCALE, 300 * SCALE, 60 * SCALE
-LIMIT_S = 60.0
 METHODS = {  # cheap settings: the files, not the methods, are under test here
     "gradcam": {}, "saliency": {}, "eigencam": {}, "occlusion": {"window": 4, "stride": 4, "batch_size": 16},
     "rise": {"n_masks": 4, "cells": 3, "batch_size": 4}, "lime": {"num_samples": 6, "segmentation": "slic"},
@@ -79,57 +76,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
 # ---------------------------------------------------------------- load_image
-
-def load_case(group: str, kind: str, source: Any, repro: str, expect: ff.ImageFile | None = None) -> Case:
-    """load_image on a path or PIL image: typed, or (H, W, 3) uint8 of the promised size and pixels."""
-    case = Case(CAMPAIGN, group, repro, adapter=kind)
-    before = _digest(source) if isinstance(source, Path) else None
-    pil_before = (source.mode, source.size, source.tobytes()) if isinstance(source, Image.Image) else None
-    arr = None
-    try:
-        with warnings.catch_warnings(), time_limit(LIMIT_S):
-            warnings.simplefilter("ignore")
-            arr = heatlens.load_image(source)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # classifying every ending is the point
-        case.ended_with(exc)
-    if arr is not None:
-        judge_pixels(case, arr, expect, source)
-    if isinstance(source, Path) and _digest(source) != before:
-        case.flag("input_changed", "the file changed")
-    if pil_before is not None and (source.mode, source.size, source.tobytes()) != pil_before:
-        case.flag("input_changed", "the PIL image changed")
-    return case
-
-
-def judge_pixels(case: Case, arr: Any, expect: ff.ImageFile | None, source: Any) -> None:
-    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        case.flag("wrong_shape", f"load_image gave {type(arr).__name__} {getattr(arr, 'shape', '')} "
-                  f"{getattr(arr, 'dtype', '')}, expected (H, W, 3) uint8")
-        return
-    if min(arr.shape[:2]) < 1:
-        case.flag("wrong_shape", f"load_image gave an empty image {arr.shape}")
-    size = expect.size if expect is not None else (
-        (source.height, source.width) if isinstance(source, Image.Image) else None)
-    if expect is not None and expect.must_refuse:
-        case.flag("wrong_answer", f"decoded a file that must be refused: {arr.shape}")
-    elif size is not None and tuple(arr.shape[:2]) != tuple(size):
-        turned = tuple(arr.shape[:2]) == tuple(size)[::-1]
-        case.flag("wrong_answer", f"decoded {arr.shape[:2]}, expected {tuple(size)}"
-                  + (" (EXIF orientation ignored)" if turned else ""))
-    elif expect is not None and expect.reference is not None:
-        reference = expect.reference()
-        if reference is not None and reference.shape == arr.shape:
-            worst = int(np.abs(reference.astype(int) - arr.astype(int)).max())
-            if worst > 1:
-                case.flag("wrong_answer", f"pixels differ from the reference reading by up to {worst}/255")
-
 
 def base_files(corpus: dict[str, Any]) -> list[ff.ImageFile]:
     return corpus["saved"] + corpus["exif"] + corpus["sixteen"] + corpus["crafted"]
@@ -138,9 +85,9 @@ def base_files(corpus: dict[str, Any]) -> list[ff.ImageFile]:
 def run_loads(corpus: dict[str, Any]) -> None:
     for item in base_files(corpus):
         kind = item.path.suffix.lstrip(".") or "none"
-        LEDGER.add(load_case("load / generated file", kind, item.path, f"load_image({item.label!r} file)", item))
+        LEDGER.add(ff.load_case("load / generated file", kind, item.path, f"load_image({item.label!r} file)", item))
     for label, image in corpus["pil"]:
-        LEDGER.add(load_case("load / PIL image", label.split()[1], image, f"load_image({label})"))
+        LEDGER.add(ff.load_case("load / PIL image", label.split()[1], image, f"load_image({label})"))
 
 
 def run_mutations(corpus: dict[str, Any]) -> None:
@@ -163,7 +110,7 @@ def run_mutations(corpus: dict[str, Any]) -> None:
         path = folder / f"{len(seen)}{'.' + ext if ext else base.path.suffix}"
         path.write_bytes(blob)
         expect = ff.ImageFile(path, label, base.size if how in ("wrong extension", "append garbage") else None)
-        LEDGER.add(load_case("load / mutated file", how, path, repro, expect))
+        LEDGER.add(ff.load_case("load / mutated file", how, path, repro, expect))
         seen.add(repro)
 
     cases()
@@ -182,10 +129,10 @@ def explain_network() -> Any:
 def explain_case(path: Path, repro: str, method: str, kind: str) -> Case:
     case = Case(CAMPAIGN, "explain / file", repro, adapter=kind)
     network, model = explain_network(), STATE["model"]
-    before, kept, kept_global = _digest(path), torch_state(model), global_state()
+    before, kept, kept_global = ff.digest(path), torch_state(model), global_state()
     result = None
     try:
-        with warnings.catch_warnings(), time_limit(LIMIT_S):
+        with warnings.catch_warnings(), time_limit(ff.LIMIT_S):
             warnings.simplefilter("ignore")
             result = heatlens.explain(network, path, method=method, target="top1", **METHODS[method])
     except KeyboardInterrupt:
@@ -207,7 +154,7 @@ def explain_case(path: Path, repro: str, method: str, kind: str) -> Case:
         case.flag("model_changed", first_difference(kept, torch_state(model))
                   or first_difference(kept_global, global_state()) or "")
         STATE.pop("network")
-    if _digest(path) != before:
+    if ff.digest(path) != before:
         case.flag("input_changed", "the file changed")
     return case
 
@@ -247,7 +194,7 @@ def command_case(args: list[str], repro: str, kind: str, group: str = "cli / fil
                  expect_ok: bool = False, check: Any = None) -> Case:
     """`heatlens explain ...`: exit 0 with a manifest, or exit 2 with one `error:` line and no traceback."""
     case = Case(CAMPAIGN, group, repro, adapter=kind)
-    with warnings.catch_warnings(), time_limit(LIMIT_S):
+    with warnings.catch_warnings(), time_limit(ff.LIMIT_S):
         warnings.simplefilter("ignore")
         result = runner.invoke(app, args)
     errors = [line for line in (result.stderr or "").splitlines() if line.startswith("error:")]
