@@ -191,21 +191,25 @@ def test_lime_superpixel_pictures(photo):
 
 @pytest.mark.parametrize("masker", ["inpaint_telea", "inpaint_ns"])
 def test_shap_partition_with_inpainting(photo, masker):
+    """Inpainting works on 0..255 pixel values: the photo's, given to a network without preprocessing."""
     pytest.importorskip("cv2")
     net = heatlens.wrap(planted, preprocess=None)
-    result = heatlens.explain(net, photo, method="shap_partition", target=0, max_evals=120, masker=masker)
+    pixels = (photo * 255).round()
+    result = heatlens.explain(net, pixels, method="shap_partition", target=0, max_evals=120, masker=masker)
     full = np.take_along_axis(result.logits, result.targets.ids, axis=1)
     gap = result.maps.sum(axis=(2, 3)) - (full - result.extras["base_values"])
     assert np.abs(gap).max() <= 1e-5 * np.abs(full).max() + 1e-6
-    assert np.isfinite(result.maps).all()
+    mean_colour = np.broadcast_to(pixels.mean(axis=(1, 2), keepdims=True), pixels.shape)
+    np.testing.assert_allclose(result.extras["base_values"][:, 0], planted(mean_colour)[:, 0], rtol=1e-5)
     with pytest.raises(MethodError, match="unknown masker"):
-        heatlens.explain(net, photo, method="shap_partition", masker="inpaint_magic")
+        heatlens.explain(net, pixels, method="shap_partition", masker="inpaint_magic")
 
 
 @pytest.mark.parametrize("shape", [(4, 4, 3), (3, 5, 3)])
 def test_shap_partition_equals_the_shap_package(rng, shape):
     """Same hierarchy (SHAP's Image masker: halves of the longer side, the larger half of an odd side first,
-    then the colour channels), same masking (0), every node expanded: the same Owen values."""
+    then the colour channels; heatlens' default), same masking (0), every node expanded: the same Owen values
+    (budgets and inpainting: tests/methods/test_shap_partition.py)."""
     shap = pytest.importorskip("shap")
     weights = rng.normal(size=shape)
 
@@ -217,6 +221,5 @@ def test_shap_partition_equals_the_shap_package(rng, shape):
     explainer = shap.Explainer(f, shap.maskers.Image(0.0, shape), algorithm="partition")
     theirs = explainer(photo.astype(np.float64), max_evals=20000, outputs=[0], silent=True).values[0, ..., 0]
     ours = heatlens.explain(heatlens.wrap(lambda x: f(x).astype(np.float32), preprocess=None), photo,
-                            method="shap_partition", target=0, max_evals=20000, masker=0.0, min_block=1,
-                            split_channels=True, upsample=False)
+                            method="shap_partition", target=0, max_evals=20000, masker=0.0, upsample=False)
     np.testing.assert_allclose(ours.attributions[0, 0], theirs, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Perturbation methods: occlusion, RISE and LIME. They need predictions only, so they run on every
+"""Perturbation methods: occlusion, RISE, LIME and SHAP partition. They need predictions only, so they run on every
 Network, black-box predict functions included. Inputs are perturbed in model-input space, in batches
 built with numpy (no per-sample Python image loops), seeded for reproducibility."""
 
@@ -18,6 +18,8 @@ from ..overlay import upsample
 from ..progress import progress_bar
 from .baselines import make_baseline
 from .batching import batch_size_for
+from .inpainting import inpainting_composer
+from .owen import owen_values
 from .registry import MethodOutput, TargetFn, register
 from .shared import at_least, explained, positive
 
@@ -238,148 +240,44 @@ def _hidden(network: Network, image: np.ndarray, segments: np.ndarray, hide: str
           "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions (Partition explainer: "
           "Owen values)", needs_gradients=False, uses_layer=False, black_box=True)
 def shap_partition(network: Network, x: np.ndarray, targets: TargetFn, max_evals: int = 1000,
-                   masker: str | float = "blur", min_block: int = 4, split_channels: bool = False,
-                   batch_size: int | str = "auto", progress: bool = True) -> MethodOutput:
-    """Owen values on a binary partition of the image (each block split in halves along its longer side).
+                   masker: str | float = "blur", min_block: int = 1, split_channels: bool = True,
+                   round_size: int = 10, batch_size: int | str = "auto", seed: int = 0,
+                   progress: bool = True) -> MethodOutput:
+    """Owen values on a binary partition of the image (each block split in halves along its longer side,
+    then single pixels' colour channels: SHAP's Image masker's hierarchy), scheduled as shap does.
 
     A block's value in a context is shared between its halves as the average of each half's marginal
     contribution with the other half absent and present; blocks not expanded within `max_evals` keep
-    their value spread evenly over their pixels. So the values always add up exactly:
-    sum A = y(x) - y(x fully masked). `masker`: 'blur' (a heavy Gaussian blur of x), 'black', a number, or
-    'inpaint_telea' / 'inpaint_ns' (OpenCV inpainting of the masked pixels; pip install
-    'heatlens[inpaint]'). `split_channels`: below single pixels, split the colour channels too (the
-    hierarchy of SHAP's Image masker, with min_block=1); the per-channel values are the attributions."""
+    their value spread evenly over their features, so sum A = y(x) - y(x fully masked) exactly. `masker`:
+    'blur' (a heavy Gaussian blur of x), 'black', a number, or 'inpaint_telea' / 'inpaint_ns' (OpenCV
+    inpainting of the photo's 0..255 pixels, a pixel masked when any channel is; the mean colour when all
+    are, as shap; pip install 'heatlens[inpaint]'). `min_block` > 1 or `split_channels=False` stop the
+    hierarchy at larger blocks. `round_size`: masks per round of the priority queue (shap's batch_size);
+    `batch_size`: masks per model call ('auto': a whole round); `seed`: breaks ties between equal
+    priorities (as np.random.seed(seed) before shap does)."""
     if max_evals < 2 or min_block < 1:
         raise MethodError(f"shap_partition needs max_evals >= 2 and min_block >= 1. Received: {max_evals}, "
                           f"{min_block}")
-    inpaint = _inpainter(masker) if isinstance(masker, str) and masker.startswith("inpaint") else None
-    if inpaint is not None and split_channels:
-        raise MethodError("inpainting fills whole pixels; use split_channels=False with an inpaint masker")
+    positive("round_size", round_size)
     logits, ids = explained(network, x, targets)
-    if inpaint is not None:
-        masked = x
-    elif masker == "blur":
-        masked = make_baseline(network, x, "blurred", None)
+    inpainting = isinstance(masker, str) and masker.startswith("inpaint")
+    if inpainting:
+        composers = [inpainting_composer(network, image, masker) for image in x]
     else:
-        masked = _fill(network, x, masker)
-    size = batch_size_for(network, x[0], batch_size, max_evals)
+        masked = make_baseline(network, x, "blurred", None) if masker == "blur" else _fill(network, x, masker)
+        composers = [lambda keep, image=image, fill=fill: np.where(keep, image, fill)
+                     for image, fill in zip(x, masked, strict=True)]
+    whole_round = batch_size == "auto" and round_size <= 64
+    size = round_size if whole_round else batch_size_for(network, x[0], batch_size, round_size)
     attributions = np.zeros((len(x), ids.shape[1], *x.shape[1:]), np.float32)
-    expanded, base_values = [], []
-    for i in range(len(x)):
-        compose = _composer(x[i], masked[i], inpaint)
-        attributions[i], nodes, base = _owen(network, x[i], compose, ids[i], max_evals, min_block, split_channels,
-                                             size, progress)
-        expanded.append(nodes)
+    settled, base_values = [], []
+    for i, compose in enumerate(composers):
+        attributions[i], blocks, base = owen_values(network, x.shape[1:], compose, ids[i], max_evals, min_block,
+                                                    split_channels, round_size, size, seed, progress)
+        settled.append(blocks)
         base_values.append(base)
     full = np.take_along_axis(logits, ids, axis=1)
     maps = attributions.sum(axis=-1)
     return MethodOutput(maps, logits, ids, attributions=attributions, extras={
-        "base_values": np.array(base_values), "partition_values": expanded, "max_evals": max_evals,
-        "additivity_gap": maps.sum(axis=(2, 3)) - (full - np.array(base_values))})
-
-
-def _composer(image: np.ndarray, masked: np.ndarray, inpaint: Callable | None
-              ) -> Callable[[np.ndarray], np.ndarray]:
-    """keep masks (B, H, W, C) -> inputs: the image where kept, the masker's values elsewhere."""
-    if inpaint is None:
-        return lambda keep: np.where(keep, image, masked)
-    low, high = image.min(axis=(0, 1)), image.max(axis=(0, 1))
-    span = np.where(high > low, high - low, 1)
-    as_uint8 = ((image - low) / span * 255).round().astype(np.uint8)
-
-    def compose(keep: np.ndarray) -> np.ndarray:
-        filled = np.stack([inpaint(as_uint8, (~k.all(axis=-1)).astype(np.uint8)) for k in keep]).astype(np.float32)
-        return np.where(keep, image, filled / 255 * span + low).astype(np.float32)
-
-    return compose
-
-
-def _inpainter(masker: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    try:
-        import cv2
-    except ImportError:
-        raise MethodError(f"masker='{masker}' needs OpenCV: pip install 'heatlens[inpaint]'") from None
-    flags = {"inpaint_telea": cv2.INPAINT_TELEA, "inpaint_ns": cv2.INPAINT_NS}
-    if masker not in flags:
-        raise MethodError(f"unknown masker '{masker}': use 'blur', 'black', a number, 'inpaint_telea' or 'inpaint_ns'")
-    return lambda image, hole: cv2.inpaint(image, hole, 3, flags[masker])
-
-
-def _owen(network: Network, image: np.ndarray, compose: Callable[[np.ndarray], np.ndarray], ids: np.ndarray,
-          max_evals: int, min_block: int, split_channels: bool, batch_size: int, progress: bool
-          ) -> tuple[np.ndarray, list, np.ndarray]:
-    """Owen values (K, H, W, C) of one image, the expanded blocks with their values, and y(fully masked).
-    Blocks are (top, bottom, left, right, first channel, end channel)."""
-    shape = image.shape
-    ends = network.predict(compose(np.stack([np.zeros(shape, bool), np.ones(shape, bool)])))[:, ids]
-    values = np.zeros((len(ids), *shape), np.float64)
-    leaves: list = []
-    root = (0, shape[0], 0, shape[1], 0, shape[2])
-    # work items: (block, context mask of the features already on, y without block, y with block, weight)
-    queue = [(root, np.zeros(shape, bool), ends[0], ends[1], 1.0)]
-    evals = 2
-
-    def halves(block: tuple) -> tuple[tuple, tuple] | None:
-        return _halves(block, min_block, split_channels)
-
-    with progress_bar(max_evals, "SHAP partition", progress and max_evals > batch_size) as advance:
-        while queue:
-            queue.sort(key=lambda item: float(np.abs(item[3] - item[2]).max() * item[4]))
-            room = min(len(queue), max(0, (max_evals - evals) // 2), max(1, batch_size // 2))
-            batch = [queue.pop() for _ in range(room)]
-            splittable = [item for item in batch if halves(item[0]) is not None]
-            for item in batch:
-                if halves(item[0]) is None:
-                    _settle(values, leaves, item)
-            if not splittable:
-                if room == 0:
-                    for item in queue:
-                        _settle(values, leaves, item)
-                    queue = []
-                continue
-            contexts = []
-            for block, context, *_ in splittable:
-                left, right = halves(block)
-                contexts += [context | _area(left, shape), context | _area(right, shape)]
-            scores = network.predict(compose(np.stack(contexts)))[:, ids]
-            evals += len(contexts)
-            advance(len(contexts))
-            for j, (block, context, off, on, weight) in enumerate(splittable):
-                left, right = halves(block)
-                with_left, with_right = scores[2 * j], scores[2 * j + 1]
-                queue += [(left, context, off, with_left, weight / 2),
-                          (left, context | _area(right, shape), with_right, on, weight / 2),
-                          (right, context, off, with_right, weight / 2),
-                          (right, context | _area(left, shape), with_left, on, weight / 2)]
-    return values.astype(np.float32), leaves, ends[0]
-
-
-def _halves(block: tuple, min_block: int, split_channels: bool) -> tuple[tuple, tuple] | None:
-    """Split the longer side in half (rows first on a tie; an odd side's larger half first, as SHAP's Image
-    masker does); single pixels split their channels when asked."""
-    top, bottom, left, right, first, end = block
-    if bottom - top >= right - left and bottom - top >= 2 * min_block:
-        middle = top + (bottom - top + 1) // 2
-        return (top, middle, left, right, first, end), (middle, bottom, left, right, first, end)
-    if right - left >= 2 * min_block:
-        middle = left + (right - left + 1) // 2
-        return (top, bottom, left, middle, first, end), (top, bottom, middle, right, first, end)
-    if split_channels and bottom - top == 1 and right - left == 1 and end - first > 1:
-        middle = first + (end - first + 1) // 2
-        return (top, bottom, left, right, first, middle), (top, bottom, left, right, middle, end)
-    return None
-
-
-def _area(block: tuple, shape: tuple[int, ...]) -> np.ndarray:
-    mask = np.zeros(shape, bool)
-    mask[block[0] : block[1], block[2] : block[3], block[4] : block[5]] = True
-    return mask
-
-
-def _settle(values: np.ndarray, leaves: list, item: tuple) -> None:
-    """A block that is not split further keeps its weighted marginal contribution, spread over its features."""
-    (top, bottom, left, right, first, end), _, off, on, weight = item
-    share = weight * (on - off)
-    size = (bottom - top) * (right - left) * (end - first)
-    values[:, top:bottom, left:right, first:end] += (share / size)[:, None, None, None]
-    leaves.append(((top, bottom, left, right, first, end), share))
+        "base_values": np.array(base_values), "partition_values": settled, "max_evals": max_evals,
+        "round_size": round_size, "additivity_gap": maps.sum(axis=(2, 3)) - (full - np.array(base_values))})
