@@ -83,6 +83,18 @@ def test_exif_orientation_is_applied(tmp_path, rng):
     np.testing.assert_array_equal(load_image(Image.open(tmp_path / "turned.png")), np.rot90(pixels, k=-1))
 
 
+@pytest.mark.parametrize("mode", ["La", "RGBa"])
+def test_premultiplied_alpha_is_composited_on_white(mode):
+    """Pillow's premultiplied modes: a transparent pixel shows white, an opaque one its own colour."""
+    rgba = np.array([[[200, 40, 90, 255], [10, 20, 30, 0]]], dtype=np.uint8)
+    picture = Image.fromarray(rgba, mode="RGBA")
+    picture = picture.convert("LA").convert("La") if mode == "La" else picture.convert("RGBa")
+    shown = load_image(picture)
+    assert tuple(shown[0, 1]) == (255, 255, 255)
+    opaque = (200, 40, 90) if mode == "RGBa" else (round(0.299 * 200 + 0.587 * 40 + 0.114 * 90),) * 3
+    assert np.abs(shown[0, 0].astype(int) - opaque).max() <= 1
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ImageError, match="no image file"):
         load_image(tmp_path / "nope.png")

@@ -33,7 +33,13 @@ def load_image(source: ImageLike) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, "image array")
     if isinstance(source, Image.Image):
-        return _pil_to_rgb(_upright(source))
+        try:
+            return _pil_to_rgb(_upright(source))
+        except HeatlensError:
+            raise
+        except (ValueError, OSError) as exc:
+            raise ImageError(f"cannot convert a PIL image of mode {source.mode!r} to RGB ({first_line(exc)}); "
+                             "convert it to RGB first") from None
     if isinstance(source, str | os.PathLike):
         return _read_file(Path(source))
     raise ImageError(
@@ -182,7 +188,9 @@ def _pil_to_rgb(img: Image.Image, what: str = "image") -> np.ndarray:
 
 
 def _rgb_strip(img: Image.Image) -> np.ndarray:
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode == "La":  # premultiplied grey + alpha: Pillow converts it only to LA
+        img = img.convert("LA")
+    if img.mode in ("RGBA", "RGBa", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
