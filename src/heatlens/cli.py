@@ -144,7 +144,8 @@ def explain(
         for name, source in named:
             try:
                 photo = load_image(source) if isinstance(source, Path) else source
-                result = run_explain(network, photo, method=method, target=targets, layer=layers, **options)
+                result = run_explain(network, photo, method=method, target=targets, layer=layers, upsample=False,
+                                     **options)  # maps go onto the photo band by band as they are written
             except ImageError as exc:
                 where = str(source) if isinstance(source, Path) else f"--sample {name}"
                 failed.append({"image": name, "file": where, "error": _one_line(exc)})
@@ -189,7 +190,7 @@ def _write_explanation(result: Explanation, folder: Path, name: str, source: Any
     """One image's overlays and maps (in a sub-folder where its name has one); its manifest entry."""
     with _writing(folder):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (entry,) = result.write_images(folder, alpha=alpha, cmap=cmap, stems=[name])
+        (entry,) = result.write_images(folder, alpha=alpha, cmap=cmap, stems=[name], photo_maps=True)
     return {"image": name, "file": str(source), **entry} if isinstance(source, Path) else entry
 
 

@@ -288,3 +288,19 @@ def test_wrong_row_counts_and_a_models_own_assertions_are_model_errors(rng16):
         heatlens.explain(heatlens.wrap(_DropsRows(), preprocess=None), x, method="gradcam", layer="inner.conv2")
     with pytest.raises(ModelError, match=r"only 99 px$"):
         heatlens.explain(heatlens.wrap(_Asserts(), preprocess=None), x, method="occlusion")
+
+
+def test_ablationcam_fast_tail_leaves_the_layers_graph_nodes(rng16):
+    model = small_cnn()
+
+    def nodes():
+        return {layer.name: (len(layer._inbound_nodes), len(layer._outbound_nodes)) for layer in model.layers}
+
+    before = nodes()
+    net = heatlens.wrap(model, preprocess=None)
+    result = heatlens.explain(net, rng16, method="ablationcam", layer="conv2", progress=False)
+    assert net._rests["conv2"] is not None and nodes() == before
+    full_passes = heatlens.wrap(model, preprocess=None)
+    full_passes._rests["conv2"] = None
+    reference = heatlens.explain(full_passes, rng16, method="ablationcam", layer="conv2", progress=False)
+    np.testing.assert_allclose(result.maps, reference.maps, rtol=1e-5, atol=1e-6)

@@ -274,7 +274,8 @@ class KerasNetwork(Network):
         output is not the only value crossing the cut (then tails run full passes)."""
         if layer not in self._rests:
             try:
-                rest = keras.Model(self._layer_object(layer).output, self.model.output)
+                with _graph_kept(self.model):
+                    rest = keras.Model(self._layer_object(layer).output, self.model.output)
                 self._rests[layer] = tf.function(lambda a: self._scores_of(rest(a, training=False)),
                                                  reduce_retracing=True)
             except (ValueError, AttributeError) as exc:
@@ -381,6 +382,20 @@ def _wrapped(observers: dict[keras.Layer, Callable[[Any], Any]]) -> Iterator[Non
     finally:
         for restore in reversed(restores):
             restore()
+
+
+@contextlib.contextmanager
+def _graph_kept(model: keras.Model) -> Iterator[None]:
+    """Keep every layer's graph nodes as they are: a functional model built from an intermediate tensor calls the
+    layers after it again, which records new nodes on the user's layers; the new model keeps its own copy."""
+    layers = [layer for _, layer in _walk(model)]
+    saved = [(layer, list(layer._inbound_nodes), list(layer._outbound_nodes)) for layer in layers]
+    try:
+        yield
+    finally:
+        for layer, inbound, outbound in saved:
+            layer._inbound_nodes[:] = inbound
+            layer._outbound_nodes[:] = outbound
 
 
 def _channel_scores(activation: tf.Tensor, kind: str) -> tf.Tensor:
