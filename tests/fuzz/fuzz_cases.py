@@ -6,7 +6,10 @@ misbehave.
 
 from __future__ import annotations
 
+import json
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import fuzz_inputs as fi
@@ -99,6 +102,7 @@ def draw_case(data: st.DataObject, family: str, method: str) -> dict[str, Any]:
         "options": options.value, "score": bool(score_label), "upsample": upsample, "valid": valid, "n": n,
         "repro": repro, "recheck": adapter.stochastic or data.draw(st.integers(0, 9), label="recheck") == 0,
         "overlay": data.draw(st.integers(0, 7), label="overlay") == 0,
+        "save": data.draw(st.integers(0, 29), label="save") == 0,
     }
 
 
@@ -138,6 +142,8 @@ def run_case(family: str, method: str, spec: dict[str, Any]) -> Case:
                     case.flag("unstable", f"a second identical call gave different maps ({gap})")
             if spec["overlay"]:
                 _check_overlay(case, result)
+            if spec.get("save"):
+                _check_save(case, result)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # classifying every ending is the point
@@ -207,6 +213,15 @@ def _check_overlay(case: Case, result: Any) -> None:
     overlays = result.overlay()
     if overlays.dtype != np.uint8 or overlays.shape[:2] != result.maps.shape[:2] or overlays.shape[-1] != 3:
         case.flag("wrong_shape", f"overlay() gave {overlays.dtype} {overlays.shape} for maps {result.maps.shape}")
+
+
+def _check_save(case: Case, result: Any) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = Path(result.save(folder))
+        entries = json.loads(manifest.read_text())["images"]
+        written = [t["overlay"] for e in entries for t in e["targets"]]
+        if len(written) != result.maps.shape[0] * result.maps.shape[1] or len(set(written)) != len(written):
+            case.flag("wrong_shape", f"save() wrote overlays {written} for maps {result.maps.shape}")
 
 
 def _copies(values: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from heatlens.methods import METHODS
 
 FAMILIES = ("torch", "predict", "keras")
 # Cases per method in the default mode (x10 in long mode): Keras calls cost ~20x a torch call.
-PER_METHOD = {"torch": 120, "predict": 100, "keras": 8}
+PER_METHOD = {"torch": 120, "predict": 100, "keras": 12}
 PER_METHOD_PREDICT_REFUSED = 15  # methods a predict function cannot serve: they must refuse it, typed
 DONE: set[str] = set()
 
