@@ -279,7 +279,7 @@ GOOD: dict[str, list[Any]] = {  # cheap valid values of the other options
     "hide": ["mean", "blur", "black", 0.3], "kernel_width": [0.25, 1.0], "noise": [0.0, 0.15, 1.0],
     "squared": [True, False], "seed": [0, 1, 2**31 - 1], "integration": [
         "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"],
-    "baseline": ["black", "blurred", "uniform"], "masker": ["blur", "black", 0.5, "inpaint_telea"],
+    "baseline": ["black", "blurred", "uniform"], "masker": ["blur", "black", 0.5],
     "min_block": [1, 4, 100], "split_channels": [True, False], "eigen_smooth": [True, False],
     "aug_smooth": [True, False], "score": ["logit", "softmax"], "progress": [False],
 }
@@ -308,7 +308,8 @@ EXTRA_BAD: dict[str, list[tuple[Any, str]]] = {
     "noise": [(1e300, "1e300"), (-0.5, "-0.5"), (1e30, "1e30")],
     "fill": [(math.nan, "nan"), (math.inf, "inf"), (1e30, "1e30")],
     "hide": [(math.nan, "nan"), (math.inf, "inf")],
-    "masker": [(math.nan, "nan"), ("inpaint_nope", "'inpaint_nope'")],
+    "masker": [(math.nan, "nan"), ("inpaint_nope", "'inpaint_nope'"), ("inpaint_telea", "'inpaint_telea'"),
+               ("inpaint_ns", "'inpaint_ns'")],
     "score": [("nope", "'nope'"), ("Softmax", "'Softmax'"), (5, "5")],
 }
 
