@@ -95,6 +95,7 @@ def test_custom_score_function_by_import_path(tmp_path):
         (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--classes", "imagenet"],
          "outputs 4 scores but has 1000 class names"),
         (["explain", "--sample", "cat", "-o", "score=heatlens:__version__"], "not a function"),
+        (["explain", "--sample", "cat", "--target", "²"], "unknown class name '²'"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):

@@ -7,6 +7,7 @@ bug in heatlens and says so in one line with exit code 1 (HEATLENS_DEBUG=1 shows
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -383,7 +384,7 @@ def _target(text: str) -> str | int | list[str | int]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
         raise HeatlensError("--target is empty: give top1, top3, a class id or name, or a comma-separated list")
-    parsed: list[str | int] = [int(i) if i.lstrip("-").isdigit() else i for i in items]
+    parsed: list[str | int] = [int(i) if re.fullmatch(r"-?[0-9]+", i) else i for i in items]
     return parsed[0] if len(parsed) == 1 else parsed
 
 

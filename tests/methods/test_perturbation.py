@@ -223,3 +223,15 @@ def test_shap_partition_equals_the_shap_package(rng, shape):
     ours = heatlens.explain(heatlens.wrap(lambda x: f(x).astype(np.float32), preprocess=None), photo,
                             method="shap_partition", target=0, max_evals=20000, masker=0.0, upsample=False)
     np.testing.assert_allclose(ours.attributions[0, 0], theirs, atol=1e-6)
+
+
+def test_occlusion_with_gaps_between_windows_is_zero_there_not_nan(photo):
+    def brightness(x):
+        return np.repeat(x.reshape(len(x), -1).sum(axis=1, keepdims=True), 2, axis=1)
+
+    result = heatlens.explain(heatlens.wrap(brightness, preprocess=None), photo, method="occlusion", target=0,
+                              window=1, stride=100)
+    assert np.isfinite(result.maps).all()
+    covered = np.zeros((SIZE, SIZE), bool)
+    covered[np.ix_([0, SIZE - 1], [0, SIZE - 1])] = True
+    assert (result.maps[0, 0][~covered] == 0).all() and (result.maps[0, 0][covered] != 0).any()

@@ -45,7 +45,8 @@ def _target_scores(network: Network, make: Callable[[np.ndarray], np.ndarray], t
           needs_gradients=False, uses_layer=False, black_box=True)
 def occlusion(network: Network, x: np.ndarray, targets: TargetFn, window: int = 16, stride: int = 8,
               fill: str | float = "black", batch_size: int | str = "auto", progress: bool = True) -> MethodOutput:
-    """A(p) = mean over windows W containing p of [y(x) - y(x with W filled)]."""
+    """A(p) = mean over windows W containing p of [y(x) - y(x with W filled)]; 0 where no window covers p
+    (a stride larger than the window leaves gaps)."""
     if window < 1 or stride < 1:
         raise MethodError(f"window and stride must be positive. Received: window={window}, stride={stride}")
     logits, ids = explained(network, x, targets)
@@ -61,7 +62,8 @@ def occlusion(network: Network, x: np.ndarray, targets: TargetFn, window: int = 
         scores = _target_scores(network, lambda index, i=i: _composite(masks[index], base[i], x[i]),
                                 len(masks), ids[i], size, "Occlusion", progress)
         drops = logits[i, ids[i]][None] - scores
-        maps[i] = np.einsum("pk,phw->khw", drops, masks.astype(np.float32)) / covered
+        total = np.einsum("pk,phw->khw", drops, masks.astype(np.float32))
+        maps[i] = np.divide(total, covered, out=np.zeros_like(total), where=covered > 0)
     return MethodOutput(maps, logits, ids, extras={"window": window, "stride": stride, "windows": len(masks)})
 
 
