@@ -257,3 +257,14 @@ def test_softmax_scores_keras_equals_torch(lite0, cat):
     ours_ = heatlens.explain(lite_keras, cat, method="layercam", score="softmax", upsample=False).maps
     theirs = heatlens.explain(lite0, cat, method="layercam", score="softmax", upsample=False).maps
     assert np.abs(ours_ - theirs).max() / theirs.max() < 1e-4
+
+
+def test_first_component_of_huge_contributions_scales_instead_of_overflowing():
+    from heatlens.methods.cam_template import first_component
+
+    contributions = np.random.default_rng(3).standard_normal((1, 1, 4, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(first_component(contributions * 1e30) / 1e30, first_component(contributions),
+                               rtol=1e-4, atol=1e-5)
+    contributions[0, 0, 1, 2, 3] = np.inf
+    with pytest.raises(heatlens.MethodError, match="eigen_smooth found infinite activations"):
+        first_component(contributions)

@@ -32,6 +32,8 @@ def x():
     ("rise", {"n_masks": 10**30}, r"n_masks=1000000000000000000000000000000 is not valid for rise"),
     ("rise", {"seed": -1}, r"seed must be a non-negative integer. Received: -1"),
     ("rise", {"p": float("nan")}, r"p=nan is not valid for rise: p takes a finite number"),
+    ("rise", {"p": 10**400}, r"is not valid for rise: p takes a finite number"),
+    ("lime", {"kernel_width": 10**400}, r"is not valid for lime: kernel_width takes a finite number"),
     ("rise", {"fill": [0]}, r"fill=\[0\] is not valid for rise: fill takes a string or a finite number"),
     ("smoothgrad", {"noise": "0.1"}, r"noise='0.1' is not valid for smoothgrad: noise takes a finite number"),
     ("gradcam", {"grid": (2,)}, r"grid=\(2,\) is not valid for gradcam: grid takes a tuple of 2 values or None"),

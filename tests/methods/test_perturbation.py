@@ -235,3 +235,9 @@ def test_occlusion_with_gaps_between_windows_is_zero_there_not_nan(photo):
     covered = np.zeros((SIZE, SIZE), bool)
     covered[np.ix_([0, SIZE - 1], [0, SIZE - 1])] = True
     assert (result.maps[0, 0][~covered] == 0).all() and (result.maps[0, 0][covered] != 0).any()
+
+
+def test_lime_with_a_vanishing_kernel_width_stays_finite(photo):
+    result = heatlens.explain(heatlens.wrap(planted, preprocess=None), photo, method="lime", target=0,
+                              num_samples=24, kernel_width=1e-300, progress=False)
+    assert np.isfinite(result.maps).all()

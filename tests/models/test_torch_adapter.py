@@ -410,3 +410,23 @@ def test_ablationcam_traces_a_train_mode_model_in_eval_mode_and_leaves_no_attrib
     reference = heatlens.explain(heatlens.wrap(eval_model.eval(), preprocess=None), x, method="ablationcam",
                                  layer="features")
     np.testing.assert_allclose(first.maps, reference.maps, rtol=1e-5, atol=1e-6)
+
+
+def test_a_flipped_axis_of_size_one_is_copied_before_torch_sees_it(tiny, rng):
+    x = _x(rng, n=1)
+    flipped = x[::-1]  # numpy calls this contiguous, but its stride is negative
+    net = TorchNetwork(tiny)
+    np.testing.assert_array_equal(net.predict(flipped), net.predict(x.copy()))
+
+
+def test_softmax_of_integer_scores_is_a_typed_error(rng):
+    class Counts(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
+
+        def forward(self, x):
+            return self.conv(x).flatten(1).argsort(dim=1)[:, :3]
+
+    with pytest.raises(LayerError, match="the scores do not depend on 'conv'"):
+        heatlens.explain(heatlens.wrap(Counts(), preprocess=None), _x(rng), layer="conv", score="softmax")

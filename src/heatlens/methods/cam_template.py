@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..errors import LayerError
+from ..errors import LayerError, MethodError
 from ..models.base import Network, token_grid
 from ..overlay import upsample
 
@@ -28,7 +28,12 @@ def first_component(contributions: np.ndarray) -> np.ndarray:
     n, k, h, w, c = contributions.shape
     flat = contributions.reshape(n * k, h * w, c).astype(np.float64)
     centred = flat - flat.mean(axis=1, keepdims=True)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    if not np.isfinite(centred).all():
+        raise MethodError("eigen_smooth found infinite activations or gradients on this input (the model's values "
+                          "overflow); check its input scale, or drop eigen_smooth")
+    peak = np.abs(centred).max(axis=(1, 2), keepdims=True)
+    scaled = centred / np.where(peak > 0, peak, 1)  # huge activations would overflow inside the SVD
+    _, _, vt = np.linalg.svd(scaled, full_matrices=False)
     projection = np.einsum("bpc,bc->bp", centred, vt[:, 0, :])
     total = flat.sum(axis=2)
     agreement = ((projection - projection.mean(1, keepdims=True)) * (total - total.mean(1, keepdims=True))).sum(1)

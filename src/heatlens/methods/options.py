@@ -51,7 +51,7 @@ def matches(value: Any, hint: Any) -> bool:
     if hint is int:
         return _is_int(value) and abs(int(value)) <= LARGEST_COUNT
     if hint is float:
-        return _is_number(value) and math.isfinite(float(value))
+        return _is_number(value) and finite_number(value)
     if hint is str:
         return isinstance(value, str)
     if hint is np.ndarray:
@@ -88,6 +88,14 @@ def describe(hint: Any) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def finite_number(value: Any) -> bool:
+    """True for numbers a float holds and that are finite (10**400 is neither)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _is_number(value: Any) -> bool:

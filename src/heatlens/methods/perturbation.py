@@ -175,7 +175,7 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
         scores = _target_scores(network, lambda index, seg=seg, kept=kept, hidden=hidden, i=i: _composite(
             kept[index][:, seg], x[i], hidden), num_samples, ids[i], size, "LIME", progress)
         distances = pairwise_distances(z, z[:1], metric="cosine").ravel()
-        kernel = np.sqrt(np.exp(-(distances**2) / kernel_width**2))
+        kernel = np.sqrt(np.exp(-np.square(distances / kernel_width)))  # a tiny width underflows to 0, not NaN
         coefs, bias, r2 = [], [], []
         for k in range(ids.shape[1]):
             model = Ridge(alpha=1.0, fit_intercept=True).fit(z, scores[:, k], sample_weight=kernel)

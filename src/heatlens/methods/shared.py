@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import MethodError
 from ..models.base import Network
+from .options import finite_number
 from .registry import TargetFn
 
 
@@ -24,6 +25,6 @@ def positive(name: str, value: int) -> None:
 def at_least(name: str, value: float, low: float = 0.0, strict: bool = False) -> None:
     """Refuse a real-valued option that is not a finite number >= low (> low when `strict`)."""
     ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    ok = ok and bool(np.isfinite(value)) and (value > low if strict else value >= low)
+    ok = ok and finite_number(value) and (value > low if strict else value >= low)
     if not ok:
         raise MethodError(f"{name} must be a number {'>' if strict else '>='} {low:g}. Received: {value!r}")

@@ -212,7 +212,7 @@ class TorchNetwork(Network):
                 outputs = _channel_scores(live[by_layer[1]], by_layer[0])
                 chosen = targets(outputs.detach().float().cpu().numpy()) if callable(targets) else targets
             else:
-                outputs = torch.softmax(logits, dim=1) if score == "softmax" else logits
+                outputs = torch.softmax(logits.float(), dim=1) if score == "softmax" else logits
                 chosen = targets(scores) if callable(targets) else targets
             ids = None if targets is None else check_ids(chosen, len(x), outputs.shape[1])
             gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
@@ -311,7 +311,7 @@ class TorchNetwork(Network):
         dtype = first.dtype if first is not None and first.dtype.is_floating_point else torch.float32
         arr = np.asarray(x, dtype=np.float32)
         if not all(s > 0 for s in arr.strides):
-            arr = np.ascontiguousarray(arr)
+            arr = arr.copy(order="C")  # also where numpy calls it contiguous: a flipped size-1 axis keeps its sign
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
             tensor = torch.from_numpy(arr).to(self.device, dtype)
