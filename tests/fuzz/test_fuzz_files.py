@@ -159,6 +159,18 @@ def explain_case(path: Path, repro: str, method: str, kind: str) -> Case:
     return case
 
 
+def drawn_file(data: st.DataObject, base: Any, stem: Path) -> tuple[Path, str, str]:
+    """(path, label, kind) of a corpus file as made, or of a mutated copy written next to `stem`."""
+    if not (base.path.is_file() and data.draw(st.booleans(), label="mutate")):
+        return base.path, base.label, "as made"
+    kind = data.draw(st.sampled_from(ff.MUTATIONS), label="mutation")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="numpy seed"))
+    blob, how, ext = ff.mutate(base.path.read_bytes(), kind, rng)
+    path = stem.with_name(f"{stem.name}{'.' + ext if ext else base.path.suffix}")
+    path.write_bytes(blob)
+    return path, f"{base.label}, {how}", kind
+
+
 def run_explains(corpus: dict[str, Any]) -> None:
     sources = [f for f in base_files(corpus) if not f.must_refuse and "6000" not in f.label]
     folder: Path = corpus["folder"] / "explained"
@@ -172,14 +184,7 @@ def run_explains(corpus: dict[str, Any]) -> None:
     def cases(data: st.DataObject) -> None:
         base = data.draw(st.sampled_from(sources), label="file")
         method = data.draw(st.sampled_from(sorted(METHODS)), label="method")
-        path, label, kind = base.path, base.label, "as made"
-        if base.path.is_file() and data.draw(st.booleans(), label="mutate"):
-            kind = data.draw(st.sampled_from(ff.MUTATIONS), label="mutation")
-            rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="numpy seed"))
-            blob, how, ext = ff.mutate(base.path.read_bytes(), kind, rng)
-            path = folder / f"{len(seen)}{'.' + ext if ext else base.path.suffix}"
-            path.write_bytes(blob)
-            label = f"{base.label}, {how}"
+        path, label, kind = drawn_file(data, base, folder / str(len(seen)))
         repro = f"explain(tiny torch, {label!r} file, method={method!r}, {METHODS[method]})"
         assume(repro not in seen)
         LEDGER.add(explain_case(path, repro, method, kind))
@@ -249,14 +254,7 @@ def run_commands(corpus: dict[str, Any]) -> None:
     @given(st.data())
     def cases(data: st.DataObject) -> None:
         base = data.draw(st.sampled_from(sources), label="file")
-        path, label, kind = base.path, base.label, "as made"
-        if base.path.is_file() and data.draw(st.booleans(), label="mutate"):
-            kind = data.draw(st.sampled_from(ff.MUTATIONS), label="mutation")
-            rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="numpy seed"))
-            blob, how, ext = ff.mutate(base.path.read_bytes(), kind, rng)
-            path = folder / f"{len(seen)}{'.' + ext if ext else base.path.suffix}"
-            path.write_bytes(blob)
-            label = f"{base.label}, {how}"
+        path, label, kind = drawn_file(data, base, folder / str(len(seen)))
         repro = f"heatlens explain <{label} file> --model toy_models:tiny_cnn"
         assume(repro not in seen)
         out = folder / f"out-{len(seen)}"
