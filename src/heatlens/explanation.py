@@ -27,7 +27,8 @@ class Explanation:
 
     Maps are not normalised: Grad-CAM maps are in units of score x activation. `overlay()` and `save()`
     normalise each map for display only. For model-ready float inputs the photos are made (min-max
-    scaled) only when first shown.
+    scaled) only when first shown. `notes`: what heatlens decided for the caller (the scores explained,
+    what a predict function received), one sentence each, also written to the manifest.
     """
 
     maps: np.ndarray
@@ -41,6 +42,7 @@ class Explanation:
     extras: dict[str, Any] = field(default_factory=dict)
     attributions: np.ndarray | None = None
     classes: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
     _images: np.ndarray | None = field(default=None, repr=False)
     _inputs: np.ndarray | None = field(default=None, repr=False)
 
@@ -142,6 +144,7 @@ class Explanation:
             "method": self.method,
             "layer": self.layer,
             "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "notes": list(self.notes),
             "display": {"alpha": alpha, "cmap": cmap},
         }
 
