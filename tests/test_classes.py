@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from heatlens.classes import class_names
-from heatlens.errors import ModelError
+from heatlens.classes import (
+    class_names,
+    find_class,
+    imagenet_classes,
+    imagenet_keras_names,
+    imagenet_wnids,
+    is_imagenet,
+)
+from heatlens.errors import ModelError, TargetError
 
 
 def test_names_from_imagenet_a_file_or_a_list(tmp_path):
@@ -60,3 +67,52 @@ def test_a_file_that_cannot_be_read_is_refused(tmp_path):
     path = _unreadable_file(tmp_path)
     with pytest.raises(ModelError, match=f"cannot read the classes file '{path}': "):
         class_names(path)
+
+
+# Pairs as Keras' imagenet_class_index.json (what decode_predictions prints) has them: index, WordNet id, name.
+KERAS_PAIRS = [
+    (0, "n01440764", "tench"), (134, "n02012849", "crane"), (243, "n02108422", "bull_mastiff"),
+    (264, "n02113186", "Cardigan"), (281, "n02123045", "tabby"), (282, "n02123159", "tiger_cat"),
+    (386, "n02504458", "African_elephant"), (474, "n02963159", "cardigan"), (517, "n03126707", "crane"),
+    (638, "n03710637", "maillot"), (639, "n03710721", "maillot"), (817, "n04285008", "sports_car"),
+    (999, "n15075141", "toilet_tissue"),
+]
+
+
+@pytest.mark.parametrize(("index", "wnid", "keras_name"), KERAS_PAIRS)
+def test_wordnet_ids_and_keras_names_are_in_class_order(index, wnid, keras_name):
+    assert imagenet_wnids()[index] == wnid
+    assert imagenet_keras_names()[index] == keras_name
+    assert len(set(imagenet_wnids())) == 1000 and list(imagenet_wnids()) == sorted(imagenet_wnids())
+
+
+@pytest.mark.parametrize(("name", "index"), [
+    ("sports_car", 817), ("SPORTS_CAR", 817), ("Sports Car", 817), ("bull_mastiff", 243),
+    ("african_elephant", 386), ("tiger_cat", 282), ("n02123159", 282), ("N02123159", 282),
+    ("toilet_tissue", 999), ("crane bird", 134), ("maillot tank suit", 639), ("Cardigan", 264), ("cardigan", 474),
+])
+def test_imagenet_names_in_keras_spelling_and_wordnet_ids(name, index):
+    assert find_class(name, imagenet_classes()) == index
+
+
+@pytest.mark.parametrize(("name", "ids"), [("crane", "134 ('crane bird'), 517 ('crane')"),
+                                           ("maillot", "638 ('maillot'), 639 ('maillot tank suit')"),
+                                           ("CARDIGAN", "264 ('Cardigan'), 474 ('cardigan')")])
+def test_names_of_two_classes_are_refused_not_guessed(name, ids):
+    with pytest.raises(TargetError, match="ambiguous class name") as caught:
+        find_class(name, imagenet_classes())
+    assert ids in str(caught.value)
+
+
+def test_matching_stays_strict():
+    with pytest.raises(TargetError, match=r"unknown class name 'sportscar'.*'sports car'"):
+        find_class("sportscar", imagenet_classes())
+    with pytest.raises(TargetError, match="no ImageNet-1k WordNet id"):
+        find_class("n99999999", imagenet_classes())
+    with pytest.raises(TargetError, match="is a WordNet id, which names ImageNet-1k classes"):
+        find_class("n02123159", ["cat", "dog"])
+    assert find_class("Big_Dog", ["cat", "big dog"]) == 1
+    with pytest.raises(TargetError, match="ambiguous class name 'cat'"):
+        find_class("cat", ["cat", "dog", "cat"])
+    assert not is_imagenet(["cat"]) and not is_imagenet(list(imagenet_classes())[::-1])
+    assert is_imagenet(list(imagenet_classes()))

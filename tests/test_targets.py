@@ -114,3 +114,15 @@ def test_a_raising_target_callable_is_named():
 
     with pytest.raises(TargetError, match=r"target callable pick failed on the scores: RuntimeError: no$"):
         resolve(pick, LOGITS, NAMES)
+
+
+def test_keras_spellings_and_wordnet_ids_as_targets_with_wnids_in_the_records():
+    logits = np.zeros((2, 1000), np.float32)
+    logits[:, 282] = 5.0
+    t = resolve(["sports_car", "n02123159"], logits, imagenet_classes())
+    np.testing.assert_array_equal(t.ids, [[817, 282], [817, 282]])
+    records = resolve("top1", logits, imagenet_classes()).as_records()
+    assert records[0][0]["wnid"] == "n02123159" and records[0][0]["name"] == "tiger cat"
+    assert "wnid" not in resolve("top1", LOGITS, NAMES).as_records()[0][0]
+    with pytest.raises(TargetError, match="ambiguous class name 'crane'"):
+        resolve("crane", logits, imagenet_classes())

@@ -8,29 +8,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import HeatlensError, ModelError, TargetError, close_matches, first_line
+from .classes import find_class, imagenet_wnids, is_imagenet
+from .errors import HeatlensError, ModelError, TargetError, first_line
 
 TargetSpec = str | int | Sequence[int | str] | Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Targets:
-    """The classes explained for each image: ids (N, K), their names, raw scores and probabilities."""
+    """The classes explained for each image: ids (N, K), their names, raw scores and probabilities, and
+    for ImageNet's classes their WordNet ids (as decode_predictions prints them)."""
 
     ids: np.ndarray
     names: list[list[str]]
     scores: np.ndarray
     probabilities: np.ndarray
+    wnids: list[list[str]] | None = None
 
     def as_records(self) -> list[list[dict]]:
-        """Per image, per target: {'id', 'name', 'score', 'probability'} for manifests and reports."""
+        """Per image, per target: {'id', 'name', 'score', 'probability'} (and 'wnid' for ImageNet's classes)
+        for manifests and reports."""
+        wnids = self.wnids if self.wnids is not None else [[None] * len(row) for row in self.names]
         return [
             [
-                {"id": int(i), "name": n, "score": float(s), "probability": float(p)}
-                for i, n, s, p in zip(ids, names, scores, probs, strict=True)
+                {"id": int(i), "name": n, **({"wnid": w} if w is not None else {}), "score": float(s),
+                 "probability": float(p)}
+                for i, n, w, s, p in zip(ids, names, row_wnids, scores, probs, strict=True)
             ]
-            for ids, names, scores, probs in zip(self.ids, self.names, self.scores, self.probabilities,
-                                                  strict=True)
+            for ids, names, row_wnids, scores, probs in zip(self.ids, self.names, wnids, self.scores,
+                                                             self.probabilities, strict=True)
         ]
 
 
@@ -62,7 +68,8 @@ def resolve(spec: TargetSpec, logits: np.ndarray, classes: Sequence[str] | None)
     probs = probabilities(logits)
     rows = np.arange(n)[:, None]
     names = [[class_name(int(i), classes) for i in row] for row in ids]
-    return Targets(ids, names, logits[rows, ids], probs[rows, ids])
+    wnids = [[imagenet_wnids()[int(i)] for i in row] for row in ids] if is_imagenet(classes) else None
+    return Targets(ids, names, logits[rows, ids], probs[rows, ids], wnids)
 
 
 def check_scores(logits: np.ndarray, rows: int | None = None) -> np.ndarray:
@@ -176,10 +183,7 @@ def _class_id(name: str, classes: Sequence[str] | None) -> int:
         return _one_id(int(name), classes)
     if classes is None:
         raise TargetError(f"class name '{name}' given, but the model has no class names: use a class id")
-    lowered = [c.lower() for c in classes]
-    if name.strip().lower() in lowered:
-        return lowered.index(name.strip().lower())
-    raise TargetError(f"unknown class name '{name}'.{close_matches(name, classes)}")
+    return find_class(name, classes)
 
 
 def _from_callable(fn: Callable[[np.ndarray], np.ndarray], logits: np.ndarray) -> np.ndarray:
