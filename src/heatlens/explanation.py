@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from . import overlay as ov
-from .errors import HeatlensError
+from .errors import HeatlensError, TargetError
 from .images import output_folder, to_display
 from .preprocess import Box
 from .targets import Targets, class_name, probabilities
@@ -114,6 +114,77 @@ class Explanation:
                                          boundaries) for weights in self.extras["weights"][i]])
             for i in range(len(images))
         ])
+
+    def lime_mask(self, target: int | str = 0, image: int = 0, positive_only: bool = True, num_features: int = 5,
+                  hide_rest: bool = False, negative_only: bool = False,
+                  min_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """For LIME: lime's `get_image_and_mask(label, positive_only, negative_only, hide_rest, num_features,
+        min_weight)` for one image and target, as `(image, mask)` on the picture the superpixels were cut
+        from; `target` is a position among the explained targets (as in `maps[:, k]`) or a class name among
+        them. Mask 1 on the chosen superpixels (-1 where the weight is negative when both signs are asked)."""
+        picture, segments, weights, _ = self._lime_parts(target, image)
+        chosen = ov.lime_selection(weights, positive_only, negative_only, num_features, min_weight)
+        return ov.lime_image_and_mask(picture, segments, chosen, not (positive_only or negative_only), hide_rest)
+
+    def lime_boundaries(self, target: int | str = 0, image: int = 0, num_features: int = 10,
+                        positive_only: bool = False, negative_only: bool = False, min_weight: float = 0.0,
+                        hide_rest: bool = False) -> np.ndarray:
+        """For LIME: the chosen superpixels (selected as `lime_mask` does; both signs by default) outlined and
+        tinted green where they speak for the class, red where against, on the picture (h, w, 3) uint8."""
+        picture, segments, weights, _ = self._lime_parts(target, image)
+        chosen = ov.lime_selection(weights, positive_only, negative_only, num_features, min_weight)
+        return ov.sign_boundaries(picture, segments, chosen, hide_rest=hide_rest)
+
+    def plot_lime(self, image: int = 0, num_features: int = 10, min_weight: float = 0.0) -> Any:
+        """For LIME: a matplotlib Figure of `lime_boundaries` for every target of one image, with the class
+        names as titles and a legend for the two colours (see heatlens.figures.lime_figure)."""
+        from .figures import lime_figure
+
+        return lime_figure(self, image, num_features, min_weight)
+
+    def plot_signed(self, vmax: float | None = None, limits: str = "figure", label: str | None = None,
+                    width: float = 20.0) -> Any:
+        """A shap.image_plot-style matplotlib Figure: per image a row with the photo, then one column per
+        target with the signed map in red (for) / blue (against) over the photo in grey, and a colour bar
+        labelled with what the values are (see heatlens.figures.signed_figure)."""
+        from .figures import signed_figure
+
+        return signed_figure(self, vmax=vmax, limits=limits, label=label, width=width)
+
+    def signed_map(self, i: int, k: int) -> np.ndarray:
+        """Image i's signed values for target k on the photo (H, W) float32: pixel attributions summed over
+        the colour channels where the method has them (as shap's image plot shows), otherwise the map."""
+        if self.attributions is None or self.attributions.ndim != 5:
+            return self.display_map(i, k)
+        values = self.attributions[i, k].sum(axis=-1, dtype=np.float32)
+        h, w = self.images.shape[1:3]
+        return values if values.shape == (h, w) else ov.upsample(values, (h, w), self._box())
+
+    def _lime_parts(self, target: int | str, image: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(picture, segments, weights, target position) of one LIME image and target, checked."""
+        if "segments" not in self.extras or "weights" not in self.extras:
+            raise HeatlensError(f"method '{self.method}' has no superpixels; use method='lime'")
+        count = len(self.extras["segments"])
+        if isinstance(image, bool) or not isinstance(image, int | np.integer) or not 0 <= image < count:
+            raise HeatlensError(f"image must be a position 0..{count - 1} among the explained images. "
+                                f"Received: {image!r}")
+        k = self.target_position(target, image)
+        return (self.extras["segmented_images"][image], self.extras["segments"][image],
+                np.asarray(self.extras["weights"][image][k]), k)
+
+    def target_position(self, target: int | str, image: int = 0) -> int:
+        """The position k (as in `maps[:, k]`) of `target`: a position itself, or the name of one of the
+        image's explained classes (exactly, else ignoring case)."""
+        names = self.targets.names[image]
+        if isinstance(target, int | np.integer) and not isinstance(target, bool) and 0 <= target < len(names):
+            return int(target)
+        if isinstance(target, str):
+            for same in (str.__eq__, lambda a, b: a.casefold() == b.casefold()):
+                found = [k for k, name in enumerate(names) if same(name, target)]
+                if found:
+                    return found[0]
+        raise TargetError(f"target {target!r} is not one of the explained targets: pass a position 0..{len(names) - 1} "
+                          f"or one of the names {names}")
 
     def grid(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
         """One picture: per image a row with the photo and one overlay per target."""

@@ -197,22 +197,86 @@ def attribution_rgb(attributions: np.ndarray, mode: str = "seed") -> np.ndarray:
 def superpixel_view(image: np.ndarray, segments: np.ndarray, weights: np.ndarray, num_features: int = 5,
                     positive_only: bool = True, hide_rest: bool = False, boundaries: bool = True) -> np.ndarray:
     """LIME's familiar picture: the `num_features` superpixels with the largest weights (positive only, or
-    both signs: green for, red against), the rest shown or hidden, superpixel boundaries drawn."""
-    from skimage.segmentation import mark_boundaries
-
-    order = np.argsort(-weights if positive_only else -np.abs(weights))[:num_features]
-    chosen = [f for f in order if weights[f] > 0 or not positive_only]
+    both signs: green for, red against), the rest shown or hidden, each chosen superpixel outlined in yellow
+    (also when every superpixel is chosen)."""
+    chosen = lime_selection(weights, positive_only, False, num_features)
     shown = np.zeros_like(image) if hide_rest else image.copy()
-    for f in chosen:
+    for f, w in chosen:
         area = segments == f
         shown[area] = image[area]
         if not positive_only:
-            tint = np.array([0, 255, 0] if weights[f] > 0 else [255, 0, 0], np.float32)
+            tint = np.array(POSITIVE if w > 0 else NEGATIVE, np.float32)
             shown[area] = (0.6 * shown[area] + 0.4 * tint).astype(np.uint8)
     if boundaries:
-        keep = np.isin(segments, chosen).astype(int)
-        shown = (mark_boundaries(shown, keep, color=(1, 1, 0)) * 255).round().astype(np.uint8)
+        edges = superpixel_edges(segments, [f for f, _ in chosen])
+        shown[edges] = (255, 255, 0)
     return shown
+
+
+POSITIVE = (0, 200, 0)  # superpixels that speak for the class: green
+NEGATIVE = (230, 0, 0)  # against it: red
+
+
+def lime_selection(weights: np.ndarray, positive_only: bool = True, negative_only: bool = False,
+                   num_features: int = 5, min_weight: float = 0.0) -> list[tuple[int, float]]:
+    """The superpixels lime's `get_image_and_mask` keeps, as (superpixel, weight), ranked by |weight| (ties
+    by superpixel number): the first `num_features` positive (or negative) ones above `min_weight`, or, for
+    both signs, those of the first `num_features` whose |weight| reaches `min_weight`."""
+    if positive_only and negative_only:
+        raise HeatlensError("positive_only and negative_only cannot both be True: choose one, or neither for both "
+                            "signs")
+    if isinstance(num_features, bool) or not isinstance(num_features, int | np.integer) or num_features < 0:
+        raise HeatlensError(f"num_features must be a whole number >= 0. Received: {num_features!r}")
+    ranked = [(int(f), float(weights[f])) for f in np.argsort(-np.abs(weights), kind="stable")]
+    if positive_only:
+        return [(f, w) for f, w in ranked if w > 0 and w > min_weight][:num_features]
+    if negative_only:
+        return [(f, w) for f, w in ranked if w < 0 and -w > min_weight][:num_features]
+    return [(f, w) for f, w in ranked[:num_features] if abs(w) >= min_weight]
+
+
+def lime_image_and_mask(image: np.ndarray, segments: np.ndarray, chosen: list[tuple[int, float]],
+                        signed: bool = False, hide_rest: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """lime's `(image, mask)` for the `chosen` superpixels: mask 1 on them (with `signed`, -1 where the
+    weight is negative), the picture with the rest zeroed (as float64) under `hide_rest`; with `signed` the
+    chosen superpixels' green (for) or red (against) channel is set to the picture's maximum."""
+    mask = np.zeros(segments.shape, segments.dtype if segments.dtype.kind == "i" else np.int64)
+    shown = np.zeros(image.shape) if hide_rest else image.copy()
+    peak = image.max()
+    for f, w in chosen:
+        area = segments == f
+        shown[area] = image[area]
+        mask[area] = -1 if signed and w < 0 else 1
+        if signed:
+            shown[area, 0 if w < 0 else 1] = peak
+    return shown, mask
+
+
+def superpixel_edges(segments: np.ndarray, chosen: list[int] | np.ndarray, thickness: int = 1) -> np.ndarray:
+    """Boolean (h, w): the pixels of the chosen superpixels within `thickness` pixels (chessboard) of another
+    superpixel, chosen or not: each is outlined inside itself, so chosen neighbours are still told apart."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    size = 2 * max(1, thickness) + 1
+    near_other = maximum_filter(segments, size=size) != minimum_filter(segments, size=size)
+    return near_other & np.isin(segments, chosen)
+
+
+def sign_boundaries(image: np.ndarray, segments: np.ndarray, chosen: list[tuple[int, float]], tint: float = 0.25,
+                    hide_rest: bool = False, thickness: int | None = None) -> np.ndarray:
+    """The chosen superpixels outlined and lightly tinted by the sign of their weight, green (for) or red
+    (against), on the picture (H, W, 3) uint8; the rest shown or, with `hide_rest`, black. Edges are drawn
+    between every chosen superpixel and its neighbours, chosen or not, so choosing all still shows them."""
+    thickness = thickness or max(1, round(min(segments.shape) / 150))
+    out = np.zeros_like(image) if hide_rest else image.copy()
+    for sign, colour in ((1, POSITIVE), (-1, NEGATIVE)):
+        picked = [f for f, w in chosen if (w > 0 if sign > 0 else w < 0)]
+        if not picked:
+            continue
+        area = np.isin(segments, picked)
+        out[area] = blend(image[area], np.broadcast_to(np.array(colour, np.uint8), image[area].shape), tint)
+        out[superpixel_edges(segments, picked, thickness)] = colour
+    return out
 
 
 def colorize(maps01: np.ndarray, cmap: str = "jet") -> np.ndarray:
