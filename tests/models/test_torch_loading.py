@@ -13,6 +13,7 @@ from toy_models import tiny_cnn
 import heatlens
 from heatlens import ModelError
 from heatlens.models.torch import TorchNetwork
+from heatlens.models.torch_loading import load_torch
 
 
 @pytest.fixture
@@ -102,3 +103,26 @@ def test_trust_is_refused_where_it_does_not_apply():
     with pytest.raises(ModelError, match="trust must be False, True or 'pickle'"):
         heatlens.load_model("model.pt2", trust=1)
     assert isinstance(heatlens.load_model("toy_models:tiny_cnn", trust=False), TorchNetwork)
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_an_unknown_extension_names_what_heatlens_loads(tmp_path, tiny, trust):
+    (tmp_path / "x.onnx").write_bytes(b"\x08\x07onnx")
+    for spec in (str(tmp_path / "x.onnx"), "missing.tflite"):
+        with pytest.raises(ModelError, match=r"cannot load '(x\.onnx|missing\.tflite)': \.(onnx|tflite) is not a "
+                           r"model format it reads; give a zoo name .*keras:NAME, a \.keras or \.h5 file, a "
+                           r"torch\.export \.pt2 file, a TorchScript file") as caught:
+            heatlens.load_model(spec, trust=trust)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ModelError, match="unknown model 'no_such_model': expected a zoo name"):
+        load_torch("no_such_model")
+
+
+def test_a_trusted_torchscript_file_with_another_extension_still_loads(tiny, tmp_path):
+    path = tmp_path / "tiny.torchscript"
+    torch.jit.trace(tiny.eval(), torch.zeros(1, 3, 32, 32)).save(str(path))
+    network = heatlens.load_model(str(path), trust=True, preprocess=None)
+    x = np.random.default_rng(0).random((1, 32, 32, 3), np.float32)
+    with torch.no_grad():
+        expected = tiny(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    np.testing.assert_allclose(network.predict(x), expected, rtol=1e-5, atol=1e-6)

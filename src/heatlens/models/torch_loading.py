@@ -15,6 +15,8 @@ from .pt2_archive import hidden_code
 
 MODEL_FILE_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
 WEIGHT_SUFFIXES = {".pth", ".safetensors", ".bin", ".ckpt", ".npz", ".npy"}
+SUPPORTED = ("a zoo name (`heatlens models`), keras:NAME, a .keras or .h5 file, a torch.export .pt2 file, a "
+             "TorchScript file (.pt, .ts, .jit) or 'package.module:factory'")
 SAFE_ALTERNATIVE = ("a state_dict saved as .safetensors, or as .pth read with torch.load(weights_only=True), "
                     "loaded into your network by a factory 'package.module:factory'")
 
@@ -25,15 +27,15 @@ def load_torch(spec: str, device: str = "cpu", trust: bool | str = False) -> tor
     (predictions only). Files load only with trust=True; trust='pickle' also admits
     a .pt2 with pickles or other code beside its graph."""
     path = Path(spec)
+    unknown = bool(path.suffix) and path.suffix not in MODEL_FILE_SUFFIXES | WEIGHT_SUFFIXES and ":" not in spec
+    if unknown and not (trust and path.is_file()):
+        raise _unsupported(path)
     if path.suffix in MODEL_FILE_SUFFIXES | WEIGHT_SUFFIXES or path.is_file():
         if not path.is_file():
             raise ModelError(f"no model file at '{spec}'")
-        return place(_load_file(path, trust), device)
+        return place(_load_file(path, trust, unknown), device)
     if ":" not in spec:
-        raise ModelError(
-            f"unknown model '{spec}': expected a zoo name (see `heatlens models`), "
-            "'package.module:factory', a torch.export .pt2 file or a TorchScript file"
-        )
+        raise ModelError(f"unknown model '{spec}': expected {SUPPORTED}")
     if trust:
         raise ModelError(f"trust= is for .pt2 and TorchScript files; '{spec}' is your own Python code, so drop it")
     return place(_build(spec), device)
@@ -69,7 +71,14 @@ def _build(spec: str) -> torch.nn.Module:
     return factory
 
 
-def _load_file(path: Path, trust: bool | str) -> torch.nn.Module:
+def _unsupported(path: Path) -> ModelError:
+    """The error for a file whose extension is no model format heatlens reads (.onnx, .tflite, .pb, ...)."""
+    return ModelError(f"heatlens cannot load '{path.name}': {path.suffix} is not a model format it reads; give "
+                      f"{SUPPORTED}, or wrap your own predict(images) -> scores function with heatlens.wrap")
+
+
+def _load_file(path: Path, trust: bool | str, unknown: bool = False) -> torch.nn.Module:
+    """A trusted model file; `unknown`: its extension is none of heatlens' (tried as TorchScript)."""
     if path.suffix in WEIGHT_SUFFIXES:
         raise ModelError(f"'{path}' holds weights, not a network: load them into your network in a factory "
                          "'package.module:factory' (torch.load(path, weights_only=True) or "
@@ -84,6 +93,8 @@ def _load_file(path: Path, trust: bool | str) -> torch.nn.Module:
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
+        if unknown:
+            raise _unsupported(path) from None
         raise ModelError(
             f"'{path}' is not a TorchScript file ({first_line(exc)}); heatlens never unpickles whole modules: "
             "point the model at a factory 'package.module:factory' that builds it and loads its state_dict"
