@@ -263,3 +263,39 @@ def test_guided_gradcam_equals_captum_with_bilinear_upsampling(rng):
     ours = explain(model, x, "guided_gradcam", target=1, layer="features")
     theirs = captum_attr.GuidedGradCam(model, model.features).attribute(nchw(x), target=1, interpolate_mode="bilinear")
     np.testing.assert_allclose(ours.attributions[:, 0], theirs.detach().numpy().transpose(0, 2, 3, 1), atol=1e-6)
+
+
+class Squares(torch.nn.Module):
+    """f_k(x) = (k + 1) * sum x^2: the noise of local smoothing shows in the expected gradients."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = (x**2).flatten(1).sum(1, keepdim=True)
+        return torch.cat([total, 2 * total], dim=1)
+
+
+def test_local_smoothing_is_shaps_noise_on_the_explained_point(rng):
+    """With one background image r and e ~ N(0, s^2) on x: E[(x + e - r) * 2 (r + a (x + e - r))] =
+    x^2 - r^2 + s^2 per input, which shap's GradientExplainer(local_smoothing=s) estimates too."""
+    shap = pytest.importorskip("shap")
+    x = rng.uniform(-1, 1, (1, 2, 2, 3)).astype(np.float32)
+    r = rng.uniform(-1, 1, (1, 2, 2, 3)).astype(np.float32)
+    s = 0.7
+    ours = explain(Squares(), x, "expected_gradients", target=0, background=r, n_samples=20000,
+                   local_smoothing=s, batch_size=5000).attributions[0, 0]
+    expected = x[0] ** 2 - r[0] ** 2 + s**2
+    np.testing.assert_allclose(ours, expected, atol=0.06)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    explainer = shap.GradientExplainer(Squares(), nchw(r), local_smoothing=s)
+    theirs = np.asarray(explainer.shap_values(nchw(x), nsamples=8000))[0, ..., 0].transpose(1, 2, 0)
+    np.testing.assert_allclose(theirs, expected, atol=0.1)
+    plain = explain(Squares(), x, "expected_gradients", target=0, background=r, n_samples=20000,
+                    noise=0.7, batch_size=5000).attributions[0, 0]
+    np.testing.assert_allclose(plain, x[0] ** 2 - r[0] ** 2, atol=0.06)  # noise= is not local_smoothing
+
+
+def test_noise_and_local_smoothing_together_are_refused(x):
+    with pytest.raises(MethodError, match="give noise= or local_smoothing=, not both"):
+        explain(linear_model(), x, "expected_gradients", background=x, noise=0.1, local_smoothing=0.1)
+    with pytest.raises(MethodError, match=r"local_smoothing must be a number >= 0"):
+        explain(linear_model(), x, "expected_gradients", background=x, local_smoothing=-1.0)

@@ -158,14 +158,23 @@ def integrated_gradients(network: Network, x: np.ndarray, targets: TargetFn, ste
           "Erion et al. 2021, Improving performance of deep learning models with axiomatic attribution priors "
           "and expected gradients", needs_gradients=True, uses_layer=True)
 def expected_gradients(network: Network, x: np.ndarray, targets: TargetFn, background: object = None,
-                       n_samples: int = 200, noise: float = 0.0, layer: str | None = None, batch_size: int = 32,
-                       seed: int = 0, progress: bool = True) -> MethodOutput:
+                       n_samples: int = 200, noise: float = 0.0, local_smoothing: float = 0.0,
+                       layer: str | None = None, batch_size: int = 32, seed: int = 0,
+                       progress: bool = True) -> MethodOutput:
     """A = E_{x' ~ background, a ~ U(0, 1)} [(x - x') * dy/dx(x' + a (x - x') + e)], e ~ N(0, noise * range).
 
+    local_smoothing=s is shap's GradientExplainer option: the explained point itself is drawn as x + e,
+    e ~ N(0, s^2) in the units of the inputs (or of the layer's activations), absolute, not relative to
+    their range, and both the path and the difference use it: A = E[(x + e - x') * dy/dx(x' + a (x + e - x'))].
+    It differs from noise= (scaled by the range, added to the path point only), so they are not one option.
     With `layer`, x and x' are that layer's activations and the attribution is per position of the layer
     (as SHAP's GradientExplainer does for a model cut at a layer); the maps sum it over channels."""
     positive("n_samples", n_samples)
     at_least("noise", noise)
+    at_least("local_smoothing", local_smoothing)
+    if noise and local_smoothing:
+        raise MethodError("give noise= or local_smoothing=, not both: local_smoothing is shap's absolute noise "
+                          "on the explained point, noise= a fraction of the input range added along the path")
     if background is None:
         raise MethodError("expected_gradients needs background=images (photos, or model-ready arrays)")
     logits, ids = explained(network, x, targets)
@@ -185,10 +194,13 @@ def expected_gradients(network: Network, x: np.ndarray, targets: TargetFn, backg
         image = index // n_samples
         chosen = reference[rng.integers(0, len(reference), len(index))]
         alpha = rng.uniform(0, 1, len(index)).astype(np.float32).reshape(-1, *([1] * (points.ndim - 1)))
-        path = chosen + alpha * (points[image] - chosen)
+        point = points[image]
+        if local_smoothing:
+            point = point + rng.normal(0, local_smoothing, point.shape).astype(np.float32)
+        path = chosen + alpha * (point - chosen)
         if spread:
             path = path + rng.normal(0, spread, path.shape).astype(np.float32)
-        delta = (points[image] - chosen)[:, None]
+        delta = (point - chosen)[:, None]
         if layer is None:
             return path, {}, lambda g: g * delta
         return x[image], {layer: path}, lambda g: g * delta
@@ -196,7 +208,8 @@ def expected_gradients(network: Network, x: np.ndarray, targets: TargetFn, backg
     attributions = _accumulate(network, ids, n_samples, make, layer or "input", batch_size, "Expected gradients",
                                progress) / n_samples
     return MethodOutput(attributions.sum(axis=-1), logits, ids, layer, attributions=attributions,
-                        extras={"n_samples": n_samples, "background_size": len(reference)})
+                        extras={"n_samples": n_samples, "background_size": len(reference),
+                                "local_smoothing": local_smoothing})
 
 
 def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
