@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
 import numpy as np
 
 from . import overlay
-from .errors import LayerError, MethodError, ModelError
+from .errors import LayerError, MethodError, ModelError, TargetError
 from .explanation import Explanation
-from .images import ImageLike, as_batch, as_float_batch
+from .images import ImageLike, as_batch, as_float_batch, load_image
 from .methods import get_method
 from .methods.options import check_option_types, takes_several
 from .models import Network, to_network
 from .models.base import check_relu
+from .preprocess import AsGiven
 from .targets import TargetSpec, resolve, resolver, score_label, score_names, static_ids
 
 
@@ -26,11 +28,15 @@ def explain(
     layer: str | None = None,
     upsample: bool = True,
     **options: Any,
-) -> Explanation:
+) -> Explanation | list[Explanation]:
     """Explain a classifier's predictions on a batch of images.
 
-    model: a Network, a torch.nn.Module (wrapped with ImageNet preprocessing) or a model name.
-    images: a path, a PIL image, an (H, W, 3) or (N, H, W, 3) uint8 array, or a list of those.
+    model: a Network, a model name, a torch.nn.Module (ImageNet preprocessing), a Keras model (its
+    keras.applications architecture's own preprocessing, logits before a final softmax) or a plain
+    predict(images) -> scores function (it receives the images as given); see heatlens.wrap.
+    images: a path, a PIL image, an (H, W, 3) or (N, H, W, 3) uint8 array, or a list of those; a list of
+    photos of different sizes gives a list of Explanations, one per photo (a per-image target list is
+    split with them).
     target: 'top1', 'top3', a class id, a class name, a list of those, a per-image list of lists, or a
     callable from the scores (N, classes) to class ids. Returns maps (N, K, H, W) at the photo's
     resolution (upsample=False: at the layer's), raw and finite.
@@ -40,6 +46,15 @@ def explain(
     targets then index its K scores, named after the function.
     """
     network = to_network(model)
+    photos = _photo_list(network, images)
+    if photos is not None and len({p.shape for p in photos}) > 1:
+        per_image = _per_image_targets(target, len(photos))
+        return [explain(network, photo, method, aim, layer, upsample, **options)
+                for photo, aim in zip(photos, per_image, strict=True)]
+    images = photos or images
+    if isinstance(network.preprocess, AsGiven) and _float_array(images):
+        network = copy.copy(network)  # float arrays reach a predict function as floats
+        network.preprocess = None
     score = options.pop("score") if callable(options.get("score")) else None
     if score is not None:
         network = network.rescored(score)
@@ -81,17 +96,43 @@ def explain(
         extras=out.extras,
         attributions=out.attributions,
         classes=classes,
+        notes=list(getattr(network, "notes", [])),
         _images=photos,
         _inputs=x if photos is None else None,
     )
 
 
 def _model_inputs(network: Network, images: Any) -> tuple[np.ndarray | None, np.ndarray]:
-    """(photos or None, model inputs): photos for networks that prepare them, model-ready floats otherwise."""
-    if network.preprocess is None:
-        return None, network.prepare(as_float_batch(images))
+    """(photos or None, model inputs): photos for networks that prepare them, model-ready floats otherwise
+    (also float arrays for a predict function that takes the images as given)."""
+    if network.preprocess is None or (isinstance(network.preprocess, AsGiven) and _float_array(images)):
+        return None, as_float_batch(images)
     photos = as_batch(images)
     return photos, network.prepare(photos)
+
+
+def _float_array(images: Any) -> bool:
+    return isinstance(images, np.ndarray) and images.dtype.kind == "f"
+
+
+def _photo_list(network: Network, images: Any) -> list[np.ndarray] | None:
+    """A list of photos loaded (uint8 RGB, each its own size) for a network that prepares photos; None for
+    anything else (one image, an array batch, model-ready floats)."""
+    if network.preprocess is None or not isinstance(images, list | tuple) or not images:
+        return None
+    if isinstance(network.preprocess, AsGiven) and any(_float_array(image) for image in images):
+        return None
+    return [load_image(image) for image in images]
+
+
+def _per_image_targets(target: TargetSpec, count: int) -> list[TargetSpec]:
+    """One target spec per photo: a per-image list of lists is split, anything else applies to all."""
+    if isinstance(target, list | tuple) and target and all(isinstance(t, list | tuple) for t in target):
+        if len(target) != count:
+            raise TargetError(f"a per-image target list needs one entry per image: {count} images, "
+                              f"{len(target)} entries")
+        return [list(t) for t in target]
+    return [target] * count
 
 
 def _score_names(network: Network, count: int, score: Any) -> list[str] | None:

@@ -74,3 +74,14 @@ def _pil_image(pixels: np.ndarray, strip_pixels: int = 1 << 20) -> Image.Image:
 def whole_image(height: int, width: int) -> Box:
     """The box for inputs the model sees unchanged (or resized as a whole)."""
     return (0.0, 0.0, float(height), float(width))
+
+
+class AsGiven:
+    """No preprocessing for a predict function: it receives the photos as the caller gave them (uint8 RGB at
+    their own size, as lime and shap pass them); methods work on float copies, cast back before each call."""
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return images.astype(np.float32)
+
+    def input_box(self, height: int, width: int) -> Box:
+        return whole_image(height, width)

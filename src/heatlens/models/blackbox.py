@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import HeatlensError, MethodError, ModelError, first_line
+from ..preprocess import AsGiven
 from ..targets import check_ids, check_scores
 from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
 
@@ -27,6 +28,15 @@ class BlackBoxNetwork(Network):
         self.name = name or getattr(predict, "__name__", "predict")
         self.batch_size = batch_size
 
+    @property
+    def notes(self) -> list[str]:
+        """What the predict function receives, said in the result."""
+        if isinstance(self.preprocess, AsGiven):
+            return [f"{self.name} received the images as given: uint8 RGB (N, H, W, 3) at the photo's size"]
+        if self.preprocess is None:
+            return [f"{self.name} received the arrays as given, as float32"]
+        return [f"{self.name} received the images preprocessed by {_describe(self.preprocess)}"]
+
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         return []
 
@@ -34,8 +44,9 @@ class BlackBoxNetwork(Network):
         chunks = []
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]
+            given = _as_photos(chunk) if isinstance(self.preprocess, AsGiven) else np.array(chunk)
             try:
-                output = self.function(np.array(chunk))  # a copy: a function that writes into its input changes nothing
+                output = self.function(given)  # a copy: a function that writes into its input changes nothing
             except HeatlensError:
                 raise
             except Exception as exc:
@@ -76,3 +87,13 @@ class BlackBoxNetwork(Network):
 
     def default_layer(self, input_shape: tuple[int, ...] | None = None) -> str:
         raise MethodError(f"{self.name} is a black-box predict function: use a perturbation method")
+
+
+def _as_photos(x: np.ndarray) -> np.ndarray:
+    """Perturbed float photos back to uint8, cut as numpy assigns floats into a uint8 image (as lime does)."""
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def _describe(preprocess: Preprocess) -> str:
+    """A preprocessing in a few words: a function by its name, a spec by its fields."""
+    return getattr(preprocess, "__name__", None) or repr(preprocess)
