@@ -109,13 +109,14 @@ def signed_figure(result: Explanation, vmax: float | None = None, limits: str = 
         for ax in axes[i]:
             ax.set_axis_off()
         if limits == "row":
-            _colour_bar(figure, axes[i, 1:], cmap, rows_limit[i], text)
+            _colour_bar(figure, axes[i], cmap, rows_limit[i], text)
     if limits == "figure":
-        _colour_bar(figure, axes[:, 1:], cmap, rows_limit[0], text)
+        _colour_bar(figure, axes, cmap, rows_limit[0], text)
     return figure
 
 
 def _colour_bar(figure: Figure, axes: Any, cmap: ListedColormap, limit: float, label: str) -> None:
+    """A horizontal colour bar under `axes` (taking its room from all of them, so columns stay equal)."""
     shown = ScalarMappable(Normalize(-limit, limit), cmap)
     bar = figure.colorbar(shown, ax=np.ravel(axes).tolist(), orientation="horizontal", label=label, shrink=0.8,
                           aspect=40)
