@@ -130,3 +130,22 @@ def test_overlay_memory_stays_near_one_photo(rng):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < photo.nbytes + 64 * BAND_PIXELS, peak / photo.nbytes  # the old way: 30 photos
+
+
+def test_superpixel_edges_are_skimage_s_inner_boundaries(rng):
+    from skimage.segmentation import find_boundaries
+
+    from heatlens.overlay import superpixel_edges
+
+    seeds = rng.uniform(0, 50, (12, 2))
+    y, x = np.mgrid[:40, :50]
+    segments = np.hypot(y[..., None] - seeds[:, 0], x[..., None] - seeds[:, 1]).argmin(axis=-1)  # Voronoi cells
+    # (+ 1 below: find_boundaries takes label 0 for background)
+    everything = np.unique(segments)
+    np.testing.assert_array_equal(superpixel_edges(segments, everything),
+                                  find_boundaries(segments + 1, connectivity=2, mode="inner"))
+    some = everything[::3]
+    np.testing.assert_array_equal(superpixel_edges(segments, some),
+                                  find_boundaries(segments + 1, connectivity=2, mode="inner") & np.isin(segments, some))
+    thin, thick = superpixel_edges(segments, everything), superpixel_edges(segments, everything, thickness=3)
+    assert (thick >= thin).all() and thick.sum() > 2 * thin.sum()
