@@ -13,7 +13,7 @@ import numpy as np
 
 from ..classes import class_names, imagenet_classes
 from ..errors import ModelError
-from ..preprocess import ResizeCrop
+from ..preprocess import AsGiven, ResizeCrop
 from .base import LayerInfo, Network, Split, Trace
 from .zoo import DEFAULT_MODEL, ZOO, load_zoo_model
 
@@ -27,16 +27,20 @@ __all__ = ["DEFAULT_MODEL", "ZOO", "LayerInfo", "Network", "Split", "Trace", "lo
 
 def wrap(
     model: Any,
-    preprocess: str | Callable[[np.ndarray], np.ndarray] | None = "imagenet",
+    preprocess: str | Callable[[np.ndarray], np.ndarray] | None = "auto",
     classes: str | os.PathLike | Sequence[str] | None = None,
     name: str | None = None,
     **options: Any,
 ) -> Network:
-    """Wrap a framework model, or a plain predict(inputs) -> scores function, as a Network.
+    """Wrap a framework model, or a plain predict(images) -> scores function, as a Network.
 
-    preprocess: a preset ('imagenet': resize 256, crop 224, torchvision mean/std; 'efficientnet_lite'),
-    a callable from (N, H, W, 3) uint8 photos to (N, h, w, C) float inputs, or None to pass model-ready
-    float arrays through unchanged. classes: 'imagenet', a text file with one name per line, or a list.
+    preprocess: 'auto' (a Keras model: its keras.applications architecture's own preprocess_input, input
+    size and classes where it is one, else 'imagenet' with a warning; a torch module: 'imagenet'; a predict
+    function: nothing, it receives the images as given), a preset ('imagenet': resize 256, crop 224,
+    torchvision mean/std; 'efficientnet_lite'), a callable from (N, H, W, 3) uint8 photos to (N, h, w, C)
+    float inputs, or None to pass model-ready float arrays through unchanged. classes: 'imagenet', a text
+    file with one name per line, or a list. Keras models ending in a softmax are explained by their logits
+    unless keep_softmax=True.
     """
     if isinstance(model, Network):
         return model
@@ -44,23 +48,25 @@ def wrap(
     keras = sys.modules.get("keras")
     if keras is not None and isinstance(model, keras.Model):
         from .keras import KerasNetwork
-        from .keras_loading import declared_size
+        from .keras_apps import keras_preprocessing
 
-        prep = _preprocess(preprocess, declared_size(model))
-        return KerasNetwork(model, preprocess=prep, classes=names, name=name, **options)
-    prep = _preprocess(preprocess)
+        prep, names, notes = keras_preprocessing(model, preprocess, names, _preprocess)
+        network = KerasNetwork(model, preprocess=prep, classes=names, name=name, **options)
+        network.notes[:0] = notes
+        return network
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
         from .torch import TorchNetwork
 
-        return TorchNetwork(model, preprocess=prep, classes=names, name=name, **options)
+        return TorchNetwork(model, preprocess=_preprocess(preprocess), classes=names, name=name, **options)
     if callable(model) and not isinstance(model, type):
         from .blackbox import BlackBoxNetwork
 
+        prep = AsGiven() if preprocess == "auto" else _preprocess(preprocess)
         return BlackBoxNetwork(model, preprocess=prep, classes=names, name=name, **options)
     raise ModelError(
         f"cannot wrap a {type(model).__module__}.{type(model).__name__}: expected a torch.nn.Module, "
-        "a Keras 3 model, a predict(inputs) -> scores function, a heatlens Network or a model name"
+        "a Keras 3 model, a predict(images) -> scores function, a heatlens Network or a model name"
     )
 
 

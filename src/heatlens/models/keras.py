@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,7 +24,7 @@ import tensorflow as tf
 from ..errors import HeatlensError, LayerError, ModelError, close_matches
 from ..targets import TopK, check_ids, check_scores
 from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
-from .keras_rectifiers import rectifiers, swap_attribute
+from .keras_rectifiers import final_softmax, logits_out, rectifiers, swap_attribute
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class KerasNetwork(Network):
         name: str | None = None,
         input_size: tuple[int, ...] | None = None,
         batch_size: int = 32,
+        keep_softmax: bool = False,
     ) -> None:
         if keras.backend.backend() != "tensorflow":
             raise ModelError(
@@ -70,6 +73,13 @@ class KerasNetwork(Network):
         self.name = name or model.name
         self.input_size = input_size
         self.batch_size = batch_size
+        self.notes: list[str] = []
+        self._softmax = None if keep_softmax else final_softmax(model)
+        if self._softmax is not None:
+            _say_once(model, f"{self.name} ends in a softmax: heatlens explains the logits before it (as the Keras "
+                             "Grad-CAM tutorial does); pass keep_softmax=True to heatlens.wrap() to explain the "
+                             "probabilities")
+            self.notes.append(f"the logits before {self.name}'s final softmax are explained (keep_softmax=False)")
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
         self._forget_compiled()
 
@@ -304,7 +314,8 @@ class KerasNetwork(Network):
         """Run model code; the model's own failures become one-line ModelErrors naming the input shape, and
         our own errors raised while tf.function traced come out as themselves, not wrapped by autograph."""
         try:
-            return fn()
+            with logits_out(self._softmax):
+                return fn()
         except (_StopForwardError, HeatlensError):
             raise
         except Exception as exc:
@@ -316,6 +327,16 @@ class KerasNetwork(Network):
             raise ModelError(
                 f"{self.name} failed on an input of shape {tuple(shape)} (N, H, W, C): {error_line(exc)}"
             ) from exc
+
+
+_WARNED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _say_once(model: keras.Model, message: str) -> None:
+    """Warn about a model once per process, however many times it is wrapped."""
+    if model not in _WARNED:
+        _WARNED.add(model)
+        warnings.warn(message, stacklevel=4)
 
 
 def _own_error(exc: BaseException) -> HeatlensError | None:

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from ..errors import ModelError, close_matches
-from ..preprocess import Box, ResizeCrop
+from ..preprocess import Box, ResizeCrop, whole_image
 from .keras import error_line
 
 
@@ -25,7 +25,8 @@ def declared_size(model: keras.Model) -> int | None:
 
 class AppPreprocess:
     """keras.applications preprocessing: short side to size / 0.875, centre crop, then the app's own
-    `preprocess_input` on 0..255 floats."""
+    `preprocess_input` on 0..255 floats. A photo already at the input size is taken as it is (a tutorial
+    that loads it with `target_size=` has sized it on purpose)."""
 
     def __init__(self, size: int, fn: Callable[[np.ndarray], np.ndarray]) -> None:
         self.crop = size
@@ -33,10 +34,14 @@ class AppPreprocess:
         self._fn = fn
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fn(self._geometry(images)), np.float32)
+        sized = images.astype(np.float32) if self._fits(*images.shape[1:3]) else self._geometry(images)
+        return np.asarray(self._fn(sized), np.float32)
 
     def input_box(self, height: int, width: int) -> Box:
-        return self._geometry.input_box(height, width)
+        return whole_image(height, width) if self._fits(height, width) else self._geometry.input_box(height, width)
+
+    def _fits(self, height: int, width: int) -> bool:
+        return height == width == self.crop
 
 
 def load_application(name: str, weights: str | os.PathLike | None) -> tuple[keras.Model, AppPreprocess]:

@@ -5,7 +5,9 @@ get a rectifier with the same forward value and a different backward rule (Sprin
 Zeiler & Fergus 2014):
     guided:  dL/dx = max(dL/dy, 0) * [0 < x < upper]
     deconv:  dL/dx = max(dL/dy, 0)
-The replacements are instance attributes that are removed again on exit, whatever happens.
+The replacements are instance attributes that are removed again on exit, whatever happens. A final
+softmax is replaced the same way by the identity, so the logits before it are explained (the Keras
+Grad-CAM tutorial sets the last activation to None for this; heatlens leaves the model as it is).
 """
 
 from __future__ import annotations
@@ -88,3 +90,41 @@ def _replacement(name: str, layer: keras.Layer, rule: str) -> tuple[str, Any] | 
     if activation is keras.activations.relu6:
         return "activation", lambda x: rectify(x, 6.0, rule)
     return None
+
+
+def final_softmax(model: keras.Model) -> tuple[keras.Layer, str, object] | None:
+    """(layer, attribute, replacement) that turns a final softmax into the identity, or None when the
+    model's output is not a softmax: a Dense or Activation with activation='softmax', or a Softmax layer,
+    also at the end of a nested model."""
+    layer = _output_layer(model)
+    while isinstance(layer, keras.Model):
+        layer = _output_layer(layer)
+    if layer is None:
+        return None
+    if isinstance(layer, keras.layers.Softmax):
+        return layer, "call", lambda inputs, *_, **__: inputs
+    if getattr(layer, "activation", None) is keras.activations.softmax:
+        return layer, "activation", keras.activations.linear
+    return None
+
+
+def _output_layer(model: keras.Model) -> keras.Layer | None:
+    """The layer that computes the model's (single) output."""
+    outputs = getattr(model, "outputs", None)
+    if isinstance(outputs, list) and len(outputs) == 1 and hasattr(outputs[0], "_keras_history"):
+        return outputs[0]._keras_history.operation
+    layers = getattr(model, "layers", None)
+    return layers[-1] if layers else None
+
+
+@contextlib.contextmanager
+def logits_out(replacement: tuple[keras.Layer, str, object] | None) -> Iterator[None]:
+    """Within the block the model's final softmax is the identity (the model is restored on exit)."""
+    if replacement is None:
+        yield
+        return
+    restore = swap_attribute(*replacement)
+    try:
+        yield
+    finally:
+        restore()
