@@ -148,3 +148,14 @@ def test_lime_figure_titles_and_legend(tmp_path):
     shown = figure.axes[1].get_images()[0].get_array()
     np.testing.assert_array_equal(shown, result.lime_boundaries(0, num_features=24))
     assert Image.open(save_figure(figure, tmp_path / "lime.png")).size[0] > 300
+
+
+def test_large_photos_are_shown_on_every_nth_pixel(rng):
+    small = made(rng.normal(size=(1, 1, 10, 12)), rng.integers(0, 256, (1, 30, 36, 3), dtype=np.uint8))
+    # reduced pixel j's centre is the photo's pixel 3j + 1's: the same bilinear value
+    np.testing.assert_allclose(small.signed_map(0, 0, 3), small.display_map(0, 0)[1::3, 1::3], atol=1e-5)
+    tall = made(rng.normal(size=(1, 1, 2100, 40)), np.zeros((1, 2100, 40, 3), np.uint8))
+    (ax,) = value_axes(tall.plot_signed())
+    grey, values = ax.get_images()
+    assert grey.get_array().shape == values.get_array().shape == (700, 14)
+    np.testing.assert_array_equal(values.get_array(), tall.maps[0, 0, ::3, ::3])

@@ -151,14 +151,16 @@ class Explanation:
 
         return signed_figure(self, vmax=vmax, limits=limits, label=label, width=width)
 
-    def signed_map(self, i: int, k: int) -> np.ndarray:
+    def signed_map(self, i: int, k: int, step: int = 1) -> np.ndarray:
         """Image i's signed values for target k on the photo (H, W) float32: pixel attributions summed over
-        the colour channels where the method has them (as shap's image plot shows), otherwise the map."""
-        if self.attributions is None or self.attributions.ndim != 5:
-            return self.display_map(i, k)
-        values = self.attributions[i, k].sum(axis=-1, dtype=np.float32)
+        the colour channels where the method has them (as shap's image plot shows), otherwise the map. `step`
+        > 1: on every step-th photo pixel only, for showing a large photo without a photo-sized map."""
+        values = self.maps[i, k] if self.attributions is None or self.attributions.ndim != 5 else \
+            self.attributions[i, k].sum(axis=-1, dtype=np.float32)
         h, w = self.images.shape[1:3]
-        return values if values.shape == (h, w) else ov.upsample(values, (h, w), self._box())
+        if values.shape == (h, w):
+            return values[::step, ::step]
+        return ov.upsample(values, (-(-h // step), -(-w // step)), tuple(v / step for v in self._box()))
 
     def _lime_parts(self, target: int | str, image: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """(picture, segments, weights, target position) of one LIME image and target, checked."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 AGAINST = (0.0, 0.42, 0.88)  # blue: values that lower the class's score
 FOR = (0.88, 0.05, 0.15)  # red: values that raise it
 GREY_ALPHA = 0.15  # the photo in grey under the signed maps, faint so the colours read
+MAX_SIDE = 1000  # a longer photo is shown on every n-th pixel: no figure column shows more
 PERCENTILE = 99.9  # the colour limit: this percentile of |values|, so a few extreme pixels do not wash out the rest
 
 
@@ -82,23 +83,25 @@ def signed_figure(result: Explanation, vmax: float | None = None, limits: str = 
 
     The scale is symmetric, +- `vmax` or the 99.9th percentile of |values|: over the whole figure with one
     colour bar (`limits='figure'`, as shap's image plot does) or per row with a colour bar each ('row').
-    `label` overrides the colour bar's label (by default what the method's values are, see value_label)."""
+    `label` overrides the colour bar's label (by default what the method's values are, see value_label).
+    Photos longer than MAX_SIDE pixels are shown, and their limits taken, on every n-th pixel."""
     if limits not in ("figure", "row"):
         raise HeatlensError(f"limits must be 'figure' or 'row'. Received: {limits!r}")
     if vmax is not None and not (isinstance(vmax, int | float) and not isinstance(vmax, bool) and 0 < vmax < np.inf):
         raise HeatlensError(f"vmax must be a number > 0 (the colour scale runs from -vmax to vmax). Received: {vmax!r}")
     n, k = result.maps.shape[:2]
-    values = [[result.signed_map(i, j) for j in range(k)] for i in range(n)]
+    h, w = result.images.shape[1:3]
+    step = -(-max(h, w) // MAX_SIDE)
+    values = [[result.signed_map(i, j, step) for j in range(k)] for i in range(n)]
     rows_limit = [vmax or symmetric_limit(row) for row in values]
     if limits == "figure":
         rows_limit = [vmax or symmetric_limit([v for row in values for v in row])] * n
-    h, w = result.images.shape[1:3]
     size = np.array([3.0 * (k + 1), (3.0 * h / w + 0.5) * n + 1.0])
     figure = Figure(figsize=tuple(size * min(1.0, width / size[0])), layout="constrained")
     axes = figure.subplots(n, k + 1, squeeze=False)
     cmap, text = signed_colormap(), label if label is not None else value_label(result)
     for i in range(n):
-        photo = result.images[i]
+        photo = result.images[i, ::step, ::step]
         axes[i, 0].imshow(photo)
         shade = grey(photo)
         for j in range(k):
