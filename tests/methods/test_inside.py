@@ -33,10 +33,11 @@ def test_strongest_channels_come_first(lite0, cat):
 
 
 def test_filter_visualization_raises_the_channel_tenfold_and_is_seeded(lite0):
+    """Tenfold, or up to ReLU6's ceiling (the head's activation) where tenfold lies above it."""
     options = {"channels": [0, 2], "steps": 64, "size": 128, "progress": False}
     first = heatlens.filters(lite0, "head", seed=0, **options)
     start, end = np.array(first.details["start_activation"]), np.array(first.details["end_activation"])
-    assert (end >= 10 * np.maximum(start, 1e-3)).all(), (start, end)
+    assert (end >= np.minimum(10 * np.maximum(start, 1e-3), 0.99 * 6)).all(), (start, end)
     again = heatlens.filters(lite0, "head", seed=0, **options)
     np.testing.assert_array_equal(first.arrays["inputs"], again.arrays["inputs"])
     with pytest.raises(LayerError, match="channels"):

@@ -12,12 +12,13 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from ..errors import LayerError, MethodError
-from ..images import ImageLike, as_batch, as_float_batch, output_folder, to_display
+from ..errors import HeatlensError, LayerError, MethodError, ModelError
+from ..images import ImageLike, as_batch, as_float_batch, output_folder
 from ..models import to_network
 from ..models.base import Network
 from ..overlay import attribution_rgb, grid
 from ..progress import progress_bar
+from .colours import photo_pixels, pixel_changes
 from .options import check_option_types
 from .shared import positive
 
@@ -50,11 +51,13 @@ def activations(model: Any, image: ImageLike, layers: list[str] | None = None, s
                 max_channels: int = 64) -> Pictures:
     """Each layer's channels for one image, tiled in a grid, each channel scaled to [0, 1] on its own.
 
-    layers: names (default: every spatial layer); strongest_first: order channels by mean activation."""
+    layers: names (default: every spatial layer); strongest_first: order channels by mean activation.
+    Feature extractors (no class output) work as classifiers do."""
     check_option_types("activations", activations, {"strongest_first": strongest_first, "max_channels": max_channels})
     positive("max_channels", max_channels)
     network = to_network(model)
     x = _inputs(network, image)[:1]
+    network = _for_channels(network, x)
     layers = [layers] if isinstance(layers, str) else layers
     names = layers or [info.name for info in network.layers(x.shape[1:]) if info.spatial]
     for name in names:
@@ -81,9 +84,11 @@ def activations(model: Any, image: ImageLike, layers: list[str] | None = None, s
 def filters(model: Any, layer: str, channels: list[int] | range = range(16), steps: int = 128, lr: float = 0.05,
             jitter: int = 8, blur_every: int = 4, blur_sigma: float = 0.5, size: int | None = None, seed: int = 0,
             progress: bool = True) -> Pictures:
-    """What each channel responds to: inputs grown from noise by gradient ascent on the channel's mean
-    activation (normalised steps), with random jitter and a periodic blur as regularisers; all channels
-    of one call are optimised together in one batch."""
+    """What each channel responds to: inputs grown by gradient ascent on the channel's mean activation
+    (normalised steps), starting from mid grey with uniform noise over 1/8 of the value range (the Keras
+    tutorial's start), with random jitter and a periodic blur as regularisers; all channels of one call
+    are optimised together in one batch. The channel is the objective, so feature extractors (no class
+    output) work too; the pictures are the grown inputs in the photo's RGB pixels."""
     check_option_types("filters", filters, {"channels": channels, "steps": steps, "lr": lr, "jitter": jitter,
                                             "blur_every": blur_every, "blur_sigma": blur_sigma, "size": size,
                                             "seed": seed})
@@ -97,7 +102,8 @@ def filters(model: Any, layer: str, channels: list[int] | range = range(16), ste
         raise LayerError(f"layer '{layer}' has channels 0..{(info.output_shape or (0,))[-1] - 1}; asked {channels}")
     low, high = _value_range(network, shape)
     rng = np.random.default_rng(seed)
-    x = ((low + high) / 2 + rng.normal(0, 0.1, (len(channels), *shape)) * (high - low)).astype(np.float32)
+    x = ((low + high) / 2 + (rng.random((len(channels), *shape)) - 0.5) * 0.125 * (high - low)).astype(np.float32)
+    network = _for_channels(network, x)
     ids = np.array(channels)[:, None]
     score = f"layer_mean:{layer}"
     start = _channel_means(network, x, layer, channels)
@@ -113,7 +119,7 @@ def filters(model: Any, layer: str, channels: list[int] | range = range(16), ste
             x = np.clip(x, low, high).astype(np.float32)
             advance(1)
     end = _channel_means(network, x, layer, channels)
-    shown = to_display(x)
+    shown = photo_pixels(network, x)
     pictures = {f"{layer}_channel_{c}": img for c, img in zip(channels, shown, strict=True)}
     pictures["summary"] = grid(shown, columns=int(np.ceil(np.sqrt(len(shown)))))
     return Pictures("filters", network.name, pictures, {"inputs": x},
@@ -125,11 +131,13 @@ def deconv(model: Any, image: ImageLike, layer: str, channels: list[int] | None 
     """Deconvnet projections (Zeiler & Fergus 2014): for each chosen channel, the strongest unit of the
     layer projected back to the input through ReLUs that rectify the backward signal. Channels: given, or
     the `top_k` with the largest single activation (channels that are zero everywhere have no strongest
-    unit and are skipped)."""
+    unit and are skipped). Pictures show the projections as changes of RGB pixels (the preprocessing's
+    colour map undone); arrays['projections'] keeps them in model-input space. Feature extractors work."""
     check_option_types("deconv", deconv, {"channels": channels, "top_k": top_k})
     positive("top_k", top_k)
     network = to_network(model)
     x = _inputs(network, image)[:1]
+    network = _for_channels(network, x)
     layer = network.spatial_layer(layer, x.shape[1:])
     acts = network.trace(x, capture=[layer]).activations[layer][0]
     strongest = acts.reshape(-1, acts.shape[-1]).max(axis=0)
@@ -142,12 +150,39 @@ def deconv(model: Any, image: ImageLike, layer: str, channels: list[int] | None 
         raise LayerError(f"layer '{layer}' has channels 0..{acts.shape[-1] - 1}; asked {chosen}")
     trace = network.trace(x, np.array([chosen]), wrt=["input"], relu="deconv", score=f"layer_max:{layer}")
     projections = trace.gradients["input"][0]
-    shown = attribution_rgb(projections[None], "seed")[0]
+    shown = attribution_rgb(pixel_changes(network, projections), "seed")
     pictures = {f"{layer}_channel_{c}": img for c, img in zip(chosen, shown, strict=True)}
     pictures["summary"] = grid(shown, columns=int(np.ceil(np.sqrt(len(shown)))))
     return Pictures("deconv", network.name, pictures, {"projections": projections},
                     {"layer": layer, "channels": [int(c) for c in chosen],
                      "activation": [float(strongest[c]) for c in chosen]})
+
+
+def _for_channels(network: Network, x: np.ndarray) -> Network:
+    """The network as the views of a layer's channels need it: as it is when its output is class scores;
+    a feature extractor (e.g. VGG16 without its top: a (N, h, w, C) output) scored by a slice of its
+    output, which these views never use (their objective is the layer's channel)."""
+    try:
+        network.predict(x[:1])
+    except ModelError as exc:
+        features = network.rescored(_output_slice)
+        try:
+            features.predict(x[:1])
+        except HeatlensError:
+            raise exc from None
+        return features
+    return network
+
+
+def _output_slice(out: Any) -> Any:
+    """Scores (N, K) cut from any model output with plain indexing (framework-neutral): the first tensor
+    of a dict or sequence, then position 0 along every axis after the second."""
+    if isinstance(out, dict):
+        out = next(iter(out.values()))
+    if isinstance(out, list | tuple):
+        out = out[0]
+    rank = len(out.shape)
+    return out[(slice(None), slice(None), *([0] * (rank - 2)))] if rank > 2 else out
 
 
 def _inputs(network: Network, image: ImageLike) -> np.ndarray:

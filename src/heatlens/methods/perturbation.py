@@ -12,12 +12,12 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import pairwise_distances
 
 from ..errors import MethodError
-from ..images import to_display
 from ..models.base import Network
 from ..overlay import upsample
 from ..progress import progress_bar
 from .baselines import make_baseline
 from .batching import batch_size_for
+from .colours import photo_pixels
 from .inpainting import inpainting_composer
 from .owen import owen_values
 from .registry import MethodOutput, TargetFn, register
@@ -156,14 +156,17 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
 
     `hide`: 'mean' (each superpixel's mean colour, as lime does), 'blur', 'black' or a number.
     `segments`: your own label image (h, w) or (N, h, w) instead of `segmentation`. `samples`: your own
-    binary sample matrix (num_samples, superpixels) instead of the seeded random one."""
+    binary sample matrix (num_samples, superpixels) instead of the seeded random one. Segmentation runs on
+    the inputs in the photo's RGB, the preprocessing's colour map undone (BGR, mean-subtracted, scaled);
+    that picture is extras['segmented_images'], uint8 (N, h, w, 3)."""
     positive("num_samples", num_samples)
     if num_samples < 2:
         raise MethodError(f"num_samples must be at least 2. Received: {num_samples}")
     at_least("kernel_width", kernel_width, strict=True)
     logits, ids = explained(network, x, targets)
     size = batch_size_for(network, x[0], batch_size, num_samples)
-    labels = _segments(x, segmentation, segments, seed)
+    pictures = photo_pixels(network, x)
+    labels = _segments(pictures, segmentation, segments, seed)
     maps = np.zeros((len(x), ids.shape[1], *x.shape[1:3]), np.float32)
     weights, intercepts, fits = [], [], []
     for i in range(len(x)):
@@ -188,7 +191,7 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
         maps[i] = weights[-1][:, seg]
     return MethodOutput(maps, logits, ids, extras={
         "segments": labels, "weights": weights, "intercept": np.array(intercepts), "score": np.array(fits),
-        "num_samples": num_samples, "segmented_images": to_display(x)})
+        "num_samples": num_samples, "segmented_images": pictures})
 
 
 def _sample_matrix(given: np.ndarray | None, num_samples: int, count: int, seed: int) -> np.ndarray:
@@ -204,23 +207,24 @@ def _sample_matrix(given: np.ndarray | None, num_samples: int, count: int, seed:
     return z
 
 
-def _segments(x: np.ndarray, segmentation: str, given: np.ndarray | None, seed: int) -> np.ndarray:
+def _segments(pictures: np.ndarray, segmentation: str, given: np.ndarray | None, seed: int) -> np.ndarray:
+    """Superpixel labels (N, h, w): the given ones, renumbered 0..F-1, or a segmentation of the uint8 RGB
+    pictures of the inputs in the photo's colours (as lime segments the photo)."""
     if given is not None:
         labels = np.asarray(given)
-        labels = np.broadcast_to(labels, (len(x), *labels.shape[-2:])) if labels.ndim == 2 else labels
-        if labels.shape != (len(x), *x.shape[1:3]) or labels.dtype.kind not in "iu" or labels.min() < 0:
-            raise MethodError(f"segments must be non-negative integer labels of shape {x.shape[1:3]}. "
+        labels = np.broadcast_to(labels, (len(pictures), *labels.shape[-2:])) if labels.ndim == 2 else labels
+        if labels.shape != pictures.shape[:3] or labels.dtype.kind not in "iu" or labels.min() < 0:
+            raise MethodError(f"segments must be non-negative integer labels of shape {pictures.shape[1:3]}. "
                               f"Received: shape={labels.shape}, dtype={labels.dtype}")
         return np.stack([np.unique(s, return_inverse=True)[1].reshape(s.shape) for s in labels])
     from skimage import segmentation as skseg
 
-    shown = to_display(x)
     if segmentation == "quickshift":
-        return np.stack([skseg.quickshift(img, kernel_size=4, max_dist=200, ratio=0.2, rng=seed) for img in shown])
+        return np.stack([skseg.quickshift(img, kernel_size=4, max_dist=200, ratio=0.2, rng=seed) for img in pictures])
     if segmentation == "slic":
-        return np.stack([skseg.slic(img, n_segments=50, compactness=10, start_label=0) for img in shown])
+        return np.stack([skseg.slic(img, n_segments=50, compactness=10, start_label=0) for img in pictures])
     if segmentation == "felzenszwalb":
-        return np.stack([skseg.felzenszwalb(img, scale=100, sigma=0.5, min_size=50) for img in shown])
+        return np.stack([skseg.felzenszwalb(img, scale=100, sigma=0.5, min_size=50) for img in pictures])
     raise MethodError(f"unknown segmentation '{segmentation}': use one of {', '.join(SEGMENTATIONS)}")
 
 
