@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import abc
 import copy
+import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,9 @@ from ..targets import check_ids, score_label
 Preprocess = Callable[[np.ndarray], np.ndarray]
 Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
 ScoreFunction = Callable[[Any], Any]
+log = logging.getLogger(__name__)
+
+LAYER_POSITION = re.compile(r"(?:model\.)?layers\[\s*(-?[0-9]+)\s*\](?:\.(input|output))?")
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,22 @@ def score_layer(score: str) -> tuple[str, str] | None:
         return None
     kind, _, layer = score.partition(":")
     return (kind, layer) if kind in LAYER_SCORES and layer else None
+
+
+def layer_position(name: object) -> tuple[int, str] | None:
+    """(k, 'input' | 'output') for a layer given by position as the tutorials do with `model.layers[k]`:
+    'layers[7].input', 'layers[-2].output' ('model.' in front and a bare 'layers[k]', the output, also do);
+    None for anything else."""
+    match = LAYER_POSITION.fullmatch(name.strip()) if isinstance(name, str) else None
+    return (int(match[1]), match[2] or "output") if match else None
+
+
+def pick_position(items: Sequence[Any], index: int, model: str) -> Any:
+    """items[index] (negative from the end), or a LayerError naming the positions the model has."""
+    if not -len(items) <= index < len(items):
+        raise LayerError(f"layers[{index}] is out of range: {model} has {len(items)} top-level layers, "
+                         f"layers[0] .. layers[{len(items) - 1}]")
+    return items[index]
 
 
 def merge_traces(parts: list[Trace], capture: Sequence[str], wrt: Sequence[str]) -> Trace:
@@ -278,9 +299,42 @@ class Network(abc.ABC):
         """The LayerInfo for a dotted name; unknown names get an error listing close names."""
         infos = {info.name: info for info in self.layers(input_shape)}
         if name not in infos:
+            if layer_position(name) is not None:
+                raise LayerError(f"'{name}' is a layer position, not a name: resolve it first with "
+                                 "network.resolve_layer (explain() and the CLI do)")
             raise LayerError(f"unknown layer '{name}' in {self.name}.{close_matches(name, infos)}"
                              " List them with `heatlens layers`")
         return infos[name]
+
+    def layer_at(self, index: int, end: str, input_shape: tuple[int, ...] | None = None) -> str:
+        """The name of the layer whose output is `model.layers[index].input` or `.output` ('input' / 'output'
+        is `end`), in the framework's own top-level layer list. Adapters that have one override this; the
+        order of `layers()` is no such list (it leaves out Keras' InputLayer and is torch's call order)."""
+        raise LayerError(f"{self.name} cannot find layers by position (layers[{index}].{end}); name the layer "
+                         "instead (see `heatlens layers`)")
+
+    def resolve_layer(self, layer: Any, input_shape: tuple[int, ...] | None = None) -> Any:
+        """`layer` (a name, a list of names or None) with every position ('layers[7].input') replaced by the
+        name of the layer whose output it is; names and anything else pass through unchanged."""
+        if isinstance(layer, str):
+            return self._resolved(layer, input_shape)
+        if isinstance(layer, list | tuple):
+            return type(layer)(self._resolved(name, input_shape) if isinstance(name, str) else name for name in layer)
+        return layer
+
+    def _resolved(self, name: str, input_shape: tuple[int, ...] | None) -> str:
+        position = layer_position(name)
+        if position is None:
+            return name
+        known = {info.name for info in self.layers(input_shape)}
+        if name in known:  # a layer really named so
+            return name
+        resolved = self.layer_at(*position, input_shape)
+        if resolved not in known:
+            raise LayerError(f"{name} is '{resolved}', which runs in no forward pass of {self.name}; name a layer "
+                             "from `heatlens layers`")
+        log.info("layer %s of %s is '%s'", name, self.name, resolved)
+        return resolved
 
     def default_layer(self, input_shape: tuple[int, ...] | None = None) -> str:
         """Grad-CAM's default: the last layer with a spatial output before global pooling / flatten,
@@ -299,6 +353,7 @@ class Network(abc.ABC):
         `tokens` a (T, C) token sequence (laid out on a grid by the method)."""
         if name is None:
             return self.default_layer(input_shape)
+        name = self.resolve_layer(name, input_shape)
         info = self.layer(name, input_shape)
         is_sequence = info.output_shape is not None and len(info.output_shape) == 2
         if not (info.spatial or (tokens and is_sequence)):
