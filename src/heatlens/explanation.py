@@ -121,7 +121,9 @@ class Explanation:
         """For LIME: lime's `get_image_and_mask(label, positive_only, negative_only, hide_rest, num_features,
         min_weight)` for one image and target, as `(image, mask)` on the picture the superpixels were cut
         from; `target` is a position among the explained targets (as in `maps[:, k]`) or a class name among
-        them. Mask 1 on the chosen superpixels (-1 where the weight is negative when both signs are asked)."""
+        them. Mask 1 on the chosen superpixels (-1 where the weight is negative when both signs are asked);
+        the picture is uint8, or float64 under `hide_rest`, as lime's. Ties in |weight| go to the lower
+        superpixel number."""
         picture, segments, weights, _ = self._lime_parts(target, image)
         chosen = ov.lime_selection(weights, positive_only, negative_only, num_features, min_weight)
         return ov.lime_image_and_mask(picture, segments, chosen, not (positive_only or negative_only), hide_rest)
