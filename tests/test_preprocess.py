@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from heatlens.preprocess import ResizeCrop
+from heatlens.overlay import upsample
+from heatlens.preprocess import PAD_COLOUR, ResizeCrop
 
 SPEC = ResizeCrop(resize=256, crop=224, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
@@ -48,7 +49,8 @@ def test_thin_photos_make_no_huge_resize(shape):
     1.5 GB of address space beyond numpy and Pillow, the crop must still be made, and be the photo's colour."""
     code = f"""
 import resource, numpy as np
-from heatlens.preprocess import ResizeCrop
+from heatlens.overlay import upsample
+from heatlens.preprocess import PAD_COLOUR, ResizeCrop
 img = np.full({shape} + (3,), 77, np.uint8)
 resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
 x = ResizeCrop(256, 224, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(img[None])
@@ -56,3 +58,37 @@ assert x.shape == (1, 224, 224, 3) and np.abs(x - 77).max() < 1, (x.shape, x.min
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_fit_resize_squeezes_the_whole_photo_as_keras_load_img_does(rng):
+    img = rng.integers(0, 256, (300, 451, 3), dtype=np.uint8)
+    ours = SPEC.with_fit("resize")(img[None])[0]
+    theirs = np.asarray(Image.fromarray(img).resize((224, 224), Image.Resampling.BICUBIC), np.float32)
+    assert np.abs(ours - theirs).max() <= 1
+    assert SPEC.with_fit("resize").input_box(300, 451) == (0.0, 0.0, 300.0, 451.0)
+
+
+def test_fit_pad_keeps_the_whole_photo_inside_a_border_that_the_box_reaches_past(rng):
+    img = rng.integers(0, 256, (300, 450, 3), dtype=np.uint8)
+    padded = SPEC.with_fit("pad")
+    ours = padded(img[None])[0]
+    inside = np.asarray(Image.fromarray(img).resize((224, 149), Image.Resampling.BICUBIC), np.float32)
+    np.testing.assert_array_equal(ours[37 : 37 + 149], inside)
+    np.testing.assert_array_equal(ours[:37], np.broadcast_to(np.float32(PAD_COLOUR), (37, 224, 3)))
+    top, left, bottom, right = padded.input_box(300, 450)
+    np.testing.assert_allclose([top, left, bottom, right], [-37 * 300 / 149, 0, (224 - 37) * 300 / 149, 450])
+    ones_on_the_photo = np.zeros((224, 224), np.float32)
+    ones_on_the_photo[37 : 37 + 149] = 1
+    back = upsample(ones_on_the_photo[None], (300, 450), padded.input_box(300, 450))[0]
+    assert back[2:-2].min() > 0.99  # the photo's own part of the input lands on the whole photo
+
+
+def test_fit_is_checked_and_applies_only_to_heatlens_resizing():
+    import heatlens
+
+    with pytest.raises(heatlens.ModelError, match=r"fit must be one of crop, resize, pad\. Received: 'squash'"):
+        heatlens.wrap(lambda x: x, preprocess="imagenet", fit="squash")
+    with pytest.raises(heatlens.ModelError, match="fit='pad' applies to heatlens' own resizing"):
+        heatlens.wrap(lambda x: x.reshape(len(x), -1), fit="pad")
+    network = heatlens.wrap(lambda x: x.reshape(len(x), -1), preprocess="imagenet")
+    assert heatlens.wrap(network, fit="resize").preprocess.fit == "resize" and network.preprocess.fit == "crop"

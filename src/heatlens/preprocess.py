@@ -6,41 +6,81 @@ model input can be put back onto the photo pixel for pixel (outside the box the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from .errors import ModelError
+
 Box = tuple[float, float, float, float]  # top, left, bottom, right in original pixel coordinates
 
 BICUBIC_SUPPORT = 2  # bicubic reads 2 source pixels either side of a sample (times the downscale factor)
+FITS = ("crop", "resize", "pad")
+PAD_COLOUR = (124, 116, 104)  # ImageNet's mean RGB: after mean subtraction a padded border is (about) zero
 
 
 @dataclass(frozen=True)
 class ResizeCrop:
-    """Resize the short side to `resize` (bicubic), centre-crop `crop`, then (x - mean) / std per channel.
+    """Bring a photo to crop x crop, then (x - mean) / std per channel. `fit` says how: 'crop' (short side
+    to `resize`, bicubic, centre crop: what ImageNet models were trained on), 'resize' (the whole photo
+    squeezed to crop x crop, as the Keras tutorials' load_img(target_size=) does) or 'pad' (long side to
+    crop, the rest filled with PAD_COLOUR, so nothing of the photo is lost).
 
     `mean` and `std` apply to 0..255 pixel values, so EfficientNet-Lite's recipe is mean=127, std=128.
-    The crop is resampled straight from its box in the photo (the pixels the same sampling positions as
-    resizing the whole photo first), so huge or thin photos never make a resized copy of themselves.
+    The model input is resampled straight from its box in the photo (the pixels the same sampling positions
+    as resizing the whole photo first), so huge or thin photos never make a resized copy of themselves.
     """
 
     resize: int
     crop: int
     mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    fit: str = "crop"
+
+    def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise ModelError(f"fit must be one of {', '.join(FITS)}. Received: {self.fit!r}")
+
+    def with_fit(self, fit: str) -> ResizeCrop:
+        """The same preprocessing with another way of fitting the photo."""
+        return dataclasses.replace(self, fit=fit)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         out = np.empty((len(images), self.crop, self.crop, 3), dtype=np.float32)
         for i, img in enumerate(images):
-            out[i] = np.asarray(self._resampled_crop(img), np.float32)
+            out[i] = np.asarray(self._resampled(img), np.float32)
         return (out - np.float32(self.mean)) / np.float32(self.std)
 
     def input_box(self, height: int, width: int) -> Box:
+        """The box of the photo (its own pixel coordinates) that the model input covers; with fit='pad'
+        it reaches past the photo's edges."""
+        if self.fit == "resize":
+            return whole_image(height, width)
+        if self.fit == "pad":
+            rh, rw, top, left = self._padded(height, width)
+            sy, sx = height / rh, width / rw
+            return (-top * sy, -left * sx, (self.crop - top) * sy, (self.crop - left) * sx)
         rh, rw, top, left = self._geometry(height, width)
         sy, sx = height / rh, width / rw
         return (top * sy, left * sx, (top + self.crop) * sy, (left + self.crop) * sx)
+
+    def _resampled(self, img: np.ndarray) -> Image.Image:
+        if self.fit != "pad":
+            return self._resampled_crop(img)
+        h, w = img.shape[:2]
+        rh, rw, top, left = self._padded(h, w)
+        canvas = Image.new("RGB", (self.crop, self.crop), PAD_COLOUR)
+        canvas.paste(_pil_image(img).resize((rw, rh), Image.Resampling.BICUBIC), (left, top))
+        return canvas
+
+    def _padded(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(resized height, width, top, left) of the photo inside the padded square."""
+        scale = self.crop / max(h, w)
+        rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
+        return rh, rw, (self.crop - rh) // 2, (self.crop - rw) // 2
 
     def _resampled_crop(self, img: np.ndarray) -> Image.Image:
         """The crop box of `img` resampled to crop x crop: only the box and the filter's reach are copied."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..classes import class_names, imagenet_classes
 from ..errors import ModelError
-from ..preprocess import AsGiven, ResizeCrop
+from ..preprocess import FITS, AsGiven, ResizeCrop
 from .base import LayerInfo, Network, Split, Trace
 from .zoo import DEFAULT_MODEL, ZOO, load_zoo_model
 
@@ -30,6 +31,7 @@ def wrap(
     preprocess: str | Callable[[np.ndarray], np.ndarray] | None = "auto",
     classes: str | os.PathLike | Sequence[str] | None = None,
     name: str | None = None,
+    fit: str = "crop",
     **options: Any,
 ) -> Network:
     """Wrap a framework model, or a plain predict(images) -> scores function, as a Network.
@@ -40,10 +42,16 @@ def wrap(
     torchvision mean/std; 'efficientnet_lite'), a callable from (N, H, W, 3) uint8 photos to (N, h, w, C)
     float inputs, or None to pass model-ready float arrays through unchanged. classes: 'imagenet', a text
     file with one name per line, or a list. Keras models ending in a softmax are explained by their logits
-    unless keep_softmax=True.
+    unless keep_softmax=True. fit: how a photo becomes the model's square input with heatlens' resize
+    presets: 'crop' (centre crop, as ImageNet training), 'resize' (the whole photo squeezed, as the Keras
+    tutorials) or 'pad' (the whole photo, bordered).
     """
     if isinstance(model, Network):
-        return model
+        return fitted(model, fit)
+    return fitted(_wrapped(model, preprocess, classes, name, options), fit)
+
+
+def _wrapped(model: Any, preprocess: Any, classes: Any, name: str | None, options: dict[str, Any]) -> Network:
     names = class_names(classes)
     keras = sys.modules.get("keras")
     if keras is not None and isinstance(model, keras.Model):
@@ -76,6 +84,7 @@ def load_model(
     framework: str | None = None,
     weights: str | None = None,
     trust: bool | str = False,
+    fit: str = "crop",
     **options: Any,
 ) -> Network:
     """A model by name: a zoo model (framework 'torch' or 'keras'), 'keras:Xception' (any
@@ -85,7 +94,27 @@ def load_model(
     .pt2 and TorchScript files are programs: they load only with trust=True, and a .pt2 holding code
     beside its graph (pickles, compiled libraries, eval'd expressions) only with trust='pickle'.
     Options that do not apply to the model (weights= or preprocess= for a zoo model, trust= for anything
-    but those files) are refused."""
+    but those files) are refused. fit: 'crop', 'resize' or 'pad' (see wrap)."""
+    return fitted(_loaded(name, device, framework, weights, trust, options), fit)
+
+
+def fitted(network: Network, fit: str) -> Network:
+    """The network with its photo-fitting changed to `fit` ('crop' leaves it as it is)."""
+    if fit not in FITS:
+        raise ModelError(f"fit must be one of {', '.join(FITS)}. Received: {fit!r}")
+    if getattr(network.preprocess, "fit", "crop") == fit:
+        return network
+    refit = getattr(network.preprocess, "with_fit", None)
+    if refit is None:
+        raise ModelError(f"fit='{fit}' applies to heatlens' own resizing; {network.name} prepares its inputs with "
+                         f"{network.preprocess!r}: resize inside that preprocessing instead")
+    network = copy.copy(network)  # the caller's Network keeps its own fitting
+    network.preprocess = refit(fit)
+    return network
+
+
+def _loaded(name: str, device: str, framework: str | None, weights: str | None, trust: bool | str,
+            options: dict[str, Any]) -> Network:
     if not (isinstance(trust, bool) or trust == "pickle"):
         raise ModelError(f"trust must be False, True or 'pickle'. Received: {trust!r}")
     if name in ZOO:

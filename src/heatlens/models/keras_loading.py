@@ -28,10 +28,16 @@ class AppPreprocess:
     `preprocess_input` on 0..255 floats. A photo already at the input size is taken as it is (a tutorial
     that loads it with `target_size=` has sized it on purpose)."""
 
-    def __init__(self, size: int, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(self, size: int, fn: Callable[[np.ndarray], np.ndarray], fit: str = "crop") -> None:
         self.crop = size
-        self._geometry = ResizeCrop(resize=round(size / 0.875), crop=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        self.fit = fit
+        self._geometry = ResizeCrop(resize=round(size / 0.875), crop=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                                    fit=fit)
         self._fn = fn
+
+    def with_fit(self, fit: str) -> AppPreprocess:
+        """The same preprocessing with another way of fitting the photo (see ResizeCrop)."""
+        return AppPreprocess(self.crop, self._fn, fit)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         sized = images.astype(np.float32) if self._fits(*images.shape[1:3]) else self._geometry(images)
