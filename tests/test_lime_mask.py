@@ -156,3 +156,26 @@ def _on_border(row: int, col: int, cells: int) -> np.ndarray:
     border[:, 0] |= col == 0
     border[:, -1] |= col == cells - 1
     return border
+
+
+@pytest.mark.parametrize("kind", ["uint8", "float"])
+def test_selection_and_mask_equal_lime_s_on_any_picture(kind):
+    """lime's ImageExplanation fed our weights: pictures that do not reach 255, or are floats in -1..1 (the
+    InceptionV3 tutorial's), come out the same."""
+    lime_image = pytest.importorskip("lime.lime_image")
+    from heatlens.overlay import lime_image_and_mask, lime_selection
+
+    rng = np.random.default_rng(2)
+    picture = (rng.integers(10, 200, (SIZE, SIZE, 3), dtype=np.uint8) if kind == "uint8"
+               else rng.uniform(-1, 0.7, (SIZE, SIZE, 3)).astype(np.float32))
+    weights = rng.normal(size=COUNT)
+    theirs = lime_image.ImageExplanation(picture, SEGMENTS)
+    theirs.local_exp[0] = sorted(enumerate(weights), key=lambda fw: abs(fw[1]), reverse=True)
+    for positive_only, negative_only, hide_rest, num_features in [(True, False, False, 5), (False, False, False, 7),
+                                                                  (False, True, True, 3), (False, False, True, 12)]:
+        image, mask = theirs.get_image_and_mask(0, positive_only, negative_only, hide_rest, num_features, 0.3)
+        chosen = lime_selection(weights, positive_only, negative_only, num_features, 0.3)
+        mine, my_mask = lime_image_and_mask(picture, SEGMENTS, chosen, not (positive_only or negative_only), hide_rest)
+        assert mine.dtype == image.dtype
+        np.testing.assert_array_equal(my_mask, mask)
+        np.testing.assert_array_equal(mine, image)
