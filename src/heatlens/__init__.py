@@ -1,6 +1,6 @@
 """heatlens: why did the image classifier say that? Grad-CAM and friends for PyTorch and Keras, offline."""
 
-from . import samples
+from . import figures, samples
 from .api import explain
 from .errors import HeatlensError, ImageError, LayerError, MethodError, ModelError, TargetError
 from .explanation import Explanation
@@ -21,6 +21,7 @@ __all__ = [
     "activations",
     "deconv",
     "explain",
+    "figures",
     "filters",
     "load_image",
     "load_model",

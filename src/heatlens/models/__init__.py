@@ -122,7 +122,7 @@ def _loaded(name: str, device: str, framework: str | None, weights: str | None, 
             given = "weights" if weights is not None else "trust" if trust else next(iter(options))
             raise ModelError(f"{name} is a zoo model with its own weights, preprocessing and classes, so {given}= "
                              "does not apply; drop it, or wrap your own model with heatlens.wrap")
-        return load_zoo_model(name, device, framework or "torch")
+        return load_zoo_model(name, device, framework)
     keras_model = names_keras_model(name)
     if framework not in (None, "keras" if keras_model else "torch"):
         raise ModelError(f"framework={framework!r} picks the build of a zoo model; '{name}' decides its own framework")

@@ -7,6 +7,7 @@ checkpoint with torch, the Keras build reads the same file with heatlens' own re
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,10 +101,21 @@ ZOO = {
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
-def load_zoo_model(name: str, device: str = "cpu", framework: str = "torch") -> Network:
-    """Build a zoo model by name for `framework` ('torch' or 'keras') on `device`; never downloads."""
+def load_zoo_model(name: str, device: str = "cpu", framework: str | None = None) -> Network:
+    """Build a zoo model by name for `framework` ('torch' or 'keras'; by default torch where it is
+    installed, else Keras) on `device`; never downloads."""
     if name not in ZOO:
         raise ModelError(f"unknown model '{name}'.{close_matches(name, ZOO)} See `heatlens models`")
+    framework = framework or installed_framework()
     if framework not in FRAMEWORKS:
         raise ModelError(f"unknown framework '{framework}': use one of {', '.join(FRAMEWORKS)}")
     return ZOO[name].build(framework, device)
+
+
+def installed_framework() -> str:
+    """'torch' where torch is installed, else 'keras' where Keras and TensorFlow are (found, not imported)."""
+    if importlib.util.find_spec("torch") is not None:
+        return "torch"
+    if importlib.util.find_spec("keras") is not None and importlib.util.find_spec("tensorflow") is not None:
+        return "keras"
+    raise ModelError("the zoo models need torch or Keras: pip install 'heatlens[torch]' or 'heatlens[keras]'")
