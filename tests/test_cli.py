@@ -492,3 +492,37 @@ def test_running_out_of_memory_is_a_user_error(tmp_path, monkeypatch):
     image = str(_photo(tmp_path / "x.png", 0))
     result = runner.invoke(app, ["explain", image, *TOY, "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and _error_lines(result.output)[0].startswith("error: out of memory")
+
+
+def test_keras_spelled_targets_and_wordnet_ids_in_the_table_and_manifest(tmp_path):
+    result = runner.invoke(app, ["explain", "--sample", "cat", "--target", "sports_car,n02123159", "--wnid",
+                                 "--top", "2", "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "rank" in line)
+    assert "wnid" in header
+    top = heatlens.explain("efficientnet_lite0", heatlens.samples.load("cat"), target="top1").targets
+    assert top.wnids[0][0] in result.output
+    records = json.loads((tmp_path / "manifest.json").read_text())["images"][0]["targets"]
+    assert [(r["id"], r["name"], r["wnid"]) for r in records] == [(817, "sports car", "n04285008"),
+                                                                   (282, "tiger cat", "n02123159")]
+    toy = runner.invoke(app, ["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--wnid",
+                              "--out", str(tmp_path / "toy")])
+    assert toy.exit_code == 2 and "--wnid shows the WordNet ids of ImageNet classes" in toy.output
+
+
+def test_layers_by_position_are_resolved_and_said(tmp_path, monkeypatch):
+    from position_hooks import install, torch_layer_at
+
+    from heatlens.models.torch import TorchNetwork
+
+    install(monkeypatch, TorchNetwork, torch_layer_at)
+    result = runner.invoke(app, ["explain", "--sample", "cat", "--layer", "layers[2].input", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "note: layer layers[2].input is 'blocks'" in result.output
+    assert json.loads((tmp_path / "manifest.json").read_text())["layer"] == "blocks"
+    result = runner.invoke(app, ["activations", "--sample", "cat", "--layer", "layers[0].output",
+                                 "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["details"]["layers"] == ["stem"]
+    result = runner.invoke(app, ["explain", "--sample", "cat", "--layer", "layers[9].output", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "layers[9] is out of range" in result.output

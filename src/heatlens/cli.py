@@ -24,7 +24,7 @@ from rich.table import Table
 from . import samples
 from .allocator import tune_allocator
 from .api import explain as run_explain
-from .classes import class_names
+from .classes import class_names, imagenet_wnids, is_imagenet
 from .errors import HeatlensError, ImageError, first_line
 from .explanation import Explanation, write_manifest
 from .image_files import find_images, unique_names
@@ -32,6 +32,7 @@ from .images import load_image, output_folder
 from .imports import import_object
 from .methods import METHODS, inside
 from .models import DEFAULT_MODEL, ZOO, Network, load_model, names_keras_model
+from .models.base import layer_position
 from .models.quiet import preload_tensorflow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the CLI's own process: keep TensorFlow's start-up chatter out
@@ -112,12 +113,16 @@ def explain(
     method: Annotated[str, typer.Option(help="See `heatlens methods`")] = "gradcam",
     target: Annotated[str, typer.Option(help="top1, top3, a class id or name, or a comma-separated list")] = "top1",
     layer: Annotated[str | None, typer.Option(
-        help="Layer name (see `heatlens layers`), or several comma-separated (CAM methods fuse them); default: auto"
+        help="Layer name (see `heatlens layers`) or position as in Keras' model.layers (layers[7].input: what "
+             "feeds the 8th top-level layer, layers[-2].output), or several comma-separated (CAM methods fuse "
+             "them); default: auto"
     )] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-out"),
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Heatmap opacity")] = 0.4,
     cmap: Annotated[str, typer.Option(help="matplotlib colormap")] = "jet",
     top: Annotated[int, typer.Option(min=0, help="How many predictions to print per image")] = 5,
+    wnid: Annotated[bool, typer.Option("--wnid", help="Show ImageNet classes' WordNet ids (n02123159) in the table, "
+                                       "as Keras' decode_predictions prints them")] = False,
     preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
     device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
@@ -138,6 +143,9 @@ def explain(
                        trust=trust_model_file)
     options = _options(option or [])
     targets, layers = _target(target), _layer(layer)
+    if wnid and not is_imagenet(network.classes):
+        raise HeatlensError(f"--wnid shows the WordNet ids of ImageNet classes, and {network.name} has other "
+                            "classes; drop --wnid (or pass --classes imagenet for an ImageNet model)")
     entries: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     header: dict[str, Any] = {}
@@ -145,6 +153,7 @@ def explain(
         for name, source in named:
             try:
                 photo = load_image(source) if isinstance(source, Path) else source
+                layers = _resolved(network, layers, photo)
                 result = run_explain(network, photo, method=method, target=targets, layer=layers, upsample=False,
                                      **options)  # maps go onto the photo band by band as they are written
             except ImageError as exc:
@@ -154,7 +163,7 @@ def explain(
                     raise
                 _warn(f"skipped '{where}': {exc}")
                 continue
-            _print_predictions(name, result.top(top), result.layer)
+            _print_predictions(name, result.top(top), result.layer, wnid)
             entries.append(_write_explanation(result, folder, name, source, alpha, cmap))
             header = result.manifest_header(alpha, cmap)
             for record in entries[-1]["targets"]:
@@ -234,7 +243,8 @@ def activations(
     """Write each layer's channels for one image as a grid (PNG per layer, a summary and manifest.json)."""
     photo = _one_image(image, sample)
     folder = _output_folder(out)
-    result = inside.activations(_network(model, "auto", None, trust=trust_model_file), photo, layers=layer,
+    network = _network(model, "auto", None, trust=trust_model_file)
+    result = inside.activations(network, photo, layers=_resolved(network, layer, photo),
                                 strongest_first=strongest_first, max_channels=max_channels)
     with _writing(folder):
         manifest = result.save(folder)
@@ -256,8 +266,10 @@ def filters(
     """Grow an input from noise that maximises each channel (one tile per channel, a summary, manifest.json)."""
     channel_list = _channel_list(channels)
     folder = _output_folder(out)
-    result = inside.filters(_network(model, "auto", None, trust=trust_model_file), layer, channels=channel_list,
-                            steps=steps, size=size, seed=seed)
+    network = _network(model, "auto", None, trust=trust_model_file)
+    shape = (size, size, 3) if size else None
+    result = inside.filters(network, _resolved(network, layer, shape=shape), channels=channel_list, steps=steps,
+                            size=size, seed=seed)
     for name, start, end in zip(result.pictures, result.details["start_activation"],
                                 result.details["end_activation"], strict=False):
         out_console.print(f"  {escape(name)}: mean activation {start:.3g} -> {end:.3g}")
@@ -282,7 +294,8 @@ def deconv(
         raise HeatlensError("--layer is required: see `heatlens layers` for names")
     photo = _one_image(image, sample)
     folder = _output_folder(out)
-    result = inside.deconv(_network(model, "auto", None, trust=trust_model_file), photo, layer, top_k=top_k)
+    network = _network(model, "auto", None, trust=trust_model_file)
+    result = inside.deconv(network, photo, _resolved(network, layer, photo), top_k=top_k)
     with _writing(folder):
         manifest = result.save(folder)
     out_console.print(f"deconvnet projections of channels {result.details['channels']}: {escape(str(manifest))}")
@@ -380,6 +393,22 @@ def _layer(text: str | None) -> str | list[str] | None:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _resolved(network: Network, layer: Any, photo: np.ndarray | None = None,
+              shape: tuple[int, ...] | None = None) -> Any:
+    """Layer positions ('layers[7].input') replaced by the names they resolve to, each said once on stderr;
+    `photo` or `shape` gives the input size for models that have none of their own."""
+    wanted = [layer] if isinstance(layer, str) else list(layer or [])
+    if not any(layer_position(name) is not None for name in wanted):
+        return layer
+    if shape is None and photo is not None:
+        shape = network.prepare(photo[None]).shape[1:]
+    resolved = network.resolve_layer(layer, shape)
+    for given, name in zip(wanted, [resolved] if isinstance(resolved, str) else resolved, strict=True):
+        if given != name:
+            err_console.print(f"note: layer {escape(given)} is '{escape(name)}'", highlight=False, soft_wrap=True)
+    return resolved
+
+
 def _target(text: str) -> str | int | list[str | int]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
@@ -426,14 +455,16 @@ def _value(text: str) -> Any:
     return text
 
 
-def _print_predictions(stem: str, top: list[list[tuple[int, str, float]]], layer: str | None) -> None:
+def _print_predictions(stem: str, top: list[list[tuple[int, str, float]]], layer: str | None,
+                       wnid: bool = False) -> None:
+    """The top predictions of one image; with `wnid`, a column of WordNet ids (ImageNet classes)."""
     if not top or not top[0]:
         return
     table = Table(title=escape(f"{stem}: top predictions" + (f" (layer {layer})" if layer else "")))
-    for col in ("rank", "class", "id", "probability"):
+    for col in ("rank", "class", "id", *(["wnid"] if wnid else []), "probability"):
         table.add_column(col)
     for rank, (cid, name, prob) in enumerate(top[0], start=1):
-        table.add_row(str(rank), escape(name), str(cid), f"{prob:.3f}")
+        table.add_row(str(rank), escape(name), str(cid), *([imagenet_wnids()[cid]] if wnid else []), f"{prob:.3f}")
     out_console.print(table)
 
 

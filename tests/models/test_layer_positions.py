@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from heatlens import LayerError
-from heatlens.models.base import Network, layer_position
+from heatlens.models.base import layer_position
 
 torch = pytest.importorskip("torch")
 
+from position_hooks import install, torch_layer_at
 from toy_models import TinyCNN
 
 import heatlens
@@ -27,19 +28,9 @@ def test_positions_are_read_as_the_tutorials_write_them(text, position):
     assert layer_position(text) == position
 
 
-def _torch_layer_at(self: TorchNetwork, index: int, end: str, input_shape: tuple[int, ...] | None = None) -> str:
-    """The hook proposed for TorchNetwork: one probe pass on zeros of the model's input shape."""
-    shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
-    with self._session(), torch.no_grad():
-        return torch_positions.layer_at(
-            self.module, index, end, lambda: self._run(self._to_tensor(np.zeros((1, *shape), np.float32))))
-
-
 @pytest.fixture
 def torch_positions_hook(monkeypatch):
-    """TorchNetwork.layer_at as proposed, installed only while the adapter does not have one of its own."""
-    if TorchNetwork.layer_at is Network.layer_at:
-        monkeypatch.setattr(TorchNetwork, "layer_at", _torch_layer_at, raising=False)
+    install(monkeypatch, TorchNetwork, torch_layer_at)
 
 
 class SideBranch(torch.nn.Module):

@@ -10,24 +10,17 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
 from keras_models import small_cnn
+from position_hooks import install, keras_layer_at
 
 import heatlens
 from heatlens import LayerError
 from heatlens.models import keras_positions
-from heatlens.models.base import Network
 from heatlens.models.keras import KerasNetwork
-
-
-def _keras_layer_at(self: KerasNetwork, index: int, end: str, input_shape: tuple[int, ...] | None = None) -> str:
-    """The hook proposed for KerasNetwork."""
-    return keras_positions.layer_at(self.model, index, end)
 
 
 @pytest.fixture
 def keras_positions_hook(monkeypatch):
-    """KerasNetwork.layer_at as proposed, installed only while the adapter does not have one of its own."""
-    if KerasNetwork.layer_at is Network.layer_at:
-        monkeypatch.setattr(KerasNetwork, "layer_at", _keras_layer_at, raising=False)
+    install(monkeypatch, KerasNetwork, keras_layer_at)
 
 
 def _keras_answer(model: keras.Model, index: int) -> str | None:
