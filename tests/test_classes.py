@@ -116,3 +116,13 @@ def test_matching_stays_strict():
         find_class("cat", ["cat", "dog", "cat"])
     assert not is_imagenet(["cat"]) and not is_imagenet(list(imagenet_classes())[::-1])
     assert is_imagenet(list(imagenet_classes()))
+
+
+def test_every_name_id_and_keras_spelling_finds_its_class_but_the_two_class_names():
+    classes = imagenet_classes()
+    two_classes = {"crane", "maillot"}  # Keras names 134 and 517 'crane', 638 and 639 'maillot'
+    for index, (name, wnid, keras_name) in enumerate(zip(classes, imagenet_wnids(), imagenet_keras_names(),
+                                                        strict=True)):
+        assert find_class(wnid, classes) == index
+        for spelling in {name, keras_name} - two_classes:
+            assert find_class(spelling, classes) == index, spelling
