@@ -93,3 +93,17 @@ def test_photos_of_different_sizes_in_one_call_give_one_result_each():
     assert [r.targets.ids.tolist() for r in results] == [[[0]], [[1, 2]], [[2]]]
     with pytest.raises(heatlens.TargetError, match="one entry per image: 3 images, 2 entries"):
         heatlens.explain(lambda x: x.reshape(len(x), -1)[:, :3], photos, method="occlusion", target=[[0], [1]])
+
+
+def test_layout_nchw_hands_channels_first_arrays_and_is_checked():
+    seen = set()
+
+    def predict(images):
+        seen.add(images.shape[1:])
+        return images.reshape(len(images), -1)[:, :2].astype(np.float32)
+
+    result = heatlens.explain(heatlens.wrap(predict, layout="NCHW"), planted_photo()[:48], method="occlusion",
+                              window=16, stride=16, target=0)
+    assert seen == {(3, 48, SIDE)} and "(N, 3, H, W)" in result.notes[0]
+    with pytest.raises(heatlens.ModelError, match=r"layout must be 'NHWC' .* Received: 'CHW'"):
+        heatlens.wrap(predict, layout="CHW")

@@ -13,15 +13,20 @@ from ..targets import check_ids, check_scores
 from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
 
 Predict = Callable[[np.ndarray], np.ndarray]
+LAYOUTS = ("NHWC", "NCHW")
 
 
 class BlackBoxNetwork(Network):
     """A predict function seen as a Network: `predict` in batches, `trace` for scores only."""
 
     def __init__(self, predict: Predict, preprocess: Preprocess | None = None, classes: Sequence[str] | None = None,
-                 name: str | None = None, batch_size: int = 32) -> None:
+                 name: str | None = None, batch_size: int = 32, layout: str = "NHWC") -> None:
         if not callable(predict):
             raise ModelError(f"expected a predict function. Received: {type(predict).__name__}")
+        if layout not in LAYOUTS:
+            raise ModelError(f"layout must be 'NHWC' (channels last) or 'NCHW' (channels first, as a torch or ONNX "
+                             f"export takes them). Received: {layout!r}")
+        self.layout = layout
         self.function = predict
         self.preprocess = preprocess
         self.classes = list(classes) if classes is not None else None
@@ -31,11 +36,12 @@ class BlackBoxNetwork(Network):
     @property
     def notes(self) -> list[str]:
         """What the predict function receives, said in the result."""
+        axes = "(N, H, W, 3)" if self.layout == "NHWC" else "(N, 3, H, W)"
         if isinstance(self.preprocess, AsGiven):
-            return [f"{self.name} received the images as given: uint8 RGB (N, H, W, 3) at the photo's size"]
+            return [f"{self.name} received the images as given: uint8 RGB {axes} at the photo's size"]
         if self.preprocess is None:
-            return [f"{self.name} received the arrays as given, as float32"]
-        return [f"{self.name} received the images preprocessed by {_describe(self.preprocess)}"]
+            return [f"{self.name} received the arrays as given, as float32 {axes.replace('3', 'C')}"]
+        return [f"{self.name} received the images preprocessed by {_describe(self.preprocess)}, {axes}"]
 
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         return []
@@ -45,6 +51,8 @@ class BlackBoxNetwork(Network):
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]
             given = _as_photos(chunk) if isinstance(self.preprocess, AsGiven) else np.array(chunk)
+            if self.layout == "NCHW":
+                given = np.ascontiguousarray(given.transpose(0, 3, 1, 2))
             try:
                 output = self.function(given)  # a copy: a function that writes into its input changes nothing
             except HeatlensError:
