@@ -64,3 +64,34 @@ def test_integrated_gradients_completeness_within_one_percent_at_64_steps():
     result = heatlens.explain(heatlens.wrap(model, preprocess=None), images, method="integrated_gradients", steps=64)
     difference = np.take_along_axis(result.logits, result.targets.ids, axis=1) - result.extras["baseline_scores"]
     assert (np.abs(result.extras["completeness_gap"]) <= 0.01 * np.abs(difference)).all()
+
+
+def test_expected_gradients_at_a_layer_position_as_the_shap_tutorial(monkeypatch):
+    """The tutorial's shap.GradientExplainer((model.layers[k].input, model.layers[-1].output), layer values,
+    local_smoothing=s) and heatlens' layer='layers[k].input', local_smoothing=s estimate the same values."""
+    shap = pytest.importorskip("shap")
+    from keras_models import small_cnn
+    from position_hooks import install, keras_layer_at
+
+    from heatlens.models.keras import KerasNetwork
+
+    install(monkeypatch, KerasNetwork, keras_layer_at)
+    keras.utils.set_random_seed(0)
+    model = small_cnn()
+    rng = np.random.default_rng(0)
+    x, background = rng.random((1, 16, 16, 3), np.float32), rng.random((4, 16, 16, 3), np.float32)
+
+    def map2layer(images: np.ndarray, k: int) -> np.ndarray:
+        return keras.Model(model.inputs, model.layers[k].input)(images).numpy()
+
+    np.random.seed(0)
+    explainer = shap.GradientExplainer((model.layers[3].input, model.layers[-1].output), map2layer(background, 3),
+                                       local_smoothing=0.05)
+    theirs = np.asarray(explainer.shap_values(map2layer(x, 3), nsamples=3000))[..., 1]
+    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method="expected_gradients", target=1,
+                            layer="layers[3].input", background=background, local_smoothing=0.05, n_samples=3000,
+                            batch_size=1000, upsample=False)
+    assert ours.layer == "conv2"
+    peak = np.abs(theirs).max()
+    np.testing.assert_allclose(ours.attributions[0, 0], theirs[0], atol=0.06 * peak)
+    assert np.corrcoef(ours.attributions.ravel(), theirs.ravel())[0, 1] > 0.99
