@@ -140,3 +140,9 @@ def test_overflowing_gradients_give_a_clear_error_not_a_nan_map(rng):
     x = rng.standard_normal((1, 4, 4, 3)).astype(np.float32)
     with pytest.raises(MethodError, match="NaN or infinite"):
         heatlens.explain(heatlens.wrap(Overflow(), preprocess=None), x, layer="conv")
+
+
+def test_params_record_every_effective_default_beside_the_options_given(lite0, cat):
+    result = heatlens.explain(lite0, cat, method="occlusion", window=112, stride=112)
+    assert result.params == {"target": "top1", "window": 112, "stride": 112, "fill": "black", "batch_size": "auto"}
+    assert result.manifest_header()["params"] == result.params

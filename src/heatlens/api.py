@@ -92,7 +92,8 @@ def explain(
         layer=out.layer,
         logits=out.logits,
         input_box=box,
-        params={"target": target if isinstance(target, str | int) else repr(target), **options},
+        params={"target": target if isinstance(target, str | int) else repr(target),
+                **_defaults(info.fn), **options},
         extras=out.extras,
         attributions=out.attributions,
         classes=classes,
@@ -145,6 +146,13 @@ def _score_names(network: Network, count: int, score: Any) -> list[str] | None:
         raise ModelError(f"{network.name} outputs {count} scores but has {len(classes)} class names; "
                          "pass classes= with one name per output (or none)")
     return list(classes) if classes is not None else None
+
+
+def _defaults(fn: Any) -> dict[str, Any]:
+    """The method's options with their default values (what a call that names none of them uses), so the
+    manifest records every effective setting (the layer is recorded apart; progress changes nothing)."""
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty and k not in {"layer", "progress"}}
 
 
 def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses_layer: bool) -> None:
