@@ -114,6 +114,7 @@ def test_an_unknown_extension_names_what_heatlens_loads(tmp_path, tiny, trust):
                            r"torch\.export \.pt2 file, a TorchScript file") as caught:
             heatlens.load_model(spec, trust=trust)
         assert "\n" not in str(caught.value)
+        assert ("layout='NCHW'" in str(caught.value)) == spec.endswith(".onnx")
     with pytest.raises(ModelError, match="unknown model 'no_such_model': expected a zoo name"):
         load_torch("no_such_model")
 

@@ -73,8 +73,9 @@ def _build(spec: str) -> torch.nn.Module:
 
 def _unsupported(path: Path) -> ModelError:
     """The error for a file whose extension is no model format heatlens reads (.onnx, .tflite, .pb, ...)."""
+    onnx = " (for ONNX: onnxruntime's session.run in it, with layout='NCHW')" if path.suffix == ".onnx" else ""
     return ModelError(f"heatlens cannot load '{path.name}': {path.suffix} is not a model format it reads; give "
-                      f"{SUPPORTED}, or wrap your own predict(images) -> scores function with heatlens.wrap")
+                      f"{SUPPORTED}, or wrap your own predict(images) -> scores function with heatlens.wrap{onnx}")
 
 
 def _load_file(path: Path, trust: bool | str, unknown: bool = False) -> torch.nn.Module:
