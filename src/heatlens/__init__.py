@@ -2,6 +2,7 @@
 
 from . import figures, samples
 from .api import explain
+from .compare import Comparison, compare
 from .errors import HeatlensError, ImageError, LayerError, MethodError, ModelError, TargetError
 from .explanation import Explanation
 from .images import load_image
@@ -11,6 +12,7 @@ from .models import load_model, wrap
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "Explanation",
     "HeatlensError",
     "ImageError",
@@ -19,6 +21,7 @@ __all__ = [
     "ModelError",
     "TargetError",
     "activations",
+    "compare",
     "deconv",
     "explain",
     "figures",
