@@ -510,12 +510,7 @@ def test_keras_spelled_targets_and_wordnet_ids_in_the_table_and_manifest(tmp_pat
     assert toy.exit_code == 2 and "--wnid shows the WordNet ids of ImageNet classes" in toy.output
 
 
-def test_layers_by_position_are_resolved_and_said(tmp_path, monkeypatch):
-    from position_hooks import install, torch_layer_at
-
-    from heatlens.models.torch import TorchNetwork
-
-    install(monkeypatch, TorchNetwork, torch_layer_at)
+def test_layers_by_position_are_resolved_and_said(tmp_path):
     result = runner.invoke(app, ["explain", "--sample", "cat", "--layer", "layers[2].input", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "note: layer layers[2].input is 'blocks'" in result.output

@@ -64,8 +64,11 @@ def explain(
     size = x.shape[1:3] if photos is None else photos.shape[1:3]
     ids = static_ids(target, len(x), network.classes)
     wanted = ids if ids is not None else resolver(target, network.classes)
+    notes = list(getattr(network, "notes", []))
     if info.uses_layer:
-        options["layer"] = layer
+        options["layer"] = network.resolve_layer(layer, x.shape[1:])
+        if options["layer"] != layer:
+            notes.append(f"layer {layer} is {options['layer']!r}")
     try:
         out = info.fn(network, x, wanted, **options)
     except MemoryError:
@@ -97,7 +100,7 @@ def explain(
         extras=out.extras,
         attributions=out.attributions,
         classes=classes,
-        notes=list(getattr(network, "notes", [])),
+        notes=notes,
         _images=photos,
         _inputs=x if photos is None else None,
     )

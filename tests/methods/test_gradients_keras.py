@@ -66,16 +66,11 @@ def test_integrated_gradients_completeness_within_one_percent_at_64_steps():
     assert (np.abs(result.extras["completeness_gap"]) <= 0.01 * np.abs(difference)).all()
 
 
-def test_expected_gradients_at_a_layer_position_as_the_shap_tutorial(monkeypatch):
+def test_expected_gradients_at_a_layer_position_as_the_shap_tutorial():
     """The tutorial's shap.GradientExplainer((model.layers[k].input, model.layers[-1].output), layer values,
     local_smoothing=s) and heatlens' layer='layers[k].input', local_smoothing=s estimate the same values."""
     shap = pytest.importorskip("shap")
     from keras_models import small_cnn
-    from position_hooks import install, keras_layer_at
-
-    from heatlens.models.keras import KerasNetwork
-
-    install(monkeypatch, KerasNetwork, keras_layer_at)
     keras.utils.set_random_seed(0)
     model = small_cnn()
     rng = np.random.default_rng(0)

@@ -11,12 +11,10 @@ from heatlens.models.base import layer_position
 
 torch = pytest.importorskip("torch")
 
-from position_hooks import install, torch_layer_at
 from toy_models import TinyCNN
 
 import heatlens
 from heatlens.models import torch_positions
-from heatlens.models.torch import TorchNetwork
 
 
 @pytest.mark.parametrize(("text", "position"), [
@@ -26,11 +24,6 @@ from heatlens.models.torch import TorchNetwork
 ])
 def test_positions_are_read_as_the_tutorials_write_them(text, position):
     assert layer_position(text) == position
-
-
-@pytest.fixture
-def torch_positions_hook(monkeypatch):
-    install(monkeypatch, TorchNetwork, torch_layer_at)
 
 
 class SideBranch(torch.nn.Module):
@@ -68,7 +61,7 @@ def test_torch_positions_follow_named_children_and_the_forward_pass():
         _at(net, 4, "output")
 
 
-def test_torch_positions_in_explain_report_the_resolved_name(rng, torch_positions_hook):
+def test_torch_positions_in_explain_report_the_resolved_name(rng):
     torch.manual_seed(0)
     network = heatlens.wrap(TinyCNN(classes=3), preprocess=None)
     x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)

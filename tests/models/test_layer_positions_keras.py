@@ -10,17 +10,10 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
 from keras_models import small_cnn
-from position_hooks import install, keras_layer_at
 
 import heatlens
 from heatlens import LayerError
 from heatlens.models import keras_positions
-from heatlens.models.keras import KerasNetwork
-
-
-@pytest.fixture
-def keras_positions_hook(monkeypatch):
-    install(monkeypatch, KerasNetwork, keras_layer_at)
 
 
 def _keras_answer(model: keras.Model, index: int) -> str | None:
@@ -79,7 +72,7 @@ def test_sequential_nested_models_and_operations():
         keras_positions.layer_at(model, index["c"], "input")
 
 
-def test_positions_in_explain_equal_the_names(keras_positions_hook):
+def test_positions_in_explain_equal_the_names():
     keras.utils.set_random_seed(0)
     network = heatlens.wrap(small_cnn(), preprocess=None)
     x = np.random.default_rng(0).random((1, 16, 16, 3), np.float32)

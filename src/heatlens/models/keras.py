@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from ..errors import HeatlensError, LayerError, ModelError, close_matches
 from ..targets import TopK, check_ids, check_scores
+from . import keras_positions
 from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .keras_rectifiers import final_softmax, logits_out, rectifiers, swap_attribute
 
@@ -130,6 +131,9 @@ class KerasNetwork(Network):
             for s, chunk in zip(range(0, len(x), self.batch_size), _chunks(x, self.batch_size), strict=True)
         ]
         return merge_traces(parts, capture, wrt)
+
+    def layer_at(self, index: int, end: str, input_shape: tuple[int, ...] | None = None) -> str:
+        return keras_positions.layer_at(self.model, index, end)
 
     def split(self, layer: str) -> Split:
         self._layer_object(layer)

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import HeatlensError, LayerError, ModelError, close_matches, first_line
 from ..targets import check_ids, check_scores
+from . import torch_positions
 from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
@@ -113,6 +114,14 @@ class TorchNetwork(Network):
             for s in range(0, len(x), self.batch_size)
         ]
         return merge_traces(parts, capture, wrt)
+
+    def layer_at(self, index: int, end: str, input_shape: tuple[int, ...] | None = None) -> str:
+        if self.scripted:
+            raise ModelError(_SCRIPTED)
+        shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
+        with self._session(), torch.no_grad():
+            return torch_positions.layer_at(self.module, index, end,
+                                            lambda: self._run(self._to_tensor(np.zeros((1, *shape), np.float32))))
 
     def split(self, layer: str) -> Split:
         names = [name for name, _ in self.module.named_modules() if name]
