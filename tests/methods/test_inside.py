@@ -125,3 +125,84 @@ def test_inside_functions_refuse_wrong_option_types_in_one_line():
     with pytest.raises(heatlens.MethodError, match=r"top_k='3' is not valid for deconv"):
         heatlens.deconv(net, x, "features.1", top_k="3")
     assert list(heatlens.activations(net, x, layers="features.1").arrays) == ["features.1"]
+
+
+class ConvStack(torch.nn.Module):
+    """A feature extractor with no class output: two conv-ReLUs, returning (N, C, h, w)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.relu1 = torch.nn.ReLU()
+        self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.relu2 = torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.relu2(self.conv2(self.relu1(self.conv1(x))))
+
+
+def test_a_torch_feature_extractor_has_activations_filters_and_deconv(rng):
+    """No class output: the channel is the objective, and the activations are the layer's own."""
+    torch.manual_seed(0)
+    model = ConvStack().eval()
+    net = heatlens.wrap(model, preprocess=None, input_size=(16, 16))
+    x = rng.uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
+    with pytest.raises(heatlens.ModelError, match=r"expected model scores of shape \(N, classes\)"):
+        net.predict(x)
+    with torch.no_grad():
+        direct = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))[0].numpy().transpose(1, 2, 0)
+    acts = heatlens.activations(net, x, layers=["relu2"]).arrays["relu2"]
+    np.testing.assert_allclose(acts, direct, atol=1e-6)
+    grown = heatlens.filters(net, "conv2", channels=[0, 1], steps=16, size=16, progress=False)
+    assert (np.array(grown.details["end_activation"]) > np.array(grown.details["start_activation"])).all()
+    projected = heatlens.deconv(net, x, "relu2", top_k=2)
+    assert len(projected.details["channels"]) == 2 and np.abs(projected.arrays["projections"]).sum() > 0
+
+
+def test_filters_grow_a_keras_vgg16_without_its_top_tenfold():
+    """The tutorial's setup, VGG16(include_top=False) with its caffe preprocess_input, random weights."""
+    keras = pytest.importorskip("keras")
+    from keras.applications import vgg16
+
+    from heatlens.models.keras_loading import AppPreprocess
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    net = heatlens.wrap(model, preprocess=AppPreprocess(32, vgg16.preprocess_input))
+    grown = heatlens.filters(net, "block2_conv2", channels=range(4), steps=16, progress=False)
+    start, end = np.array(grown.details["start_activation"]), np.array(grown.details["end_activation"])
+    assert (start > 0).all() and (end >= 10 * start).all(), (start, end)
+    pixels = grown.pictures["block2_conv2_channel_0"].astype(np.float32)
+    bgr = grown.arrays["inputs"][0] + np.float32([103.939, 116.779, 123.68])
+    np.testing.assert_allclose(pixels, np.clip(np.round(bgr[..., ::-1]), 0, 255), atol=1)
+
+
+class Identity1x1(torch.nn.Module):
+    """A 1x1 convolution that copies its three input channels, then a ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3)[:, :, None, None])
+            self.conv.bias.zero_()
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv(x)).mean(dim=(2, 3))
+
+
+def test_deconv_pictures_are_in_rgb_for_a_bgr_model(rng):
+    """Input channel c of a BGR model is RGB channel 2 - c: its projection is drawn in that channel."""
+    def bgr(images):
+        return images.astype(np.float32)[..., ::-1] - np.float32([103.939, 116.779, 123.68])
+
+    net = heatlens.wrap(Identity1x1(), preprocess=bgr)
+    photo = np.stack([rng.permutation(144).reshape(12, 12) for _ in range(3)], axis=-1).astype(np.uint8)
+    result = heatlens.deconv(net, photo, "relu", channels=[0, 1, 2])
+    for c in range(3):
+        projection = result.arrays["projections"][c]
+        assert np.count_nonzero(projection) == 1 and projection[..., c].max() > 0
+        picture = result.pictures[f"relu_channel_{c}"].astype(int)
+        y, x = np.unravel_index(np.abs(projection).sum(axis=-1).argmax(), projection.shape[:2])
+        assert picture[y, x].argmax() == 2 - c and picture[y, x, 2 - c] > 200
