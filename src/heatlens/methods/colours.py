@@ -16,6 +16,7 @@ from ..images import to_display
 from ..models.base import Network
 
 Affine = tuple[np.ndarray, np.ndarray]  # model input = pixels @ matrix.T + offset
+PROBE_SIDE = 512
 PROBE_COLOURS = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [37, 142, 201], [250, 3, 99]], np.uint8)
 
 
@@ -101,8 +102,10 @@ def _channel_order(network: Network, shape: tuple[int, ...]) -> np.ndarray | Non
 
 def _flat_colour_inputs(network: Network, shape: tuple[int, ...]) -> np.ndarray | None:
     """The model input (colours, C) the preprocessing makes of each flat probe colour photo, or None when
-    it fails on them or does not make flat inputs of them."""
-    photos = np.ascontiguousarray(np.broadcast_to(PROBE_COLOURS[:, None, None], (len(PROBE_COLOURS), *shape[:2], 3)))
+    it fails on them or does not make flat inputs of them. Probes of large inputs (a predict function fed
+    photos as given) are at most PROBE_SIDE a side: a flat photo stays flat at any size."""
+    side = tuple(min(n, PROBE_SIDE) for n in shape[:2])
+    photos = np.ascontiguousarray(np.broadcast_to(PROBE_COLOURS[:, None, None], (len(PROBE_COLOURS), *side, 3)))
     try:
         out = np.asarray(network.prepare(photos), np.float64)
     except Exception:
