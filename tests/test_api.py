@@ -146,3 +146,16 @@ def test_params_record_every_effective_default_beside_the_options_given(lite0, c
     result = heatlens.explain(lite0, cat, method="occlusion", window=112, stride=112)
     assert result.params == {"target": "top1", "window": 112, "stride": 112, "fill": "black", "batch_size": "auto"}
     assert result.manifest_header()["params"] == result.params
+
+
+def test_model_ready_pixel_inputs_are_shown_as_the_pixels_they_are(rng):
+    pixels = rng.integers(0, 256, (1, 16, 16, 3)).astype(np.float32)
+    pixels[0, 0, 0] = (0, 0, 0)
+    pixels[0, 0, 1] = (255, 255, 255)
+    pixels[0, 1, :] = 200  # a min-max display would stretch nothing here, but a 0..200 photo would change
+    result = heatlens.explain(heatlens.wrap(lambda b: b.reshape(len(b), -1)[:, :2], preprocess=None), pixels,
+                              method="occlusion", window=8, stride=8, target=0)
+    np.testing.assert_array_equal(result.images, pixels.astype(np.uint8))
+    dim = heatlens.explain(heatlens.wrap(lambda b: b.reshape(len(b), -1)[:, :2], preprocess=None), pixels * 0.5,
+                           method="occlusion", window=8, stride=8, target=0)
+    np.testing.assert_array_equal(dim.images, np.round(pixels * 0.5).astype(np.uint8))

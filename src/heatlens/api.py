@@ -13,6 +13,7 @@ from .errors import LayerError, MethodError, ModelError, TargetError
 from .explanation import Explanation
 from .images import ImageLike, as_batch, as_float_batch, load_image
 from .methods import get_method
+from .methods.colours import photo_pixels
 from .methods.options import check_option_types, takes_several
 from .models import Network, to_network
 from .models.base import check_relu
@@ -101,7 +102,7 @@ def explain(
         attributions=out.attributions,
         classes=classes,
         notes=notes,
-        _images=photos,
+        _images=photos if photos is not None or x.shape[-1] != 3 else photo_pixels(network, x),
         _inputs=x if photos is None else None,
     )
 
