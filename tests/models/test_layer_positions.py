@@ -72,6 +72,9 @@ def test_torch_positions_in_explain_report_the_resolved_name(rng):
     assert network.resolve_layer(["layers[0].output", "features.2"], (8, 8, 3)) == ["features", "features.2"]
     with pytest.raises(LayerError, match="is a layer position, not a name"):
         network.layer("layers[0].output", (8, 8, 3))
+    assert list(heatlens.activations(network, x, layers="layers[0].output").arrays) == ["features"]
+    grown = heatlens.filters(network, "layers[1].input", channels=[0], steps=2, size=8)
+    assert grown.details["layer"] == "features" and "features_channel_0" in grown.pictures
 
 
 def test_networks_without_a_position_list_refuse_positions():

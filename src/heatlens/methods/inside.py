@@ -58,7 +58,7 @@ def activations(model: Any, image: ImageLike, layers: list[str] | None = None, s
     network = to_network(model)
     x = _inputs(network, image)[:1]
     network = _for_channels(network, x)
-    layers = [layers] if isinstance(layers, str) else layers
+    layers = network.resolve_layer([layers] if isinstance(layers, str) else layers, x.shape[1:])
     names = layers or [info.name for info in network.layers(x.shape[1:]) if info.spatial]
     for name in names:
         if not network.spatial_layer(name, x.shape[1:]):
@@ -97,6 +97,7 @@ def filters(model: Any, layer: str, channels: list[int] | range = range(16), ste
     if steps < 1 or not channels or jitter < 0 or blur_every < 0 or blur_sigma < 0:
         raise MethodError("filters needs steps >= 1, at least one channel, and jitter, blur_every and blur_sigma >= 0")
     shape = _input_shape(network, size)
+    layer = network.resolve_layer(layer, shape)
     info = network.layer(layer, shape)
     if info.output_shape is None or max(channels) >= info.output_shape[-1] or min(channels) < 0:
         raise LayerError(f"layer '{layer}' has channels 0..{(info.output_shape or (0,))[-1] - 1}; asked {channels}")
