@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +11,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from . import display
 from . import overlay as ov
+from .display import Percentile
 from .errors import HeatlensError, TargetError
 from .images import output_folder, to_display
 from .preprocess import Box
@@ -25,10 +26,11 @@ MANIFEST_SCHEMA = 1
 class Explanation:
     """Raw maps (N, K, h, w) float32, the targets they explain, and the photos (N, H, W, 3) uint8.
 
-    Maps are not normalised: Grad-CAM maps are in units of score x activation. `overlay()` and `save()`
-    normalise each map for display only. For model-ready float inputs the photos are made (min-max
-    scaled) only when first shown. `notes`: what heatlens decided for the caller (the scores explained,
-    what a predict function received), one sentence each, also written to the manifest.
+    Maps are not normalised: Grad-CAM maps are in units of score x activation. `overlay()`, `plot()` and
+    `save()` scale each map for display only, sign-aware (see heatlens.display). For model-ready float inputs
+    the photos are made (min-max scaled) only when first shown. `notes`: what heatlens decided for the caller
+    (the scores explained, what a predict function received), one sentence each, also written to the
+    manifest. `names`: the images' names where known, shown over their photos.
     """
 
     maps: np.ndarray
@@ -43,6 +45,7 @@ class Explanation:
     attributions: np.ndarray | None = None
     classes: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    names: list[str] | None = None
     _images: np.ndarray | None = field(default=None, repr=False)
     _inputs: np.ndarray | None = field(default=None, repr=False)
 
@@ -67,41 +70,47 @@ class Explanation:
             return self.maps[i, k]
         return ov.upsample(self.maps[i, k], (h, w), self._box())
 
-    def overlay(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
-        """Heatmaps blended over the photos: uint8 (N, K, H, W, 3). Parts of the photo the model never
-        saw (outside its centre crop) are left unblended."""
+    def overlay(self, alpha: float = 0.4, cmap: str | None = None, percentile: Percentile = "auto") -> np.ndarray:
+        """Heatmaps blended over the photos: uint8 (N, K, H, W, 3), sign-aware (see heatlens.display): `cmap`
+        None is jet for maps >= 0 and the diverging bwr centred on 0 for signed ones; each map clipped at the
+        `percentile` of its |values|. Parts of the photo the model never saw (outside its crop) are left
+        unblended."""
         n, k = self.maps.shape[:2]
         out = np.empty((n, k, *self.images.shape[1:]), dtype=np.uint8)
         for i in range(n):
             for j in range(k):
-                out[i, j] = self.overlay_image(i, j, alpha, cmap)
+                out[i, j] = self.overlay_image(i, j, alpha, cmap, percentile)
         return out
 
-    def overlay_image(self, i: int, k: int, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
+    def overlay_image(self, i: int, k: int, alpha: float = 0.4, cmap: str | None = None,
+                      percentile: Percentile = "auto") -> np.ndarray:
         """Image i's overlay for target k (H, W, 3) uint8, made in row bands: memory stays near one photo
         whatever the number of targets."""
         out = np.empty_like(self.images[i])
-        for start, band in self._overlay_bands(i, k, alpha, cmap):
+        for start, band in self._overlay_bands(i, k, alpha, cmap, percentile):
             out[start : start + len(band)] = band
         return out
 
     def _photo_map(self, i: int, k: int) -> ov.PhotoMap:
         return ov.PhotoMap(self.maps[i, k], self.images.shape[1:3], self._box())
 
-    def _overlay_bands(self, i: int, k: int, alpha: float, cmap: str) -> Iterator[tuple[int, np.ndarray]]:
-        scale = self.extras.get("display_scale", "peak")
-        return ov.overlay_bands(self.images[i], self._photo_map(i, k), alpha, cmap, scale, self.input_box)
+    def _overlay_bands(self, i: int, k: int, alpha: float, cmap: str | None,
+                       percentile: Percentile = "auto") -> Iterator[tuple[int, np.ndarray]]:
+        shown = display.style(self, cmap, percentile)
+        return ov.overlay_bands(self.images[i], self._photo_map(i, k), alpha, shown.cmap,
+                                display.scaling(self, i, k, shown), self.input_box)
 
     def _box(self) -> Box:
         h, w = self.images.shape[1:3]
         return self.input_box or (0.0, 0.0, float(h), float(w))
 
-    def attribution_images(self, mode: str = "seed") -> np.ndarray:
-        """Pixel attributions (N, K, h, w, C) of gradient methods as uint8 RGB images (see
-        overlay.attribution_rgb for the modes: 'seed', 'abs', 'signed')."""
+    def attribution_images(self, mode: str = "abs", percentile: float = ov.ATTRIBUTION_PERCENTILE) -> np.ndarray:
+        """Pixel attributions (N, K, h, w, C) of gradient methods as uint8 RGB images: by default |a| summed
+        over the channels and clipped at the 98th percentile, as captum shows them ('seed': the guided-backprop
+        tutorials' display; 'signed': blue-white-red; see overlay.attribution_rgb)."""
         if self.attributions is None or self.attributions.ndim != 5:
             raise HeatlensError(f"method '{self.method}' has no pixel attributions to show; use overlay()")
-        return ov.attribution_rgb(self.attributions, mode)
+        return ov.attribution_rgb(self.attributions, mode, percentile)
 
     def superpixel_images(self, num_features: int = 5, positive_only: bool = True, hide_rest: bool = False,
                           boundaries: bool = True) -> np.ndarray:
@@ -190,8 +199,9 @@ class Explanation:
         raise TargetError(f"target {target!r} is not one of the explained targets: pass a position 0..{len(names) - 1} "
                           f"or one of the names {names}")
 
-    def grid(self, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
-        """One picture: per image a row with the photo and one overlay per target."""
+    def grid(self, alpha: float = 0.4, cmap: str | None = None) -> np.ndarray:
+        """One bare picture (no labels; plot() has them): per image a row with the photo and one overlay per
+        target."""
         over = self.overlay(alpha, cmap)
         tiles = np.concatenate([self.images[:, None], over], axis=1)
         return ov.grid(tiles.reshape(-1, *tiles.shape[2:]), columns=tiles.shape[1])
@@ -205,13 +215,14 @@ class Explanation:
         return [[(int(c), class_name(int(c), self.classes), float(p[c])) for c in row]
                 for row, p in zip(order, probs, strict=True)]
 
-    def save(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet",
-             stems: list[str] | None = None) -> Path:
-        """Write overlays (PNG), raw maps (.npy) and manifest.json into `directory`; returns the manifest path."""
-        entries = self.write_images(directory, alpha, cmap, stems)
+    def save(self, directory: str | Path, alpha: float = 0.4, cmap: str | None = None,
+             stems: list[str] | None = None, labelled: bool = True) -> Path:
+        """Write overlays (PNG, at photo size), labelled figures of them (PNG, see display.labelled), raw
+        maps (.npy) and manifest.json into `directory`; returns the manifest path."""
+        entries = self.write_images(directory, alpha, cmap, stems, labelled=labelled)
         return write_manifest(directory, self.manifest_header(alpha, cmap), entries)
 
-    def manifest_header(self, alpha: float = 0.4, cmap: str = "jet") -> dict[str, Any]:
+    def manifest_header(self, alpha: float = 0.4, cmap: str | None = None) -> dict[str, Any]:
         """Everything the manifest records about the call itself (model, method, layer, parameters)."""
         return {
             "schema_version": MANIFEST_SCHEMA,
@@ -220,16 +231,24 @@ class Explanation:
             "layer": self.layer,
             "params": {k: _jsonable(v) for k, v in self.params.items()},
             "notes": list(self.notes),
-            "display": {"alpha": alpha, "cmap": cmap},
+            "display": self._display_record(alpha, cmap),
         }
 
-    def write_images(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet",
-                     stems: list[str] | None = None, photo_maps: bool = False) -> list[dict[str, Any]]:
-        """Write one overlay PNG and one raw map .npy per image and target, in row bands; returns manifest
-        entries. The .npy holds the map as `maps` does, or with `photo_maps` at photo resolution (upsampled
-        band by band from a result explained with upsample=False: a photo-sized map never sits in memory)."""
+    def _display_record(self, alpha: float, cmap: str | None) -> dict[str, Any]:
+        shown = display.style(self, cmap)
+        return {"alpha": alpha, "cmap": shown.cmap, "signed": shown.signed, "percentile": shown.percentile,
+                "scale": "minmax" if shown.minmax else "symmetric" if shown.signed else "zero to clip"}
+
+    def write_images(self, directory: str | Path, alpha: float = 0.4, cmap: str | None = None,
+                     stems: list[str] | None = None, photo_maps: bool = False,
+                     labelled: bool = True) -> list[dict[str, Any]]:
+        """Write one overlay PNG, one labelled figure PNG (`labelled`: titled, with a colour bar, drawn on a
+        copy of the photo no longer than display.SAVED_SIDE) and one raw map .npy per image and target, in
+        row bands; returns manifest entries. The .npy holds the map as `maps` does, or with `photo_maps` at
+        photo resolution (upsampled band by band from a result explained with upsample=False: a photo-sized
+        map never sits in memory)."""
         out = output_folder(directory)
-        stems = stems or [f"image{i}" for i in range(len(self.images))]
+        stems = stems or self.names or [f"image{i}" for i in range(len(self.images))]
         h, w = self.images.shape[1:3]
         entries = []
         for i, (stem, records) in enumerate(zip(stems, self.targets.as_records(), strict=True)):
@@ -241,8 +260,12 @@ class Explanation:
                 else:
                     np.save(out / f"{base}.npy", self.maps[i, k])
                 _save_png_bands(out / f"{base}.png", (h, w), self._overlay_bands(i, k, alpha, cmap))
-                files.append({**record, "overlay": f"{base}.png", "map": f"{base}.npy", **self._write_attributions(
-                    out, base, i, k)})
+                shown = {}
+                if labelled:
+                    display.save_labelled(self, i, k, out / f"{base}_labelled.png", stem, alpha, cmap)
+                    shown = {"labelled": f"{base}_labelled.png"}
+                files.append({**record, "overlay": f"{base}.png", **shown, "map": f"{base}.npy",
+                              **self._write_attributions(out, base, i, k)})
             entries.append({"image": stem, "size": [h, w], "targets": files})
         return entries
 
@@ -250,24 +273,32 @@ class Explanation:
         if self.attributions is None or self.attributions.ndim != 5:
             return {}
         np.save(out / f"{base}_attributions.npy", self.attributions[i, k])
-        Image.fromarray(ov.attribution_rgb(self.attributions[i : i + 1, k : k + 1], "seed")[0, 0]).save(
+        Image.fromarray(ov.attribution_rgb(self.attributions[i, k], "abs")).save(
             out / f"{base}_attributions.png")
         return {"attributions": f"{base}_attributions.npy", "attributions_image": f"{base}_attributions.png"}
 
-    def plot(self, alpha: float = 0.4, cmap: str = "jet") -> Any:
-        """A matplotlib figure of `grid()` with the target names as the title."""
-        import matplotlib.pyplot as plt
+    def plot(self, alpha: float = 0.4, cmap: str | None = None, percentile: Percentile = "auto",
+             view: str = "auto", **options: Any) -> Any:
+        """A labelled matplotlib Figure: per image the photo and one tile per target, titled with the class
+        and probability, each with a colour bar (see heatlens.display.figure for `view` and `options`). The
+        figure is not managed by pyplot, so a notebook shows it once; save it with `figure.savefig(path)`."""
+        return display.figure(self, alpha=alpha, cmap=cmap, percentile=percentile, view=view, **options)
 
-        fig, ax = plt.subplots(figsize=(3 * (self.maps.shape[1] + 1), 3 * len(self.images)))
-        ax.imshow(self.grid(alpha, cmap))
-        ax.set_axis_off()
-        ax.set_title("; ".join(", ".join(names) for names in self.targets.names))
-        return fig
+    def __repr__(self) -> str:
+        count = len(self.images) if self._images is not None or self._inputs is not None else self.maps.shape[0]
+        layer = f", layer={self.layer!r}" if self.layer else ""
+        names = self.targets.names if count > 1 else self.targets.names[0]
+        return (f"Explanation(method={self.method!r}, model={self.model!r}{layer}, {count} image"
+                f"{'s' if count != 1 else ''}, targets={list(names)!r})")
+
+    def _repr_html_(self) -> str:
+        """The notebook's view: thumbnails (long side <= 256 px) with their labels and colour scales, and the
+        model's top-5 classes per image."""
+        return display.notebook_html(self)
 
     def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        Image.fromarray(self.grid()).save(buffer, format="PNG")
-        return buffer.getvalue()
+        """The labelled figure as a PNG no longer than 512 pixels."""
+        return display.figure_png(self.plot(), max_side=display.NOTEBOOK_SIDE)
 
 
 def _save_png_bands(path: Path, size: tuple[int, int], bands: Iterator[tuple[int, np.ndarray]]) -> None:

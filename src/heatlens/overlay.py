@@ -69,8 +69,8 @@ def box_mask(size: tuple[int, int], box: Box) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Scaling:
-    """How one map is shown in [0, 1]: (m - low) / span, or 0.5 + 0.5 * m / span when `centred`; span 0
-    shows the map as 0."""
+    """How one map is shown in [0, 1], clipped: (m - low) / span, or 0.5 + 0.5 * m / span when `centred`;
+    span 0 shows the map as 0 (0.5, the neutral middle, when centred)."""
 
     low: float = 0.0
     span: float = 0.0
@@ -78,9 +78,9 @@ class Scaling:
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
         if self.span == 0:
-            return np.zeros(m.shape, np.float32)
+            return np.full(m.shape, 0.5 if self.centred else 0.0, np.float32)
         if self.centred:
-            return 0.5 + 0.5 * m / np.float32(self.span)
+            return np.clip(0.5 + 0.5 * m / np.float32(self.span), 0, 1)
         return np.clip((m - np.float32(self.low)) / np.float32(self.span), 0, 1)
 
 
@@ -146,13 +146,14 @@ class PhotoMap:
 
 
 def overlay_bands(photo: np.ndarray, photo_map: PhotoMap, alpha: float = 0.4, cmap: str = "jet",
-                  scale: str = "peak", box: Box | None = None) -> Iterator[tuple[int, np.ndarray]]:
+                  scale: str | Scaling = "peak", box: Box | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """One map coloured and blended over its photo (H, W, 3) uint8, as (first row, uint8 rows) bands; pixels
-    outside `box` are left as they are. Colours come from a 256-entry table, blending is float32 per band."""
+    outside `box` are left as they are. Colours come from a 256-entry table, blending is float32 per band.
+    `scale`: a normalize() name, or a Scaling chosen beforehand (heatlens.display's sign-aware one)."""
     table = color_table(cmap)
     _check_alpha(alpha)
     rows, cols = (slice(0, photo.shape[0]), slice(None)) if box is None else seen_slices(photo.shape[:2], box)
-    shown = photo_map.scaling(scale, (rows, cols))
+    shown = scale if isinstance(scale, Scaling) else photo_map.scaling(scale, (rows, cols))
     for start, values in photo_map.bands():
         out = photo[start : start + len(values)].copy()
         first, last = max(0, rows.start - start), max(0, rows.stop - start)
@@ -162,8 +163,8 @@ def overlay_bands(photo: np.ndarray, photo_map: PhotoMap, alpha: float = 0.4, cm
         yield start, out
 
 
-def overlay_map(photo: np.ndarray, m: np.ndarray, alpha: float = 0.4, cmap: str = "jet", scale: str = "peak",
-                box: Box | None = None) -> np.ndarray:
+def overlay_map(photo: np.ndarray, m: np.ndarray, alpha: float = 0.4, cmap: str = "jet",
+                scale: str | Scaling = "peak", box: Box | None = None) -> np.ndarray:
     """One map (H, W), or a smaller one that `box` places, coloured and blended over its photo (H, W, 3)
     uint8 (see overlay_bands)."""
     out = np.empty_like(photo)
@@ -172,12 +173,18 @@ def overlay_map(photo: np.ndarray, m: np.ndarray, alpha: float = 0.4, cmap: str 
     return out
 
 
-def attribution_rgb(attributions: np.ndarray, mode: str = "seed") -> np.ndarray:
+ATTRIBUTION_PERCENTILE = 98.0  # pixel attributions are clipped here, as captum's default (2% outliers)
+PERCENTILE_SAMPLE = 1 << 20  # percentiles of larger maps are taken on an even subsample of about this many
+
+
+def attribution_rgb(attributions: np.ndarray, mode: str = "abs",
+                    percentile: float = ATTRIBUTION_PERCENTILE) -> np.ndarray:
     """Signed pixel attributions (..., h, w, C) as uint8 images, each (h, w, C) scaled on its own.
 
-    'seed': zero mean, standard deviation 0.25, shifted to 0.5 and clipped (the guided-backprop
-    tutorials' display); 'abs': |a| over the channels, scaled by its peak, grey; 'signed': the
-    channel sum on a blue-white-red scale centred at 0."""
+    'abs' (the default, as captum and the SmoothGrad paper show them): |a| summed over the channels, divided
+    by its `percentile`-th percentile and clipped, grey (black = none, white = the top 2%); 'seed': zero mean,
+    standard deviation 0.25, shifted to 0.5 and clipped (the guided-backprop tutorials' display); 'signed':
+    the channel sum on a blue-white-red scale centred at 0, clipped at the `percentile` of its |values|."""
     a = attributions.astype(np.float32)
     if mode == "seed":
         centred = a - a.mean(axis=(-3, -2, -1), keepdims=True)
@@ -186,12 +193,33 @@ def attribution_rgb(attributions: np.ndarray, mode: str = "seed") -> np.ndarray:
         shown = shown if shown.shape[-1] == 3 else np.repeat(shown.mean(axis=-1, keepdims=True), 3, axis=-1)
         return (shown * 255).round().astype(np.uint8)
     if mode == "abs":
-        magnitude = np.abs(a).max(axis=-1)
-        return np.repeat((normalize(magnitude) * 255).round().astype(np.uint8)[..., None], 3, axis=-1)
+        magnitude = np.abs(a).sum(axis=-1)
+        grey = np.stack([clipped_scaling(m, percentile)(m) for m in magnitude.reshape(-1, *magnitude.shape[-2:])])
+        return np.repeat((grey * 255).round().astype(np.uint8).reshape(magnitude.shape)[..., None], 3, axis=-1)
     if mode == "signed":
-        return colorize(normalize(a.sum(axis=-1)) if (a.sum(axis=-1) < 0).any() else
-                        0.5 + 0.5 * normalize(a.sum(axis=-1)), "bwr")
-    raise HeatlensError(f"unknown attribution display '{mode}': use 'seed', 'abs' or 'signed'")
+        total = a.sum(axis=-1)
+        flat = total.reshape(-1, *total.shape[-2:])
+        shown = np.stack([clipped_scaling(m, percentile, centred=True)(m) for m in flat]).reshape(total.shape)
+        return colorize(shown, "bwr")
+    raise HeatlensError(f"unknown attribution display '{mode}': use 'abs', 'seed' or 'signed'")
+
+
+def abs_percentile(m: np.ndarray, percentile: float) -> float:
+    """The `percentile`-th percentile of |m| (on an even subsample of very large maps); 0 for an empty or
+    all-zero map, and non-finite values are left out."""
+    step = max(1, int(np.sqrt(m.size / PERCENTILE_SAMPLE))) if m.ndim == 2 else 1
+    values = np.abs(m[::step, ::step] if m.ndim == 2 else m).ravel()
+    values = values[np.isfinite(values)]
+    return float(np.percentile(values, percentile)) if values.size else 0.0
+
+
+def clipped_scaling(m: np.ndarray, percentile: float | None, centred: bool = False) -> Scaling:
+    """Show m in [0, 1] divided by the `percentile`-th percentile of |m| (None: its peak), values beyond it
+    clipped; `centred`: signed, 0 at 0.5. An all-zero map gets span 0 and shows as 0 (no NaN)."""
+    span = abs_percentile(m, 100.0 if percentile is None else percentile)
+    if span == 0 and percentile is not None:
+        span = abs_percentile(m, 100.0)  # a sparse map whose percentile is still 0: its peak
+    return Scaling(0.0, span, centred=centred)
 
 
 def superpixel_view(image: np.ndarray, segments: np.ndarray, weights: np.ndarray, num_features: int = 5,
