@@ -6,13 +6,15 @@ sequential map, jet by default as in the Grad-CAM tutorials, 0 at the bottom; RI
 offset) are stretched min..max. Signed maps (SIGNED_METHODS, or any map with negative values) go on a
 diverging map ('bwr') centred on 0: white is no effect, red speaks for the class, blue against it.
 
-Clipping. A few extreme values would wash a map out, so each map is divided by a percentile of its |values|
-and clipped there: SIGNED_PERCENTILE (99.9, shap's image plot) for signed region maps, and
-ATTRIBUTION_PERCENTILE (98, captum's default of 2% outliers) for pixel-level maps, whose tails are heavy.
-Grad-CAM-style maps keep the tutorials' division by the peak. `percentile=` changes it (None: the peak).
+Clipping. A few extreme values would wash a map out, so each map is divided by a clipping value and clipped
+there: for signed region maps (LIME, SHAP partition, occlusion, CAM) the 99.9th percentile of |values|
+(SIGNED_PERCENTILE, shap's image plot), for pixel-level maps (methods with pixel attributions, whose tails
+are heavy) captum's rule: the value at which the sorted |values| reach 98% of their total (2% outliers,
+ATTRIBUTION_PERCENTILE). Grad-CAM-style maps keep the tutorials' division by the peak. `percentile=` sets the
+number (None: the peak).
 
-Pixel attributions (N, K, h, w, C) are shown as the literature shows them: |a| summed over the colour
-channels, clipped at the 98th percentile, grey (`view='attributions'`, the default for methods that have them).
+Pixel attributions (N, K, h, w, C) are shown as captum's visualize_image_attr shows them by default: |the
+channel sum|, clipped by the 2% rule, grey (`view='attributions'`, the default for methods that have them).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Style:
     cmap: str
     percentile: float | None
     minmax: bool = False
+    mass: bool = False
 
 
 def has_attributions(result: Explanation) -> bool:
@@ -85,7 +88,7 @@ def style(result: Explanation, cmap: str | None = None, percentile: Percentile =
     if percentile == "auto":
         percentile = ATTRIBUTION_PERCENTILE if pixel_level else SIGNED_PERCENTILE if signed else None
     minmax = not signed and result.extras.get("display_scale") == "minmax"
-    return Style(signed, cmap or (SIGNED_CMAP if signed else UNSIGNED_CMAP), percentile, minmax)
+    return Style(signed, cmap or (SIGNED_CMAP if signed else UNSIGNED_CMAP), percentile, minmax, pixel_level)
 
 
 def scaling(result: Explanation, i: int, k: int, shown: Style) -> ov.Scaling:
@@ -99,7 +102,7 @@ def scaling(result: Explanation, i: int, k: int, shown: Style) -> ov.Scaling:
     m = result.maps[i, k]
     if m.shape == result.images.shape[1:3] and result.input_box is not None:
         m = m[ov.seen_slices(m.shape, result.input_box)]
-    return ov.clipped_scaling(m, shown.percentile, centred=shown.signed)
+    return ov.clipped_scaling(m, shown.percentile, centred=shown.signed, mass=shown.mass)
 
 
 @dataclass(frozen=True)
@@ -147,13 +150,12 @@ def overlay_tile(result: Explanation, i: int, k: int, shown: Style, alpha: float
 
 
 def attribution_tile(result: Explanation, i: int, k: int, percentile: Percentile = "auto") -> tuple[np.ndarray, Key]:
-    """Image i's pixel attributions for target k on the model's input as the literature shows them: |a|
-    summed over the channels, clipped at the `percentile` (default 98), grey; and its colour key."""
+    """Image i's pixel attributions for target k on the model's input as captum shows them by default: |the
+    channel sum|, clipped where 98% (`percentile`) of its total is reached, grey; and its colour key."""
     chosen = ATTRIBUTION_PERCENTILE if percentile in ("auto", None) else float(percentile)
     a = result.attributions[i, k].astype(np.float32)
-    magnitude = np.abs(a).sum(axis=-1)
-    span = ov.clipped_scaling(magnitude, chosen).span or 1.0
-    key = Key(ATTRIBUTION_CMAP, 0.0, span, f"|{result.method}| summed over the colour channels", clipped=True)
+    span = ov.clipped_scaling(np.abs(a.sum(axis=-1)), chosen, mass=True).span or 1.0
+    key = Key(ATTRIBUTION_CMAP, 0.0, span, f"|{result.method}|, summed over the colour channels", clipped=True)
     return ov.attribution_rgb(a, "abs", chosen), key
 
 
@@ -243,8 +245,10 @@ def figure(results: Explanation | Sequence[Explanation], images: Sequence[int] |
     count = max(len(row) for row in rows)
     aspect = max(t.picture.shape[0] / t.picture.shape[1] for row in rows for t in row)
     bar = 0.12  # inches: the colour bars' height, their ticks and label take about 0.7 more
-    figure_ = Figure(figsize=(tile * count, (tile * aspect + 1.05) * len(rows) + 0.35), layout="constrained")
-    grid = figure_.add_gridspec(2 * len(rows), count, height_ratios=[tile * aspect, bar] * len(rows))
+    high = tile * min(aspect, 1.5)  # a tall photo's tiles get no taller than 1.5 tiles, and narrower
+    wide = tile if aspect <= 1.5 else max(high / aspect, min(tile, 3.0))
+    figure_ = Figure(figsize=(wide * count, (high + 1.05) * len(rows) + 0.35), layout="constrained")
+    grid = figure_.add_gridspec(2 * len(rows), count, height_ratios=[high, bar] * len(rows))
     for r, row in enumerate(rows):
         for c in range(count):
             ax, bar_ax = figure_.add_subplot(grid[2 * r, c]), figure_.add_subplot(grid[2 * r + 1, c])

@@ -173,7 +173,7 @@ def overlay_map(photo: np.ndarray, m: np.ndarray, alpha: float = 0.4, cmap: str 
     return out
 
 
-ATTRIBUTION_PERCENTILE = 98.0  # pixel attributions are clipped here, as captum's default (2% outliers)
+ATTRIBUTION_PERCENTILE = 98.0  # pixel attributions are clipped where 98% of their |mass| is reached, as captum
 PERCENTILE_SAMPLE = 1 << 20  # percentiles of larger maps are taken on an even subsample of about this many
 
 
@@ -181,8 +181,9 @@ def attribution_rgb(attributions: np.ndarray, mode: str = "abs",
                     percentile: float = ATTRIBUTION_PERCENTILE) -> np.ndarray:
     """Signed pixel attributions (..., h, w, C) as uint8 images, each (h, w, C) scaled on its own.
 
-    'abs' (the default, as captum and the SmoothGrad paper show them): |a| summed over the channels, divided
-    by its `percentile`-th percentile and clipped, grey (black = none, white = the top 2%); 'seed': zero mean,
+    'abs' (the default, captum's visualize_image_attr default): |a summed over the channels|, divided by the
+    value where the sorted values' running sum reaches `percentile`% of their total (captum's outlier_perc=2)
+    and clipped, grey (black = none, white = at or past it); 'seed': zero mean,
     standard deviation 0.25, shifted to 0.5 and clipped (the guided-backprop tutorials' display); 'signed':
     the channel sum on a blue-white-red scale centred at 0, clipped at the `percentile` of its |values|."""
     a = attributions.astype(np.float32)
@@ -193,13 +194,15 @@ def attribution_rgb(attributions: np.ndarray, mode: str = "abs",
         shown = shown if shown.shape[-1] == 3 else np.repeat(shown.mean(axis=-1, keepdims=True), 3, axis=-1)
         return (shown * 255).round().astype(np.uint8)
     if mode == "abs":
-        magnitude = np.abs(a).sum(axis=-1)
-        grey = np.stack([clipped_scaling(m, percentile)(m) for m in magnitude.reshape(-1, *magnitude.shape[-2:])])
+        magnitude = np.abs(a.sum(axis=-1))
+        grey = np.stack([clipped_scaling(m, percentile, mass=True)(m)
+                         for m in magnitude.reshape(-1, *magnitude.shape[-2:])])
         return np.repeat((grey * 255).round().astype(np.uint8).reshape(magnitude.shape)[..., None], 3, axis=-1)
     if mode == "signed":
         total = a.sum(axis=-1)
         flat = total.reshape(-1, *total.shape[-2:])
-        shown = np.stack([clipped_scaling(m, percentile, centred=True)(m) for m in flat]).reshape(total.shape)
+        shown = np.stack([clipped_scaling(m, percentile, centred=True, mass=True)(m)
+                          for m in flat]).reshape(total.shape)
         return colorize(shown, "bwr")
     raise HeatlensError(f"unknown attribution display '{mode}': use 'abs', 'seed' or 'signed'")
 
@@ -213,10 +216,27 @@ def abs_percentile(m: np.ndarray, percentile: float) -> float:
     return float(np.percentile(values, percentile)) if values.size else 0.0
 
 
-def clipped_scaling(m: np.ndarray, percentile: float | None, centred: bool = False) -> Scaling:
-    """Show m in [0, 1] divided by the `percentile`-th percentile of |m| (None: its peak), values beyond it
-    clipped; `centred`: signed, 0 at 0.5. An all-zero map gets span 0 and shows as 0 (no NaN)."""
-    span = abs_percentile(m, 100.0 if percentile is None else percentile)
+def mass_threshold(m: np.ndarray, percent: float) -> float:
+    """captum's clipping value: the smallest sorted |m| at which their running sum reaches `percent`% of the
+    total (so the largest values holding the last 100 - percent % of the mass are clipped); 0 for an all-zero
+    map. Non-finite values are left out; very large maps are taken on an even subsample."""
+    step = max(1, int(np.sqrt(m.size / PERCENTILE_SAMPLE))) if m.ndim == 2 else 1
+    values = np.sort(np.abs(m[::step, ::step] if m.ndim == 2 else m).ravel().astype(np.float64))
+    values = values[np.isfinite(values)]
+    if not values.size or values[-1] == 0:
+        return 0.0
+    running = np.cumsum(values)
+    return float(values[np.searchsorted(running, running[-1] * 0.01 * percent)])
+
+
+def clipped_scaling(m: np.ndarray, percentile: float | None, centred: bool = False, mass: bool = False) -> Scaling:
+    """Show m in [0, 1] divided by the `percentile`-th percentile of |m| (with `mass`, captum's
+    mass_threshold; None: the peak), values beyond it clipped; `centred`: signed, 0 at 0.5. An all-zero map
+    gets span 0 and shows as 0 (0.5 centred): no NaN."""
+    if percentile is None:
+        span = abs_percentile(m, 100.0)
+    else:
+        span = mass_threshold(m, percentile) if mass else abs_percentile(m, percentile)
     if span == 0 and percentile is not None:
         span = abs_percentile(m, 100.0)  # a sparse map whose percentile is still 0: its peak
     return Scaling(0.0, span, centred=centred)
