@@ -1,6 +1,6 @@
 """heatlens: why did the image classifier say that? Grad-CAM and friends for PyTorch and Keras, offline."""
 
-from . import figures, samples
+from . import samples
 from .api import explain
 from .compare import Comparison, compare
 from .errors import HeatlensError, ImageError, LayerError, MethodError, ModelError, TargetError
@@ -10,6 +10,15 @@ from .methods.inside import activations, deconv, filters
 from .models import load_model, wrap
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """heatlens.figures on first use: it imports matplotlib's figure machinery, most of an import's cost."""
+    if name == "figures":
+        import importlib
+
+        return importlib.import_module(".figures", __name__)
+    raise AttributeError(f"module 'heatlens' has no attribute {name!r}")
 
 __all__ = [
     "Comparison",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from ..errors import MethodError
 from ..models.base import Network
+from .shared import blur
 
 
 def make_baseline(network: Network, x: np.ndarray, baseline: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -24,7 +24,7 @@ def make_baseline(network: Network, x: np.ndarray, baseline: str | np.ndarray, r
         return np.broadcast_to(black, x.shape).copy()
     if baseline == "blurred":
         sigma = max(x.shape[1:3]) / 20
-        return gaussian_filter(x, sigma=(0, sigma, sigma, 0)).astype(np.float32)
+        return blur(x, (0, sigma, sigma, 0))
     if baseline == "uniform":
         low = x.min(axis=(1, 2, 3), keepdims=True)
         high = x.max(axis=(1, 2, 3), keepdims=True)

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
 from ..errors import HeatlensError, LayerError, MethodError, ModelError
 from ..images import ImageLike, as_batch, as_float_batch, output_folder
@@ -20,7 +19,7 @@ from ..overlay import attribution_rgb, grid
 from ..progress import progress_bar
 from .colours import photo_pixels, pixel_changes
 from .options import check_option_types
-from .shared import positive
+from .shared import blur, positive
 
 
 @dataclass
@@ -116,7 +115,7 @@ def filters(model: Any, layer: str, channels: list[int] | range = range(16), ste
             grads = np.roll(grads, (-dy, -dx), axis=(1, 2))
             x = x + lr * (high - low) * grads / (grads.std(axis=(1, 2, 3), keepdims=True) + 1e-8)
             if blur_every and (step + 1) % blur_every == 0:
-                x = gaussian_filter(x, sigma=(0, blur_sigma, blur_sigma, 0))
+                x = blur(x, (0, blur_sigma, blur_sigma, 0))
             x = np.clip(x, low, high).astype(np.float32)
             advance(1)
     end = _channel_means(network, x, layer, channels)

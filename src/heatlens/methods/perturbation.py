@@ -7,9 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
-from sklearn.linear_model import Ridge
-from sklearn.metrics import pairwise_distances
 
 from ..errors import MethodError
 from ..models.base import Network
@@ -21,7 +18,7 @@ from .colours import photo_pixels
 from .inpainting import inpainting_composer
 from .owen import owen_values
 from .registry import MethodOutput, TargetFn, register
-from .shared import at_least, explained, positive
+from .shared import at_least, blur, explained, positive
 
 
 def _chunks(total: int, size: int) -> Iterator[np.ndarray]:
@@ -159,6 +156,9 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
     binary sample matrix (num_samples, superpixels) instead of the seeded random one. Segmentation runs on
     the inputs in the photo's RGB, the preprocessing's colour map undone (BGR, mean-subtracted, scaled);
     that picture is extras['segmented_images'], uint8 (N, h, w, 3)."""
+    from sklearn.linear_model import Ridge  # imported here: it is most of `import heatlens`'s cost otherwise
+    from sklearn.metrics import pairwise_distances
+
     positive("num_samples", num_samples)
     if num_samples < 2:
         raise MethodError(f"num_samples must be at least 2. Received: {num_samples}")
@@ -238,7 +238,7 @@ def _hidden(network: Network, image: np.ndarray, segments: np.ndarray, hide: str
         return means[segments].astype(np.float32)
     if hide == "blur":
         sigma = max(image.shape[:2]) / 20
-        return gaussian_filter(image, sigma=(sigma, sigma, 0)).astype(np.float32)
+        return blur(image, (sigma, sigma, 0))
     return _fill(network, image[None], hide)[0]
 
 

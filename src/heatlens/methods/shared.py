@@ -28,3 +28,10 @@ def at_least(name: str, value: float, low: float = 0.0, strict: bool = False) ->
     ok = ok and finite_number(value) and (value > low if strict else value >= low)
     if not ok:
         raise MethodError(f"{name} must be a number {'>' if strict else '>='} {low:g}. Received: {value!r}")
+
+
+def blur(x: np.ndarray, sigma: tuple[float, ...]) -> np.ndarray:
+    """A Gaussian blur (scipy.ndimage, imported on first use: it costs half a second) as float32."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(x, sigma=sigma).astype(np.float32)
