@@ -8,7 +8,8 @@ is asked for probabilities (keep_softmax=True). Expected gradients is a random e
 shap draw baselines and path points from different generators: one test recomputes heatlens' estimate
 from its draws with the notebook's (layers[7].input -> output) model, exactly; another compares shap's
 own run with heatlens' statistically. Offline substitutions: VGG16(weights=None) with a fixed seed at
-32x32 (the smallest it takes), scikit-image's colour photos in place of shap.datasets.imagenet50.
+32x32 (the smallest it takes), scikit-image's colour photos in place of shap.datasets.imagenet50,
+nsamples=100 (the notebook's default is 200).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def case(chelsea: np.ndarray) -> dict:
 
     e = shap.GradientExplainer((model.layers[7].input, model.layers[-1].output), map2layer(X, 7), local_smoothing=0)
     np.random.seed(0)
-    shap_values, indexes = e.shap_values(map2layer(to_explain, 7), ranked_outputs=2)
+    shap_values, indexes = e.shap_values(map2layer(to_explain, 7), ranked_outputs=2, nsamples=SAMPLES)
     return {"model": model, "X": X, "to_explain": to_explain, "map2layer": map2layer, "shap_values": shap_values,
             "indexes": indexes}
 
@@ -99,9 +100,9 @@ def test_equals_the_notebooks_model_at_heatlens_draws(case: dict, network: heatl
 
 
 def test_agrees_with_shap_statistically(case: dict, network: heatlens.models.Network) -> None:
-    """Both estimate E[(x - x') grad f(x' + a (x - x'))] over the same background (shap with the notebook's
-    default 200 draws, heatlens with 100): the per-position maps correlate (0.96 here), and their totals
-    match within the Monte-Carlo error (3% here)."""
+    """Both estimate E[(x - x') grad f(x' + a (x - x'))] over the same background with 100 draws each: the
+    per-position maps correlate (0.93 and 0.95 here), and their totals match within the Monte-Carlo error
+    (1% here)."""
     result = explain(network, case, case["X"], n_samples=SAMPLES)
     for k in range(2):
         theirs = case["shap_values"][0, ..., k]

@@ -59,6 +59,8 @@ def result(case: dict) -> heatlens.Explanation:
 
 
 def test_same_top_four_outputs(case: dict, result: heatlens.Explanation) -> None:
+    """f received the array as the caller gave it (as shap passes it), and the result says so."""
+    assert any("as given" in note for note in result.notes), result.notes
     scores = np.asarray(case["f"](case["X"]))[0]
     top4 = np.argsort(scores)[::-1][:4]
     np.testing.assert_array_equal(result.targets.ids[0], top4)
