@@ -3,6 +3,8 @@ predicts only, and unreadable files or import paths get one-line errors."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,23 @@ def test_a_trusted_torchscript_file_with_another_extension_still_loads(tiny, tmp
     with torch.no_grad():
         expected = tiny(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
     np.testing.assert_allclose(network.predict(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_factory_in_the_current_folder_imports_with_the_folder_on_the_path_for_that_lookup_only(
+        tmp_path, monkeypatch):
+    (tmp_path / "folder_factory_mod.py").write_text(
+        "import torch\n\n\ndef make():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU())\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "folder_factory_mod", raising=False)
+    before = list(sys.path)
+    model = load_torch("folder_factory_mod:make")
+    assert isinstance(model, torch.nn.Sequential) and sys.path == before
+    with pytest.raises(ModelError, match=r"has no 'mak'\. Did you mean: 'make'\?"):
+        load_torch("folder_factory_mod:mak")
+    with pytest.raises(ModelError, match=r"no module 'nowhere_mod' in the current folder"):
+        load_torch("nowhere_mod:make")
+    (tmp_path / "broken_import_mod.py").write_text("import no_such_dependency_xyz\n")
+    with pytest.raises(ModelError, match=r"importing 'broken_import_mod' raised ModuleNotFoundError: No module "
+                                         r"named 'no_such_dependency_xyz'"):
+        load_torch("broken_import_mod:make")
+    monkeypatch.delitem(sys.modules, "folder_factory_mod", raising=False)

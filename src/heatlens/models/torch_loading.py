@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import HeatlensError, ModelError, first_line
-from ..imports import import_object
+from ..user_imports import current_folder_on_path, import_user_object
 from .pt2_archive import hidden_code
 
 MODEL_FILE_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
@@ -50,8 +50,9 @@ def place(model: torch.nn.Module, device: str) -> torch.nn.Module:
 
 
 def _build(spec: str) -> torch.nn.Module:
-    """The module a factory spec names: the object itself, or what calling it with no arguments returns."""
-    factory = import_object(spec)
+    """The module a factory spec names (its module importable, or a .py file in the current folder): the
+    object itself, or what calling it with no arguments returns."""
+    factory = import_user_object(spec)
     if callable(factory) and not isinstance(factory, torch.nn.Module):
         try:
             inspect.signature(factory).bind()
@@ -61,7 +62,8 @@ def _build(spec: str) -> torch.nn.Module:
         except ValueError:
             pass  # no signature to read (a builtin): calling it tells
         try:
-            factory = factory()
+            with current_folder_on_path():  # a factory may import its own helpers from the same folder
+                factory = factory()
         except HeatlensError:
             raise
         except Exception as exc:
