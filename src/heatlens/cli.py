@@ -6,12 +6,15 @@ bug in heatlens and says so in one line with exit code 1 (HEATLENS_DEBUG=1 shows
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,32 +24,52 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import samples
+from . import __version__, samples
 from .allocator import tune_allocator
 from .api import explain as run_explain
 from .classes import class_names, imagenet_wnids, is_imagenet
-from .errors import HeatlensError, ImageError, first_line
-from .explanation import Explanation, write_manifest
+from .cli_help import FLAGS, formula, option_names, options_help
+from .compare import compare
+from .errors import HeatlensError, ImageError, MethodError, close_matches, first_line
+from .explanation import MANIFEST_SCHEMA, Explanation, write_manifest
 from .image_files import find_images, unique_names
 from .images import load_image, output_folder
-from .imports import import_object
-from .methods import METHODS, inside
+from .methods import METHODS, MethodInfo, get_method, inside
 from .models import DEFAULT_MODEL, ZOO, Network, load_model, names_keras_model
 from .models.base import layer_position
 from .models.quiet import preload_tensorflow
+from .models.zoo import installed_framework
+from .preprocess import FITS
+from .user_imports import import_user_object
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the CLI's own process: keep TensorFlow's start-up chatter out
 
+# Plain (click) help: it wraps whole option texts at any width, where rich panels cut them off at 80 columns.
 app = typer.Typer(help="heatlens: see why an image classifier predicted what it did.", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+FRAMEWORK_PACKAGES = {"torch": ("torch",), "keras": ("keras",), "tensorflow": ("tensorflow", "tensorflow-cpu")}
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"heatlens {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _start() -> None:
+def _start(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print heatlens' version and exit")] = False,
+) -> None:
     """heatlens: see why an image classifier predicted what it did."""
     tune_allocator()
-out_console = Console()
-err_console = Console(stderr=True)
+
+
+# Lines that hold file paths are printed unwrapped (soft_wrap), so piped output keeps one path per line and
+# terminals fold them as they like; tables keep their columns' names whole (no_wrap).
+out_console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Zoo name, keras:NAME, a .keras/.h5 file, package.module:factory, "
@@ -56,7 +79,8 @@ PreprocessOption = Annotated[
     str, typer.Option(help="'auto' (the model's own), 'imagenet', 'efficientnet_lite' or 'none' (inputs as they are)")
 ]
 WeightsOption = Annotated[str | None, typer.Option(help="Weights file for keras:NAME models, or 'random'")]
-FrameworkOption = Annotated[str | None, typer.Option(help="Framework of the zoo model: torch (default) or keras")]
+FrameworkOption = Annotated[str | None, typer.Option(
+    help="Framework of the zoo model: torch or keras (default: the one installed, torch where both are)")]
 ClassesOption = Annotated[str | None, typer.Option(help="For user models: 'imagenet' or a text file, one name a line")]
 TrustOption = Annotated[int, typer.Option(
     "--trust-model-file", count=True,
@@ -110,7 +134,9 @@ def explain(
     strict: Annotated[bool, typer.Option(help="Stop at the first unreadable image (default: skip it)")] = False,
     sample: Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")] = None,
     model: ModelOption = DEFAULT_MODEL,
-    method: Annotated[str, typer.Option(help="See `heatlens methods`")] = "gradcam",
+    method: Annotated[str, typer.Option(
+        help="See `heatlens methods`; several comma-separated (gradcam,lime) write one comparison per image"
+    )] = "gradcam",
     target: Annotated[str, typer.Option(help="top1, top3, a class id or name, or a comma-separated list")] = "top1",
     layer: Annotated[str | None, typer.Option(
         help="Layer name (see `heatlens layers`) or position as in Keras' model.layers (layers[7].input: what "
@@ -119,10 +145,18 @@ def explain(
     )] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("heatlens-out"),
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Heatmap opacity")] = 0.4,
-    cmap: Annotated[str, typer.Option(help="matplotlib colormap")] = "jet",
+    cmap: Annotated[str | None, typer.Option(
+        help="matplotlib colormap; default: jet for maps >= 0 (the CAM family), a diverging map for signed ones")
+    ] = None,
+    fit: Annotated[str, typer.Option(
+        help="How a photo meets the model's square input: crop (the centre, as the model was trained), resize "
+             "(the whole photo squeezed, as the Keras tutorials do) or pad (the whole photo, bordered)")] = "crop",
     top: Annotated[int, typer.Option(min=0, help="How many predictions to print per image")] = 5,
     wnid: Annotated[bool, typer.Option("--wnid", help="Show ImageNet classes' WordNet ids (n02123159) in the table, "
                                        "as Keras' decode_predictions prints them")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the results as JSON on stdout (nothing else goes there): per image its targets, the "
+                       "files written, layer and method")] = False,
     preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
     device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
@@ -130,22 +164,30 @@ def explain(
     framework: FrameworkOption = None,
     trust_model_file: TrustOption = 0,
     option: Annotated[list[str] | None, typer.Option(
-        "--option", "-o", help="Method option KEY=VALUE, e.g. -o steps=64 -o baseline=blurred -o background=a.jpg,b.jpg"
+        "--option", "-o", help="Method option KEY=VALUE, e.g. -o steps=64 -o baseline=blurred "
+                               "-o background=a.jpg,b.jpg (`heatlens methods NAME` lists a method's options)"
     )] = None,
 ) -> None:
     """Explain images (files or bundled samples) and write overlays, raw maps and manifest.json.
 
-    An image that cannot be read is skipped with a warning and listed under 'failed' in the manifest
-    (with --strict, or when it is the only image, it stops the run)."""
+    Everything that can be checked without the model (methods, options, colour map, output folder, images) is
+    checked before it loads. An image that cannot be read is skipped with a warning and listed under 'failed'
+    in the manifest (with --strict, or when it is the only image, it stops the run)."""
+    chosen = _methods(method)
+    _check_cmap(cmap)
+    if fit not in FITS:
+        raise HeatlensError(f"--fit takes {', '.join(FITS)}. Received: {fit!r}{close_matches(fit, FITS)}")
+    options = _options(option or [], chosen)
+    targets, layers = _target(target), _layer(layer)
     named = _named_inputs(images or [], sample or [], recursive)
     folder = _output_folder(out)
     network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework,
-                       trust=trust_model_file)
-    options = _options(option or [])
-    targets, layers = _target(target), _layer(layer)
+                       trust=trust_model_file, fit=fit)
     if wnid and not is_imagenet(network.classes):
         raise HeatlensError(f"--wnid shows the WordNet ids of ImageNet classes, and {network.name} has other "
                             "classes; drop --wnid (or pass --classes imagenet for an ImageNet model)")
+    say = _Output(as_json)
+    shown = {"alpha": alpha, **({"cmap": cmap} if cmap else {})}
     entries: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     header: dict[str, Any] = {}
@@ -154,31 +196,164 @@ def explain(
             try:
                 photo = load_image(source) if isinstance(source, Path) else source
                 layers = _resolved(network, layers, photo)
-                result = run_explain(network, photo, method=method, target=targets, layer=layers, upsample=False,
-                                     **options)  # maps go onto the photo band by band as they are written
+                if len(chosen) == 1:
+                    result = run_explain(network, photo, method=chosen[0], target=targets, layer=layers,
+                                         upsample=False, **options[chosen[0]])  # maps go onto the photo band by band
+                    header = result.manifest_header(**shown)
+                    entry = _write_explanation(result, folder, name, source, shown)
+                else:
+                    result, entry = _write_comparison(network, photo, chosen, targets, layers, options, folder,
+                                                      name, source, shown)
+                    header = {"schema_version": MANIFEST_SCHEMA, "model": result.model, "methods": chosen,
+                              "display": result.manifest_header(**shown)["display"]}
             except ImageError as exc:
                 where = str(source) if isinstance(source, Path) else f"--sample {name}"
-                failed.append({"image": name, "file": where, "error": _one_line(exc)})
+                failed.append({"image": name, "file": _absolute(source) if isinstance(source, Path) else where,
+                               "error": _one_line(exc)})
                 if strict or len(named) == 1:
                     raise
                 _warn(f"skipped '{where}': {exc}")
                 continue
-            _print_predictions(name, result.top(top), result.layer, wnid)
-            entries.append(_write_explanation(result, folder, name, source, alpha, cmap))
-            header = result.manifest_header(alpha, cmap)
-            for record in entries[-1]["targets"]:
-                out_console.print(f"  {escape(record['name'])}: overlay written to "
-                                  f"[bold]{escape(str(folder / record['overlay']))}[/]")
+            entries.append(entry)
+            say.predictions(name, result.top(top), result.layer, wnid)
+            say.written(folder, entry)
     finally:  # a run stopped by a bad image still records the images it finished
         if entries:
+            header = {**header, "fit": fit, "versions": _versions(), "failed": failed}
             with _writing(folder):
-                manifest = write_manifest(folder, {**header, "failed": failed}, entries)
-            out_console.print(f"manifest: {escape(str(manifest))}")
+                manifest = write_manifest(folder, header, entries)
+            say.line(f"manifest: {escape(str(manifest))}")
     if not entries:
         raise HeatlensError(f"none of the {len(named)} images could be explained (see the warnings above); "
                             "nothing was written")
     if failed:
         _warn(f"{len(failed)} of {len(named)} images were skipped; manifest.json lists them under 'failed'")
+    if as_json:
+        print(json.dumps(_json_results(folder, header, entries), indent=2))
+
+
+class _Output:
+    """What explain prints on stdout for people: prediction tables and the files written; nothing with --json
+    (stdout then holds the JSON alone; warnings and notes stay on stderr)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            out_console.print(text, highlight=False)
+
+    def predictions(self, stem: str, top: list[list[tuple[int, str, float]]], layer: str | None,
+                    wnid: bool) -> None:
+        if not self.quiet:
+            _print_predictions(stem, top, layer, wnid)
+
+    def written(self, folder: Path, entry: dict[str, Any]) -> None:
+        if "comparison" in entry:
+            self.line(f"  comparison of {', '.join(r['method'] for r in entry['results'])} written to "
+                      f"[bold]{escape(str(folder / entry['comparison']))}[/]")
+            return
+        for record in entry["targets"]:
+            path = escape(str(folder / record["overlay"]))
+            self.line(f"  {escape(record['name'])}: overlay written to [bold]{path}[/]")
+
+
+def _methods(text: str) -> list[str]:
+    """The method names of --method (one, or several comma-separated), checked, each once."""
+    names = [get_method(item).name for item in text.split(",") if item.strip()]
+    if not names:
+        raise MethodError("--method is empty: give a method name (see `heatlens methods`), or several "
+                          "comma-separated")
+    if len(set(names)) != len(names):
+        raise MethodError(f"--method names a method twice: {text}; give each once")
+    return names
+
+
+def _check_cmap(cmap: str | None) -> None:
+    """Refuse an unknown colour map before any work, with the close names."""
+    from matplotlib import colormaps
+
+    if cmap is not None and cmap not in colormaps:
+        raise HeatlensError(f"unknown colormap '{cmap}'.{close_matches(cmap, list(colormaps))} Any matplotlib "
+                            "colormap name works, e.g. jet, viridis, inferno, bwr")
+
+
+def _write_explanation(result: Explanation, folder: Path, name: str, source: Any,
+                       shown: dict[str, Any]) -> dict[str, Any]:
+    """One image's overlays and maps (in a sub-folder where its name has one); its manifest entry."""
+    with _writing(folder):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (entry,) = result.write_images(folder, stems=[name], photo_maps=True, **shown)
+    return {**entry, **_origin(source, result), "method": result.method, "layer": result.layer}
+
+
+def _write_comparison(network: Network, photo: np.ndarray, methods: list[str], targets: Any, layers: Any,
+                      options: dict[str, dict[str, Any]], folder: Path, name: str, source: Any,
+                      shown: dict[str, Any]) -> tuple[Explanation, dict[str, Any]]:
+    """One image explained by each method for the same targets: its folder (comparison.png, a sub-folder per
+    method) and its manifest entry, which lists every method's targets and files."""
+    comparison = compare(network, photo, methods=methods, target=targets, layer=layers,
+                         options={m: o for m, o in options.items() if o})
+    with _writing(folder):
+        manifest = comparison.save(folder / name, **shown)
+    results = []
+    for method, result in comparison.results.items():
+        own = json.loads((folder / name / method / "manifest.json").read_text(encoding="utf-8"))["images"][0]
+        files = [{key: f"{name}/{method}/{value}" if key in _FILE_KEYS else value for key, value in record.items()}
+                 for record in own["targets"]]
+        results.append({"method": method, "layer": result.layer, "targets": files})
+    first = comparison.results[methods[0]]
+    entry = {"image": name, **_origin(source, first), "comparison": f"{name}/comparison.png",
+             "manifest": str(manifest.relative_to(folder)), "results": results}
+    return first, entry
+
+
+_FILE_KEYS = ("overlay", "labelled", "map", "attributions", "attributions_image")
+
+
+def _origin(source: Any, result: Explanation) -> dict[str, Any]:
+    """Where an image came from (absolute path, or the bundled sample) and which part of it the model saw."""
+    where = {"file": _absolute(source)} if isinstance(source, Path) else {"sample": True}
+    box = [float(v) for v in result.input_box] if result.input_box is not None else None
+    return {**where, "input_box": box}
+
+
+def _absolute(path: Path) -> str:
+    return os.path.abspath(path)
+
+
+def _versions() -> dict[str, str]:
+    """heatlens' version and those of the frameworks this run imported (none is imported to ask)."""
+    found = {"heatlens": __version__}
+    for module, distributions in FRAMEWORK_PACKAGES.items():
+        if module in sys.modules:
+            for distribution in distributions:
+                try:
+                    found[module] = metadata.version(distribution)
+                    break
+                except metadata.PackageNotFoundError:
+                    continue
+    return found
+
+
+def _json_results(folder: Path, header: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The --json document: the run's header and per image its targets (id, name, probability, wnid where
+    known), the files written (absolute paths), layer and method."""
+    def files(record: dict[str, Any]) -> dict[str, Any]:
+        return {key: str(folder / value) if key in _FILE_KEYS else value for key, value in record.items()}
+
+    images = []
+    for entry in entries:
+        item = {key: entry[key] for key in ("image", "file", "sample", "input_box") if key in entry}
+        if "results" in entry:
+            item["comparison"] = str(folder / entry["comparison"])
+            item["results"] = [{**r, "targets": [files(t) for t in r["targets"]]} for r in entry["results"]]
+        else:
+            item.update(method=entry["method"], layer=entry["layer"], targets=[files(t) for t in entry["targets"]])
+        images.append(item)
+    keep = ("model", "method", "methods", "layer", "fit", "versions", "failed")
+    return {**{key: header[key] for key in keep if key in header}, "output": str(folder),
+            "manifest": str(folder / "manifest.json"), "images": images}
 
 
 def _named_inputs(images: list[Path], sample_names: list[str], recursive: bool) -> list[tuple[str, Any]]:
@@ -193,15 +368,6 @@ def _named_inputs(images: list[Path], sample_names: list[str], recursive: bool) 
         raise HeatlensError("no images given: pass image files, a folder of images, or --sample cat")
     names = unique_names([name for name, _ in named])
     return [(name, source) for name, (_, source) in zip(names, named, strict=True)]
-
-
-def _write_explanation(result: Explanation, folder: Path, name: str, source: Any, alpha: float,
-                       cmap: str) -> dict[str, Any]:
-    """One image's overlays and maps (in a sub-folder where its name has one); its manifest entry."""
-    with _writing(folder):
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (entry,) = result.write_images(folder, alpha=alpha, cmap=cmap, stems=[name], photo_maps=True)
-    return {"image": name, "file": str(source), **entry} if isinstance(source, Path) else entry
 
 
 def _output_folder(out: Path) -> Path:
@@ -345,34 +511,69 @@ def layers(
 def models() -> None:
     """List the offline models (weights come from pip packages; nothing is downloaded)."""
     table = Table(title="offline models (--framework torch or keras)")
-    for col in ("name", "description", "weights package"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    table.add_column("description")
+    table.add_column("weights package", overflow="fold")
     for entry in ZOO.values():
-        table.add_row(entry.name, entry.description, entry.weights_package)
+        table.add_row(entry.name, escape(entry.description), entry.weights_package)
     table.add_row("keras:NAME", "any keras.applications class, e.g. keras:Xception", "--weights FILE or ~/.keras")
     out_console.print(table)
 
 
+WIDE = 120  # columns from which the methods table also shows each paper
+
+
 @app.command()
 @_user_errors
-def methods() -> None:
-    """List the explanation methods."""
-    table = Table(title="methods")
-    for col in ("name", "what it computes", "gradients", "layer", "paper"):
-        table.add_column(col)
+def methods(
+    name: Annotated[str | None, typer.Argument(help="A method: print its options, defaults and what they mean")] = None,
+) -> None:
+    """List the explanation methods, or one method's options (heatlens methods lime)."""
+    if name is not None:
+        _describe(get_method(name))
+        return
+    table = Table(title="methods (heatlens methods NAME: its options)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("what it computes")
+    table.add_column("gradients", no_wrap=True)
+    table.add_column("layer", no_wrap=True)
+    wide = out_console.width >= WIDE
+    if wide:
+        table.add_column("paper")
     for info in METHODS.values():
-        table.add_row(info.name, info.summary, _yes(info.needs_gradients), _yes(info.uses_layer), info.paper)
+        table.add_row(info.name, escape(info.summary), _yes(info.needs_gradients), _yes(info.uses_layer),
+                      *([escape(info.paper)] if wide else []))
+    out_console.print(table)
+
+
+def _describe(info: MethodInfo) -> None:
+    """One method: what it computes, its paper, what it needs, and a table of its options."""
+    needs = "gradients (torch or Keras models)" if info.needs_gradients else "only predictions (any model)"
+    for line in (f"[bold]{info.name}[/]: {escape(info.summary)}", f"paper: {escape(info.paper)}",
+                 f"needs: {needs}; layer: {'yes (--layer)' if info.uses_layer else 'no'}",
+                 f"computes: {escape(formula(info))}"):
+        out_console.print(line, highlight=False, soft_wrap=False)  # prose: folded at the width
+    table = Table(title="options: -o KEY=VALUE")
+    table.add_column("option", no_wrap=True)
+    table.add_column("default", no_wrap=True)
+    table.add_column("meaning")
+    for row in options_help(info):
+        table.add_row(escape(FLAGS.get(row.name, row.name)), escape(row.default), escape(row.meaning))
     out_console.print(table)
 
 
 def _network(model: str, preprocess: str, classes: str | None, input_size: int | None = None,
              device: str = "cpu", weights: str | None = None, framework: str | None = None,
-             trust: int = 0) -> Network:
-    """The model the options name; options that do not apply to it are refused by load_model.
+             trust: int = 0, fit: str = "crop") -> Network:
+    """The model the options name; options that do not apply to it are refused by load_model. The zoo's
+    framework is left to load_model (the installed one) unless --framework names it.
     trust: how often --trust-model-file was given (1: files that run code, 2: also pickles in .pt2)."""
-    if framework == "keras" or names_keras_model(model):
+    zoo_keras = model in ZOO and (framework or installed_framework()) == "keras"
+    if framework == "keras" or zoo_keras or names_keras_model(model):
         preload_tensorflow()
     options: dict[str, Any] = {"device": device, "framework": framework}
+    if fit != "crop":
+        options["fit"] = fit
     if preprocess != "auto":
         options["preprocess"] = None if preprocess == "none" else preprocess
     if classes is not None:
@@ -417,15 +618,28 @@ def _target(text: str) -> str | int | list[str | int]:
     return parsed[0] if len(parsed) == 1 else parsed
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
-    """KEY=VALUE method options: numbers and true/false become values; 'background' is a list of files."""
+def _options(pairs: list[str], methods: list[str]) -> dict[str, dict[str, Any]]:
+    """KEY=VALUE method options, per method: each goes to the methods that take it, and one that none of
+    them takes is refused with the close names. Numbers and true/false become values; 'background' is a list
+    of image files; score=module:function a function (any method takes it)."""
+    taken = {m: {*option_names(get_method(m)), "score"} - set(FLAGS) for m in methods}
+    parsed = _option_values(pairs)
+    for key in parsed:
+        if not any(key in names for names in taken.values()):
+            known = sorted(set().union(*taken.values()))
+            raise MethodError(f"-o {key}=... is not an option of {' or '.join(methods)}."
+                              f"{close_matches(key, known)} See `heatlens methods {methods[0]}` for its options")
+    return {m: {k: v for k, v in parsed.items() if k in taken[m]} for m in methods}
+
+
+def _option_values(pairs: list[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
             raise HeatlensError(f"--option expects KEY=VALUE. Received: {pair!r}")
         key = key.strip()
-        if key in {"layer", "target", "method", "model"}:
+        if key in {"layer", "target", "method", "model", "fit", "cmap"}:
             raise HeatlensError(f"use --{key} rather than --option {key}=...")
         if key == "background":
             options[key] = [load_image(Path(p.strip())) for p in text.split(",") if p.strip()]
@@ -438,7 +652,7 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 def _score_function(spec: str) -> Any:
     """-o score=package.module:function: a custom score function of the model's raw output."""
-    function = import_object(spec)
+    function = import_user_object(spec)
     if not callable(function):
         raise HeatlensError(f"-o score={spec} names a {type(function).__name__}, not a function")
     return function
