@@ -134,21 +134,23 @@ def run_case(family: str, method: str, spec: dict[str, Any]) -> Case:
         with warnings.catch_warnings(), time_limit(LIMIT_S[family]):
             warnings.simplefilter("ignore")
             result = call()
-            if spec["recheck"]:
+            if spec["recheck"] and not isinstance(result, list):
                 again = call()
                 if not _close(result.maps, again.maps):
                     gap = (f"max difference {np.nanmax(np.abs(result.maps - again.maps)):.3g}"
                            if result.maps.shape == again.maps.shape else f"shapes {again.maps.shape}")
                     case.flag("unstable", f"a second identical call gave different maps ({gap})")
-            if spec["overlay"]:
+            if spec["overlay"] and not isinstance(result, list):
                 _check_overlay(case, result)
-            if spec.get("save"):
+            if spec.get("save") and not isinstance(result, list):
                 _check_save(case, result)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # classifying every ending is the point
         case.ended_with(exc)
-    if result is not None and case.ending == "ok":
+    if isinstance(result, list) and case.ending == "ok":
+        judge_each(case, result, spec)
+    elif result is not None and case.ending == "ok":
         judge(case, result, family, method, spec)
     if case.ending == "typed" and spec["valid"]:
         case.flag("refused", f"valid call refused: {case.message}")
@@ -160,6 +162,20 @@ def run_case(family: str, method: str, spec: dict[str, Any]) -> Case:
     if altered:
         case.flag("input_changed", altered)
     return case
+
+
+def judge_each(case: Case, results: list, spec: dict[str, Any]) -> None:
+    """Photos of different sizes give one result each: as many as photos, each finite and at its photo's size."""
+    photos = spec["images"].value
+    if len(results) != len(photos):
+        case.flag("wrong_shape", f"{len(photos)} photos of different sizes gave {len(results)} results")
+        return
+    for photo, result in zip(photos, results, strict=True):
+        size = fi.image_size(photo, spec["mode"])
+        if not np.isfinite(result.maps).all() or not np.isfinite(result.logits).all():
+            case.flag("nonfinite", "a per-photo result holds NaN or inf")
+        if result.maps.shape[0] != 1 or (spec["upsample"] and tuple(result.maps.shape[2:]) != tuple(size)):
+            case.flag("wrong_shape", f"a photo of size {size} gave maps {result.maps.shape}")
 
 
 def judge(case: Case, result: Any, family: str, method: str, spec: dict[str, Any]) -> None:

@@ -39,10 +39,10 @@ def _size(data: st.DataObject, fixed: int | None) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- images
 
-GOOD_PHOTOS = ["uint8", "uint8", "uint8 batch", "uint8 batch", "grey", "grey1", "rgba", "uint16", "uint16 low",
-               "bool", "float01", "float64 01", "float16 01", "int64", "list", "list of PIL", "non-contiguous",
-               "read-only", "PIL", "PIL mode I;16", "PIL mode CMYK"]
-BAD_PHOTOS = ["float out of range", "nan", "negative int", "rank1", "rank5", "empty", "two channels", "mixed sizes",
+GOOD_PHOTOS = ["mixed sizes", "uint8", "uint8", "uint8 batch", "uint8 batch", "grey", "grey1", "rgba", "uint16",
+               "uint16 low", "bool", "float01", "float64 01", "float16 01", "int64", "list", "list of PIL",
+               "non-contiguous", "read-only", "PIL", "PIL mode I;16", "PIL mode CMYK"]
+BAD_PHOTOS = ["float out of range", "nan", "negative int", "rank1", "rank5", "empty", "two channels",
               "empty list", "none", "missing path", "object", "nested lists", "PIL mode F", "PIL mode LAB",
               "PIL mode HSV"]
 GOOD_INPUTS = ["float32", "float32", "float32", "rank3", "float64", "float16", "uint8", "int", "zeros", "list",

@@ -114,8 +114,16 @@ def load_zoo_model(name: str, device: str = "cpu", framework: str | None = None)
 
 def installed_framework() -> str:
     """'torch' where torch is installed, else 'keras' where Keras and TensorFlow are (found, not imported)."""
-    if importlib.util.find_spec("torch") is not None:
+    if _found("torch"):
         return "torch"
-    if importlib.util.find_spec("keras") is not None and importlib.util.find_spec("tensorflow") is not None:
+    if _found("keras") and _found("tensorflow"):
         return "keras"
     raise ModelError("the zoo models need torch or Keras: pip install 'heatlens[torch]' or 'heatlens[keras]'")
+
+
+def _found(package: str) -> bool:
+    """Whether `package` can be imported, without importing it (an import hook that refuses it: no)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
