@@ -6,6 +6,7 @@ bug in heatlens and says so in one line with exit code 1 (HEATLENS_DEBUG=1 shows
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -204,8 +205,7 @@ def explain(
                 else:
                     result, entry = _write_comparison(network, photo, chosen, targets, layers, options, folder,
                                                       name, source, shown)
-                    header = {"schema_version": MANIFEST_SCHEMA, "model": result.model, "methods": chosen,
-                              "display": result.manifest_header(**shown)["display"]}
+                    header = {"schema_version": MANIFEST_SCHEMA, "model": result.model, "methods": chosen}
             except ImageError as exc:
                 where = str(source) if isinstance(source, Path) else f"--sample {name}"
                 failed.append({"image": name, "file": _absolute(source) if isinstance(source, Path) else where,
@@ -270,12 +270,14 @@ def _methods(text: str) -> list[str]:
 
 
 def _check_cmap(cmap: str | None) -> None:
-    """Refuse an unknown colour map before any work, with the close names."""
+    """Refuse an unknown colour map before any work, with the close names (only the close ones: matplotlib
+    has some 200, many of them alike)."""
     from matplotlib import colormaps
 
     if cmap is not None and cmap not in colormaps:
-        raise HeatlensError(f"unknown colormap '{cmap}'.{close_matches(cmap, list(colormaps))} Any matplotlib "
-                            "colormap name works, e.g. jet, viridis, inferno, bwr")
+        near = difflib.get_close_matches(cmap, [name for name in colormaps if not name.endswith("_r")], 3, 0.7)
+        raise HeatlensError(f"unknown colormap '{cmap}'.{close_matches(cmap, near)} Any matplotlib colormap name "
+                            "works, e.g. jet, viridis, inferno, bwr")
 
 
 def _write_explanation(result: Explanation, folder: Path, name: str, source: Any,
