@@ -196,3 +196,22 @@ def test_the_notebook_bar_redraws_one_line():
     lines = stream.getvalue().split("\r")
     assert lines[-1].startswith("RISE [##########] 10/10") and stream.getvalue().endswith("\n")
     assert "\n" not in stream.getvalue()[:-1]
+
+
+def test_progress_shows_in_a_jupyter_kernel_without_a_terminal(monkeypatch, capsys):
+    import sys
+    import types
+
+    from heatlens.progress import in_notebook, progress_bar
+
+    assert not in_notebook()
+    shell = type("ZMQInteractiveShell", (), {"kernel": object()})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    assert in_notebook()
+    with progress_bar(4, "Score-CAM") as advance:
+        advance(4)
+    err = capsys.readouterr().err
+    assert "Score-CAM [" in err and "4/4" in err
+    with progress_bar(4, "Score-CAM", enabled=False) as advance:
+        advance(4)
+    assert capsys.readouterr().err == ""
