@@ -29,10 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
 from PIL import Image
 
 from . import overlay as ov
@@ -40,6 +36,8 @@ from .errors import HeatlensError
 from .images import output_folder
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .explanation import Explanation
 
 SIGNED_METHODS = frozenset({"cam", "lime", "shap_partition", "occlusion", "gradient_x_input",
@@ -235,6 +233,8 @@ def figure(results: Explanation | Sequence[Explanation], images: Sequence[int] |
     names its method and layer; one method: the figure's title does. `columns` lays all tiles out in rows of
     that many instead. `view`: 'overlay' (the map over the photo), 'attributions' (pixel attributions, see
     attribution_tile) or 'auto' (attributions where the method has them)."""
+    from matplotlib.figure import Figure  # here, not at import: matplotlib's figure machinery is slow to load
+
     results = [results] if not isinstance(results, Sequence) else list(results)
     if not results:
         raise HeatlensError("figure() needs at least one Explanation")
@@ -271,6 +271,10 @@ def figure(results: Explanation | Sequence[Explanation], images: Sequence[int] |
 def colour_bar(figure_: Figure, ax: Any, key: Key) -> None:
     """A horizontal colour bar in `ax`: the key's colour map from its low to its high value, the ends marked
     as clipped where they are, labelled with what the values are."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     shown = ScalarMappable(Normalize(key.low, key.high), colormaps[key.cmap])
     bar = figure_.colorbar(shown, cax=ax, orientation="horizontal")
     signed = key.low < 0 < key.high

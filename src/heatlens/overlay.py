@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib import colormaps
 
 from .errors import HeatlensError
 from .preprocess import Box
@@ -343,6 +342,8 @@ def levels(maps01: np.ndarray) -> np.ndarray:
 def color_table(cmap: str) -> np.ndarray:
     """A matplotlib colormap as a (256, 3) uint8 table, built once per name: entry k is the colour at the
     middle of the values that `levels` sends to k (exactly matplotlib's entry k for 256-colour maps)."""
+    from matplotlib import colormaps  # here, not at import: loading matplotlib costs a tenth of a second
+
     try:
         colormap = colormaps[cmap]
     except KeyError:
