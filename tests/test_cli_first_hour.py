@@ -354,8 +354,6 @@ def test_fit_reaches_load_model_and_the_manifest(tmp_path, monkeypatch, toy):
     assert manifest["fit"] == "pad"
 
 
-@pytest.mark.xfail(strict=True, reason="explain() re-wraps a Network with wrap(fit='crop'), which undoes "
-                                       "load_model(fit=...): models/__init__.py fitted() (see the report)")
 def test_fit_resize_explains_the_whole_photo(tmp_path):
     result = runner.invoke(app, ["explain", str(_photo(tmp_path / "x.png", size=(30, 50))), *TOY, "--fit", "resize",
                                  "--out", str(tmp_path / "o")])

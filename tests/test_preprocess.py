@@ -92,3 +92,12 @@ def test_fit_is_checked_and_applies_only_to_heatlens_resizing():
         heatlens.wrap(lambda x: x.reshape(len(x), -1), fit="pad")
     network = heatlens.wrap(lambda x: x.reshape(len(x), -1), preprocess="imagenet")
     assert heatlens.wrap(network, fit="resize").preprocess.fit == "resize" and network.preprocess.fit == "crop"
+
+
+def test_a_fitted_network_keeps_its_fit_through_explain(rng):
+    import heatlens
+
+    network = heatlens.wrap(lambda x: x.reshape(len(x), -1)[:, :2], preprocess="imagenet", fit="resize")
+    result = heatlens.explain(network, rng.integers(0, 256, (30, 50, 3), dtype=np.uint8), method="occlusion",
+                              window=112, stride=112, target=0)
+    assert result.input_box == (0.0, 0.0, 30.0, 50.0)

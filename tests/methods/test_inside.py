@@ -44,6 +44,36 @@ def test_filter_visualization_raises_the_channel_tenfold_and_is_seeded(lite0):
         heatlens.filters(lite0, "blocks.10.expand", channels=[99999], steps=1, size=64)
 
 
+def test_channels_closed_by_relu6_grow_through_the_pre_activation(lite0):
+    """Channels 1, 3, 4, 5 of the head are 0 on the grey start (ReLU6 closed): ascent on head.1 opens them."""
+    grown = heatlens.filters(lite0, "head", channels=[1, 3, 4, 5], steps=8, size=64, progress=False)
+    assert grown.details["objective"] == "head.1"
+    assert max(grown.details["start_activation"]) == 0 and min(grown.details["end_activation"]) > 1
+    assert grown.details["dead_channels"] == []
+
+
+def test_a_channel_that_never_activates_is_named(lite0):
+    class Closed(torch.nn.Module):
+        """A conv whose channel 1 is shut for every input: weights 0, bias -1, then a ReLU."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
+            with torch.no_grad():
+                self.conv.weight[1] = 0
+                self.conv.bias[1] = -1
+            self.act = torch.nn.ReLU()
+            self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+        def forward(self, x):
+            return self.head(self.act(self.conv(x)))
+
+    network = heatlens.wrap(Closed().eval(), preprocess="imagenet")
+    with pytest.warns(UserWarning, match=r"channels \[1\] of layer 'conv' never activated"):
+        grown = heatlens.filters(network, "conv", channels=[0, 1], steps=2, size=32, progress=False)
+    assert grown.details["dead_channels"] == [1] and grown.details["objective"] == "conv"
+
+
 class TwoConvs(torch.nn.Module):
     """Two 3x3 convolutions with ReLUs: a unit of `conv2` sees a 5x5 window of the input."""
 

@@ -4,6 +4,7 @@ deconvnet projections of strong activations back to pixels, for any Network with
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,16 @@ def activations(model: Any, image: ImageLike, layers: list[str] | None = None, s
                                                                      "channel index"})
 
 
-def filters(model: Any, layer: str, channels: list[int] | range = range(16), steps: int = 128, lr: float = 0.05,
+def filters(model: Any, layer: str, channels: list[int] | range = range(16), steps: int = 24, lr: float = 0.05,
             jitter: int = 8, blur_every: int = 4, blur_sigma: float = 0.5, size: int | None = None, seed: int = 0,
             progress: bool = True) -> Pictures:
     """What each channel responds to: inputs grown by gradient ascent on the channel's mean activation
     (normalised steps), starting from mid grey with uniform noise over 1/8 of the value range (the Keras
     tutorial's start), with random jitter and a periodic blur as regularisers; all channels of one call
-    are optimised together in one batch. The channel is the objective, so feature extractors (no class
-    output) work too; the pictures are the grown inputs in the photo's RGB pixels."""
+    are optimised together in one batch. Where the layer ends in a ReLU the ascent runs on the layer
+    before it, so channels the ReLU closes at the start still grow; one that never activates is named in
+    a warning and in details['dead_channels']. The channel is the objective, so feature extractors (no
+    class output) work too; the pictures are the grown inputs in the photo's RGB pixels."""
     check_option_types("filters", filters, {"channels": channels, "steps": steps, "lr": lr, "jitter": jitter,
                                             "blur_every": blur_every, "blur_sigma": blur_sigma, "size": size,
                                             "seed": seed})
@@ -105,7 +108,8 @@ def filters(model: Any, layer: str, channels: list[int] | range = range(16), ste
     x = ((low + high) / 2 + (rng.random((len(channels), *shape)) - 0.5) * 0.125 * (high - low)).astype(np.float32)
     network = _for_channels(network, x)
     ids = np.array(channels)[:, None]
-    score = f"layer_mean:{layer}"
+    objective = _pre_activation(network, layer, shape) or layer
+    score = f"layer_mean:{objective}"
     start = _channel_means(network, x, layer, channels)
     with progress_bar(steps, f"Filters of {layer}", progress) as advance:
         for step in range(steps):
@@ -119,12 +123,17 @@ def filters(model: Any, layer: str, channels: list[int] | range = range(16), ste
             x = np.clip(x, low, high).astype(np.float32)
             advance(1)
     end = _channel_means(network, x, layer, channels)
+    dead = [c for c, value in zip(channels, end, strict=True) if value <= 0]
+    if dead:
+        warnings.warn(f"channels {dead} of layer '{layer}' never activated (their mean stayed <= 0 at every step), "
+                      "so their pictures show no pattern; pick the layer before its activation, or other channels",
+                      stacklevel=2)
     shown = photo_pixels(network, x)
     pictures = {f"{layer}_channel_{c}": img for c, img in zip(channels, shown, strict=True)}
     pictures["summary"] = grid(shown, columns=int(np.ceil(np.sqrt(len(shown)))))
     return Pictures("filters", network.name, pictures, {"inputs": x},
-                    {"layer": layer, "channels": channels, "start_activation": start, "end_activation": end,
-                     "steps": steps, "seed": seed})
+                    {"layer": layer, "objective": objective, "channels": channels, "start_activation": start,
+                     "end_activation": end, "dead_channels": dead, "steps": steps, "seed": seed})
 
 
 def deconv(model: Any, image: ImageLike, layer: str, channels: list[int] | None = None, top_k: int = 9) -> Pictures:
@@ -206,6 +215,25 @@ def _value_range(network: Network, shape: tuple[int, ...]) -> tuple[np.ndarray, 
     black = network.prepare(np.zeros((1, *shape[:2], 3), np.uint8))[0].mean(axis=(0, 1))
     white = network.prepare(np.full((1, *shape[:2], 3), 255, np.uint8))[0].mean(axis=(0, 1))
     return np.minimum(black, white).astype(np.float32), np.maximum(black, white).astype(np.float32)
+
+
+def _pre_activation(network: Network, layer: str, shape: tuple[int, ...]) -> str | None:
+    """The layer feeding the ReLU that ends `layer` (the ReLU itself, or a block whose last sub-layer is one),
+    where a channel is alive however negative it is: ascent on it moves a closed ReLU's channel too. None
+    when no single-call ReLU of the same shape ends the layer."""
+    infos = network.layers(shape)
+    names = [info.name for info in infos]
+    index = names.index(layer)
+    wanted = infos[index].output_shape
+    for j in range(index, 0, -1):
+        inside = infos[j].name == layer or infos[j].name.startswith(f"{layer}.")
+        if not inside or infos[j].output_shape != wanted:
+            return None
+        if "relu" in infos[j].kind.lower():
+            before = infos[j - 1]
+            ok = infos[j].calls == 1 and before.output_shape == wanted and before.name != layer
+            return before.name if ok else None
+    return None
 
 
 def _channel_means(network: Network, x: np.ndarray, layer: str, channels: list[int]) -> list[float]:

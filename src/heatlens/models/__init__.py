@@ -31,7 +31,7 @@ def wrap(
     preprocess: str | Callable[[np.ndarray], np.ndarray] | None = "auto",
     classes: str | os.PathLike | Sequence[str] | None = None,
     name: str | None = None,
-    fit: str = "crop",
+    fit: str | None = None,
     **options: Any,
 ) -> Network:
     """Wrap a framework model, or a plain predict(images) -> scores function, as a Network.
@@ -44,7 +44,7 @@ def wrap(
     file with one name per line, or a list. Keras models ending in a softmax are explained by their logits
     unless keep_softmax=True. fit: how a photo becomes the model's square input with heatlens' resize
     presets: 'crop' (centre crop, as ImageNet training), 'resize' (the whole photo squeezed, as the Keras
-    tutorials) or 'pad' (the whole photo, bordered).
+    tutorials) or 'pad' (the whole photo, bordered); None leaves it as it is ('crop' for a new network).
     """
     if isinstance(model, Network):
         return fitted(model, fit)
@@ -84,7 +84,7 @@ def load_model(
     framework: str | None = None,
     weights: str | None = None,
     trust: bool | str = False,
-    fit: str = "crop",
+    fit: str | None = None,
     **options: Any,
 ) -> Network:
     """A model by name: a zoo model (framework 'torch' or 'keras'), 'keras:Xception' (any
@@ -98,8 +98,10 @@ def load_model(
     return fitted(_loaded(name, device, framework, weights, trust, options), fit)
 
 
-def fitted(network: Network, fit: str) -> Network:
-    """The network with its photo-fitting changed to `fit` ('crop' leaves it as it is)."""
+def fitted(network: Network, fit: str | None) -> Network:
+    """The network with its photo-fitting changed to `fit` (None leaves it as it is)."""
+    if fit is None:
+        return network
     if fit not in FITS:
         raise ModelError(f"fit must be one of {', '.join(FITS)}. Received: {fit!r}")
     if getattr(network.preprocess, "fit", "crop") == fit:
