@@ -263,8 +263,8 @@ def figure(results: Explanation | Sequence[Explanation], images: Sequence[int] |
                 colour_bar(figure_, bar_ax, row[c].key)
     if title is None and not several_methods:
         title = f"{method_line(results[0])}  ·  {results[0].model}"
-    if title:
-        figure_.suptitle(title, fontsize=11)
+    if title:  # wrapped to the figure's width (about 9 characters an inch at this size)
+        figure_.suptitle(textwrap.fill(title, max(20, int(9 * figure_.get_size_inches()[0]))), fontsize=11)
     return figure_
 
 
