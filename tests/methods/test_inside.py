@@ -157,15 +157,8 @@ def test_inside_functions_refuse_wrong_option_types_in_one_line():
     assert list(heatlens.activations(net, x, layers="features.1").arrays) == ["features.1"]
 
 
-class ConvStack(torch.nn.Module):
-    """A feature extractor with no class output: two conv-ReLUs, returning (N, C, h, w)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, 4, 3, padding=1)
-        self.relu1 = torch.nn.ReLU()
-        self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
-        self.relu2 = torch.nn.ReLU()
+class ConvStack(TwoConvs):
+    """TwoConvs as a feature extractor with no class output: its forward returns the (N, C, h, w) features."""
 
     def forward(self, x):
         return self.relu2(self.conv2(self.relu1(self.conv1(x))))
