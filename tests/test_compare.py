@@ -51,3 +51,14 @@ def test_bad_requests_are_refused_before_any_work(lite0, cat):
         heatlens.compare(lite0, cat, ["gradcam", "gradcam"])
     with pytest.raises(MethodError, match=r"options= names methods that are not compared: \['lime'\]"):
         heatlens.compare(lite0, cat, ["gradcam"], options={"lime": {}})
+
+
+def test_signed_methods_keep_their_own_colours_in_the_comparison(comparison):
+    occlusion = comparison.results["occlusion"]
+    np.testing.assert_array_equal(comparison.figure().get_axes()[2].get_images()[0].get_array(),
+                                  occlusion.overlay_image(0, 0))
+
+
+def test_results_of_photo_files_carry_their_names(lite0, tmp_path):
+    path = heatlens.samples.path("coffee")
+    assert heatlens.explain(lite0, path, method="eigencam").names == [path.name]

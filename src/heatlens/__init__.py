@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """heatlens.figures on first use: it imports matplotlib's figure machinery, most of an import's cost."""
-    if name == "figures":
+    """heatlens.figures and heatlens.display on first use: they import matplotlib's figure machinery."""
+    if name in {"display", "figures"}:
         import importlib
 
-        return importlib.import_module(".figures", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'heatlens' has no attribute {name!r}")
 
 __all__ = [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,6 +104,7 @@ def explain(
         attributions=out.attributions,
         classes=classes,
         notes=notes,
+        names=_image_names(images),
         _images=photos if photos is not None or x.shape[-1] != 3 else photo_pixels(network, x),
         _inputs=x if photos is None else None,
     )
@@ -114,6 +117,14 @@ def _model_inputs(network: Network, images: Any) -> tuple[np.ndarray | None, np.
         return None, as_float_batch(images)
     photos = as_batch(images)
     return photos, network.prepare(photos)
+
+
+def _image_names(images: Any) -> list[str] | None:
+    """The file names of images given as paths (shown over their photos), else None."""
+    items = images if isinstance(images, list | tuple) else [images]
+    if items and all(isinstance(item, str | os.PathLike) for item in items):
+        return [Path(item).name for item in items]
+    return None
 
 
 def _float_array(images: Any) -> bool:

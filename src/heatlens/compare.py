@@ -41,9 +41,10 @@ class Comparison:
         n, k = first.maps.shape[:2]
         return [(i, j) for i in range(n) for j in range(k)]
 
-    def figure(self, alpha: float = 0.4, cmap: str = "jet") -> Any:
+    def figure(self, alpha: float = 0.4, cmap: str | None = None) -> Any:
         """A matplotlib Figure (not managed by pyplot, so a notebook shows it once): rows = (image, target),
-        columns = the photo and each method's overlay, method names on top, class and probability at left."""
+        columns = the photo and each method's overlay, method names on top, class and probability at left.
+        cmap None: each method's own colours (jet for maps >= 0, a diverging map centred on 0 for signed ones)."""
         from matplotlib.figure import Figure
 
         rows, methods = self.rows(), self.methods
@@ -66,7 +67,7 @@ class Comparison:
             ax.set_yticks([])
         return fig
 
-    def save(self, directory: str | Path, alpha: float = 0.4, cmap: str = "jet") -> Path:
+    def save(self, directory: str | Path, alpha: float = 0.4, cmap: str | None = None) -> Path:
         """comparison.png, one sub-folder per method (its overlays, maps and manifest) and a manifest.json
         that lists them; returns the manifest's path."""
         out = output_folder(directory)
