@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 torch = pytest.importorskip("torch")
 
@@ -229,3 +232,12 @@ def test_deconv_pictures_are_in_rgb_for_a_bgr_model(rng):
         picture = result.pictures[f"relu_channel_{c}"].astype(int)
         y, x = np.unravel_index(np.abs(projection).sum(axis=-1).argmax(), projection.shape[:2])
         assert picture[y, x].argmax() == 2 - c and picture[y, x, 2 - c] > 200
+
+
+def test_pictures_show_themselves_in_a_notebook(lite0, cat):
+    shown = heatlens.activations(lite0, cat, layers=["blocks.5"])
+    png = Image.open(io.BytesIO(shown._repr_png_()))
+    assert 0 < max(png.size) <= 512
+    page = shown._repr_html_()
+    assert page.count("<img") == len(shown.pictures) and "activations" in page and "blocks.5" in page
+    assert repr(shown).startswith("Pictures(kind='activations', model='efficientnet_lite0', 2 pictures")

@@ -3,6 +3,9 @@ deconvnet projections of strong activations back to pixels, for any Network with
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +35,24 @@ class Pictures:
     pictures: dict[str, np.ndarray]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        names = list(self.pictures)[:4]
+        return f"Pictures(kind={self.kind!r}, model={self.model!r}, {len(self.pictures)} pictures: {names})"
+
+    def _repr_png_(self) -> bytes:
+        """In a notebook: the summary picture (or the first), its long side at most 512 pixels."""
+        return _png(self.pictures.get("summary", next(iter(self.pictures.values()))), 512)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: what these pictures are, and up to 12 of them as titled thumbnails."""
+        tiles = "".join(
+            f'<figure style="display:inline-block;margin:4px"><img src="data:image/png;base64,'
+            f'{base64.b64encode(_png(picture, 192)).decode()}"><figcaption>{html.escape(name)}</figcaption></figure>'
+            for name, picture in list(self.pictures.items())[:12])
+        layer = self.details.get("layer", self.details.get("layers", ""))
+        title = f"<b>{html.escape(self.kind)}</b> of {html.escape(self.model)} {html.escape(str(layer))}"
+        return f"<div>{title}<br>{tiles}</div>"
 
     def save(self, directory: str | Path) -> Path:
         out = output_folder(directory)
@@ -240,6 +261,15 @@ def _channel_means(network: Network, x: np.ndarray, layer: str, channels: list[i
     acts = network.trace(x, capture=[layer]).activations[layer]
     axes = tuple(range(1, acts.ndim - 1))
     return [float(acts[i].mean(axis=tuple(a - 1 for a in axes))[c]) for i, c in enumerate(channels)]
+
+
+def _png(picture: np.ndarray, longest: int) -> bytes:
+    """A uint8 picture as PNG bytes, shrunk so its long side is at most `longest` pixels."""
+    image = Image.fromarray(picture)
+    image.thumbnail((longest, longest))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _pad(tiles: np.ndarray) -> np.ndarray:
