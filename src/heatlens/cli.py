@@ -153,6 +153,11 @@ def explain(
         help="How a photo meets the model's square input: crop (the centre, as the model was trained), resize "
              "(the whole photo squeezed, as the Keras tutorials do) or pad (the whole photo, bordered)")] = "crop",
     top: Annotated[int, typer.Option(min=0, help="How many predictions to print per image")] = 5,
+    max_size: Annotated[int, typer.Option(
+        min=0, help="The overlay PNGs' long side at most this many pixels (0: the photo's own size)")] = 1600,
+    full_size_maps: Annotated[bool, typer.Option(
+        "--full-size-maps", help="Write the raw maps (.npy) at the photo's resolution; by default they stay on the "
+                                 "model's grid (7x7 for Grad-CAM), with the input box in the manifest")] = False,
     wnid: Annotated[bool, typer.Option("--wnid", help="Show ImageNet classes' WordNet ids (n02123159) in the table, "
                                        "as Keras' decode_predictions prints them")] = False,
     as_json: Annotated[bool, typer.Option(
@@ -201,7 +206,8 @@ def explain(
                     result = run_explain(network, photo, method=chosen[0], target=targets, layer=layers,
                                          upsample=False, **options[chosen[0]])  # maps go onto the photo band by band
                     header = result.manifest_header(**shown)
-                    entry = _write_explanation(result, folder, name, source, shown)
+                    entry = _write_explanation(result, folder, name, source, shown,
+                                               {"photo_maps": full_size_maps, "max_size": max_size or None})
                 else:
                     result, entry = _write_comparison(network, photo, chosen, targets, layers, options, folder,
                                                       name, source, shown)
@@ -219,7 +225,8 @@ def explain(
             say.written(folder, entry)
     finally:  # a run stopped by a bad image still records the images it finished
         if entries:
-            header = {**header, "fit": fit, "versions": _versions(), "failed": failed}
+            maps = {"grid": "photo" if full_size_maps else "model", "dtype": "float32"}
+            header = {**header, "fit": fit, "maps": maps, "versions": _versions(), "failed": failed}
             with _writing(folder):
                 manifest = write_manifest(folder, header, entries)
             say.line(f"manifest: {escape(str(manifest))}")
@@ -281,11 +288,12 @@ def _check_cmap(cmap: str | None) -> None:
 
 
 def _write_explanation(result: Explanation, folder: Path, name: str, source: Any,
-                       shown: dict[str, Any]) -> dict[str, Any]:
-    """One image's overlays and maps (in a sub-folder where its name has one); its manifest entry."""
+                       shown: dict[str, Any], sizes: dict[str, Any]) -> dict[str, Any]:
+    """One image's overlays and maps (in a sub-folder where its name has one); its manifest entry. `sizes`:
+    photo_maps and max_size for Explanation.write_images."""
     with _writing(folder):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (entry,) = result.write_images(folder, stems=[name], photo_maps=True, **shown)
+        (entry,) = result.write_images(folder, stems=[name], **sizes, **shown)
     return {**entry, **_origin(source, result), "method": result.method, "layer": result.layer}
 
 

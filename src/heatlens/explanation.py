@@ -241,12 +241,13 @@ class Explanation:
 
     def write_images(self, directory: str | Path, alpha: float = 0.4, cmap: str | None = None,
                      stems: list[str] | None = None, photo_maps: bool = False,
-                     labelled: bool = True) -> list[dict[str, Any]]:
+                     labelled: bool = True, max_size: int | None = None) -> list[dict[str, Any]]:
         """Write one overlay PNG, one labelled figure PNG (`labelled`: titled, with a colour bar, drawn on a
         copy of the photo no longer than display.SAVED_SIDE) and one raw map .npy per image and target, in
         row bands; returns manifest entries. The .npy holds the map as `maps` does, or with `photo_maps` at
         photo resolution (upsampled band by band from a result explained with upsample=False: a photo-sized
-        map never sits in memory)."""
+        map never sits in memory). `max_size`: the overlay's long side
+        at most this many pixels (the photo and the map resampled to it; None: the photo's size)."""
         out = output_folder(directory)
         stems = stems or self.names or [f"image{i}" for i in range(len(self.images))]
         h, w = self.images.shape[1:3]
@@ -259,7 +260,7 @@ class Explanation:
                     _save_npy_bands(out / f"{base}.npy", (h, w), self._photo_map(i, k).bands())
                 else:
                     np.save(out / f"{base}.npy", self.maps[i, k])
-                _save_png_bands(out / f"{base}.png", (h, w), self._overlay_bands(i, k, alpha, cmap))
+                self._save_overlay(out / f"{base}.png", i, k, alpha, cmap, max_size)
                 shown = {}
                 if labelled:
                     display.save_labelled(self, i, k, out / f"{base}_labelled.png", stem, alpha, cmap)
@@ -268,6 +269,21 @@ class Explanation:
                               **self._write_attributions(out, base, i, k)})
             entries.append({"image": stem, "size": [h, w], "targets": files})
         return entries
+
+    def _save_overlay(self, path: Path, i: int, k: int, alpha: float, cmap: str | None, max_size: int | None) -> None:
+        """The overlay PNG at the photo's size, or shrunk to a long side of `max_size` (photo and map alike)."""
+        h, w = self.images.shape[1:3]
+        if max_size is None or max(h, w) <= max_size:
+            _save_png_bands(path, (h, w), self._overlay_bands(i, k, alpha, cmap))
+            return
+        factor = max_size / max(h, w)
+        size = (max(1, round(h * factor)), max(1, round(w * factor)))
+        photo = np.asarray(Image.fromarray(self.images[i]).resize(size[::-1], Image.Resampling.LANCZOS))
+        box = tuple(v * size[j % 2] / (h, w)[j % 2] for j, v in enumerate(self._box()))
+        shown = display.style(self, cmap, "auto")
+        bands = ov.overlay_bands(photo, ov.PhotoMap(self.maps[i, k], size, box), alpha, shown.cmap,
+                                 display.scaling(self, i, k, shown), box if self.input_box else None)
+        _save_png_bands(path, size, bands)
 
     def _write_attributions(self, out: Path, base: str, i: int, k: int) -> dict[str, str]:
         if self.attributions is None or self.attributions.ndim != 5:
