@@ -159,3 +159,8 @@ def test_model_ready_pixel_inputs_are_shown_as_the_pixels_they_are(rng):
     dim = heatlens.explain(heatlens.wrap(lambda b: b.reshape(len(b), -1)[:, :2], preprocess=None), pixels * 0.5,
                            method="occlusion", window=8, stride=8, target=0)
     np.testing.assert_array_equal(dim.images, np.round(pixels * 0.5).astype(np.uint8))
+
+
+def test_a_misspelt_option_gets_the_close_names(lite0, cat):
+    with pytest.raises(MethodError, match=r"does not take option 'num_sample'\. Did you mean: 'num_samples'"):
+        heatlens.explain(lite0, cat, method="lime", num_sample=3)

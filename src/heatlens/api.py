@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import overlay
-from .errors import LayerError, MethodError, ModelError, TargetError
+from .errors import LayerError, MethodError, ModelError, TargetError, close_matches
 from .explanation import Explanation
 from .images import ImageLike, as_batch, as_float_batch, load_image
 from .methods import get_method
@@ -185,7 +185,8 @@ def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses
     unknown = [k for k in options if k not in parameters]
     if unknown:
         takes = ", ".join(parameters) if parameters else "no options"
-        raise MethodError(f"method '{name}' does not take option {unknown[0]!r}; it takes: {takes}")
+        near = close_matches(unknown[0], parameters, n=2)
+        raise MethodError(f"method '{name}' does not take option {unknown[0]!r}.{near} It takes: {takes}")
     for key, value in options.items():
         if isinstance(parameters[key].default, bool) and not isinstance(value, bool | np.bool_):
             raise MethodError(f"{key} must be True or False. Received: {value!r}")
