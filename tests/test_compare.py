@@ -60,5 +60,7 @@ def test_signed_methods_keep_their_own_colours_in_the_comparison(comparison):
 
 
 def test_results_of_photo_files_carry_their_names(lite0, tmp_path):
-    path = heatlens.samples.path("coffee")
+    path, other = heatlens.samples.path("coffee"), heatlens.samples.path("rocket")
     assert heatlens.explain(lite0, path, method="eigencam").names == [path.name]
+    assert heatlens.explain(lite0, [path, path], method="eigencam").names == [path.name] * 2
+    assert [r.names for r in heatlens.explain(lite0, [path, other], method="eigencam")] == [[path.name], [other.name]]

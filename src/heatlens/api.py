@@ -49,11 +49,15 @@ def explain(
     targets then index its K scores, named after the function.
     """
     network = to_network(model)
+    names = _image_names(images)
     photos = _photo_list(network, images)
     if photos is not None and len({p.shape for p in photos}) > 1:
         per_image = _per_image_targets(target, len(photos))
-        return [explain(network, photo, method, aim, layer, upsample, **options)
-                for photo, aim in zip(photos, per_image, strict=True)]
+        results = [explain(network, photo, method, aim, layer, upsample, **options)
+                   for photo, aim in zip(photos, per_image, strict=True)]
+        for result, name in zip(results, names or [None] * len(results), strict=True):
+            result.names = None if name is None else [name]
+        return results
     images = photos or images
     if isinstance(network.preprocess, AsGiven) and _float_array(images):
         network = copy.copy(network)  # float arrays reach a predict function as floats
@@ -104,7 +108,7 @@ def explain(
         attributions=out.attributions,
         classes=classes,
         notes=notes,
-        names=_image_names(images),
+        names=names,
         _images=photos if photos is not None or x.shape[-1] != 3 else photo_pixels(network, x),
         _inputs=x if photos is None else None,
     )
