@@ -102,3 +102,24 @@ def test_a_photo_already_at_the_input_size_is_taken_as_it_is(cat):
     expected = keras.applications.mobilenet_v2.preprocess_input(sized[None].astype(np.float32))
     np.testing.assert_allclose(network.prepare(sized[None]), expected, rtol=1e-6)
     assert network.input_box(64, 64) == (0.0, 0.0, 64.0, 64.0)
+
+
+def test_a_softmax_layer_of_a_subclassed_model_is_left_alone(rng):
+    """Only a functional or Sequential model says which layer makes its output; a subclassed one is run as is."""
+
+    class Inner(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.scores = keras.layers.Dense(3)
+            self.gate = keras.layers.Dense(3, activation="softmax")  # registered last, not the output
+
+        def call(self, x):
+            flat = keras.ops.reshape(x, (keras.ops.shape(x)[0], -1))
+            return self.scores(flat) * keras.ops.sum(self.gate(flat), axis=1, keepdims=True)
+
+    model = Inner()
+    x = rng.random((2, 4, 4, 3), dtype=np.float32)
+    expected = np.asarray(model(x))
+    network, said = _warnings_of(lambda: heatlens.wrap(model, preprocess=None))
+    np.testing.assert_allclose(network.predict(x), expected, rtol=1e-6)
+    assert not any("softmax" in s for s in said) and network.notes == []

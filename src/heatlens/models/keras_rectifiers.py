@@ -113,8 +113,9 @@ def _output_layer(model: keras.Model) -> keras.Layer | None:
     outputs = getattr(model, "outputs", None)
     if isinstance(outputs, list) and len(outputs) == 1 and hasattr(outputs[0], "_keras_history"):
         return outputs[0]._keras_history.operation
-    layers = getattr(model, "layers", None)
-    return layers[-1] if layers else None
+    if isinstance(model, keras.Sequential) and model.layers:  # its last layer is its output by construction
+        return model.layers[-1]
+    return None  # a subclassed model: which layer makes its output is its own code's business
 
 
 @contextlib.contextmanager
