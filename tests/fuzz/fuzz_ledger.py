@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
 
 from heatlens.errors import HeatlensError
 
@@ -147,3 +151,14 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def campaign(name: str, examples: int) -> Callable[[Callable], Callable]:
+    """A hypothesis test of `examples` generated cases (no shrinking, no database), seeded by its name so
+    every run draws the same cases; the test takes one `data` argument."""
+    def decorate(fn: Callable) -> Callable:
+        seeded = seed(zlib.crc32(name.encode()))(given(st.data())(fn))
+        return settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
+                        suppress_health_check=list(HealthCheck), print_blob=False)(seeded)
+
+    return decorate

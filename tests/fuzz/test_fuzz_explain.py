@@ -10,12 +10,11 @@ cases; HEATLENS_FUZZ=long draws ten times as many. The figures are printed at th
 from __future__ import annotations
 
 import time
-import zlib
 
 import pytest
 from fuzz_cases import CAMPAIGN, draw_case, family_adapters, run_case, serves
-from fuzz_ledger import LEDGER, SCALE, Case
-from hypothesis import HealthCheck, Phase, assume, given, seed, settings
+from fuzz_ledger import LEDGER, SCALE, Case, campaign
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from heatlens.methods import METHODS
@@ -60,10 +59,7 @@ def run_group(family: str, method: str) -> list[Case]:
         started = time.perf_counter()
         seen: set[str] = set()
 
-        @settings(max_examples=planned(family, method), deadline=None, database=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck), print_blob=False)
-        @seed(zlib.crc32(group.encode()))
-        @given(st.data())
+        @campaign(group, planned(family, method))
         def cases(data: st.DataObject) -> None:
             spec = draw_case(data, family, method)
             assume(spec["repro"] not in seen)  # hypothesis' mutations often redraw a case it ran already

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import time
 import warnings
-import zlib
 from pathlib import Path
 from typing import Any
 
 import fuzz_files as ff
 import numpy as np
 import pytest
-from fuzz_ledger import LEDGER, SCALE, Case, time_limit
+from fuzz_ledger import LEDGER, SCALE, Case, campaign, time_limit
 from fuzz_models import first_difference, global_state, torch_state
-from hypothesis import HealthCheck, Phase, assume, given, seed, settings
+from hypothesis import assume
 from hypothesis import strategies as st
 
 import heatlens
@@ -96,10 +95,7 @@ def run_mutations(corpus: dict[str, Any]) -> None:
     folder.mkdir(exist_ok=True)
     seen: set[str] = set()
 
-    @settings(max_examples=MUTATED, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), print_blob=False)
-    @seed(zlib.crc32(b"files: mutations"))
-    @given(st.data())
+    @campaign("files: mutations", MUTATED)
     def cases(data: st.DataObject) -> None:
         base = data.draw(st.sampled_from(sources), label="file")
         how = data.draw(st.sampled_from(ff.MUTATIONS), label="mutation")
@@ -171,16 +167,18 @@ def drawn_file(data: st.DataObject, base: Any, stem: Path) -> tuple[Path, str, s
     return path, f"{base.label}, {how}", kind
 
 
+def explainable_files(corpus: dict[str, Any]) -> list:
+    """The readable corpus files small enough to explain many times (not the 6000-pixel-wide ones)."""
+    return [f for f in base_files(corpus) if not f.must_refuse and "6000" not in f.label]
+
+
 def run_explains(corpus: dict[str, Any]) -> None:
-    sources = [f for f in base_files(corpus) if not f.must_refuse and "6000" not in f.label]
+    sources = explainable_files(corpus)
     folder: Path = corpus["folder"] / "explained"
     folder.mkdir(exist_ok=True)
     seen: set[str] = set()
 
-    @settings(max_examples=EXPLAINED, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), print_blob=False)
-    @seed(zlib.crc32(b"files: explain"))
-    @given(st.data())
+    @campaign("files: explain", EXPLAINED)
     def cases(data: st.DataObject) -> None:
         base = data.draw(st.sampled_from(sources), label="file")
         method = data.draw(st.sampled_from(sorted(METHODS)), label="method")
@@ -243,15 +241,12 @@ MODEL = ["--model", "toy_models:tiny_cnn"]
 
 
 def run_commands(corpus: dict[str, Any]) -> None:
-    sources = [f for f in base_files(corpus) if not f.must_refuse and "6000" not in f.label]
+    sources = explainable_files(corpus)
     folder: Path = corpus["folder"] / "cli"
     folder.mkdir(exist_ok=True)
     seen: set[str] = set()
 
-    @settings(max_examples=COMMANDS, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), print_blob=False)
-    @seed(zlib.crc32(b"files: cli"))
-    @given(st.data())
+    @campaign("files: cli", COMMANDS)
     def cases(data: st.DataObject) -> None:
         base = data.draw(st.sampled_from(sources), label="file")
         path, label, kind = drawn_file(data, base, folder / str(len(seen)))
