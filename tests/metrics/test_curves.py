@@ -130,5 +130,5 @@ def test_bad_subjects_are_refused_in_one_line(planted):
         metrics.deletion(network, None, explanation, options={"window": 4})
     with pytest.raises(ImageError, match="the explanation has maps of 3 image"):
         metrics.deletion(network, x[:2], explanation)
-    with pytest.raises(MethodError, match="unknown metric 'delete'.*'deletion'"):
+    with pytest.raises(MethodError, match=r"unknown metric 'delete'.*'deletion'"):
         metrics.compute("delete", network, x)
