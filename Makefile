@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 ORACLES := .venv-oracles
 ORACLES_STAMP := $(ORACLES)/.installed
 
+BROWSER := /usr/bin/chromium
+
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
@@ -22,12 +24,17 @@ $(ORACLES_STAMP): pyproject.toml requirements-oracles.txt
 	$(ORACLES)/bin/python -m pip install --quiet -r requirements-oracles.txt
 	@touch $(ORACLES_STAMP)
 
+# Debian's Chromium for the browser tests (the report and the app), driven by Playwright; CI runs as root.
+$(BROWSER):
+	@command -v chromium >/dev/null || { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }
+
 demo: $(STAMP)
 	$(BIN)/heatlens explain --sample cat --out heatlens-demo
 
-test: $(STAMP) $(ORACLES_STAMP)
+test: $(STAMP) $(ORACLES_STAMP) $(BROWSER)
 	$(BIN)/ruff check src tests benchmarks examples docs
-	$(BIN)/python -m pytest
+	HEATLENS_BROWSER=required $(BIN)/python -m pytest
 	HEATLENS_ORACLES=required $(ORACLES)/bin/python -m pytest tests/methods/test_cam_oracle.py
 
 lint: $(STAMP)
@@ -37,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/gradcam.py
 
 clean:
-	rm -rf $(VENV) $(ORACLES) heatlens-demo .pytest_cache
+	rm -rf $(VENV) $(ORACLES) heatlens-demo .pytest_cache test-artifacts
