@@ -1,0 +1,82 @@
+"""Plots of what an Evaluation's metrics measured: per metric with curves (deletion, insertion, ...) one axis with
+each method's mean curve over the images, its 95% bootstrap band, and its score in the legend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .evaluate import Evaluation, curve_arrays, mean_curves
+from .images import output_folder
+from .metrics import get_metric
+
+AXIS_LABELS = {
+    "deletion": "fraction of pixels removed, most relevant first",
+    "insertion": "fraction of pixels put back into the baseline, most relevant first",
+}
+SCORE_LABELS = {"probability": "target class's probability", "logit": "target class's logit"}
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def curve_metrics(evaluation: Evaluation) -> list[str]:
+    """The metrics of an evaluation that measured curves (arrays along an axis) for every method."""
+    return [k for k in evaluation.metrics if all(curve_arrays(evaluation, m, k)[1] for m in evaluation.methods)]
+
+
+def curve_figure(evaluation: Evaluation, metric: str) -> Any:
+    """A matplotlib Figure: each method's mean curve of `metric` over the images on one axis, with its 95%
+    bootstrap band (the table's resamples) and its mean score (the AUC for deletion and insertion) in the legend."""
+    from matplotlib.figure import Figure
+
+    info = get_metric(metric)
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.subplots()
+    score = "AUC" if "AUC" in info.summary else metric
+    axis_key = None
+    for method, colour in zip(evaluation.methods, _colours(len(evaluation.methods)), strict=True):
+        curves = mean_curves(evaluation, method, metric)
+        axes, measured = curve_arrays(evaluation, method, metric)
+        for i, key in enumerate(measured):
+            axis_key = _axis_for(axes, measured[key].shape[-1])
+            x, shown = np.asarray(axes[axis_key]), curves[key]
+            name = method if len(measured) == 1 else f"{method}, {key}"
+            label = f"{name} ({score} {evaluation.cell(method, metric).mean:.3f})" if i == 0 else name
+            ax.plot(x, shown["mean"], LINESTYLES[i % len(LINESTYLES)], color=colour, label=label, linewidth=1.8)
+            ax.fill_between(x, shown["low"], shown["high"], color=colour, alpha=0.18, linewidth=0)
+    better = "higher" if info.higher_is_better else "lower"
+    ax.set_title(f"{metric}: {info.summary}\n{evaluation.model}, mean over {len(evaluation.images)} image(s); "
+                 f"band: 95% bootstrap interval; {better} {score} is better",
+                 fontsize=10)
+    ax.set_xlabel(AXIS_LABELS.get(metric, axis_key or ""))
+    ax.set_ylabel(SCORE_LABELS.get(_score_kind(evaluation, metric), "score"))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="best")
+    return fig
+
+
+def save_plots(evaluation: Evaluation, directory: str | Path) -> list[Path]:
+    """One PNG per metric with curves (curves-deletion.png, ...) in `directory`; returns their paths."""
+    folder = output_folder(directory)
+    paths = []
+    for metric in curve_metrics(evaluation):
+        path = folder / f"curves-{metric}.png"
+        curve_figure(evaluation, metric).savefig(path, dpi=100)
+        paths.append(path)
+    return paths
+
+
+def _axis_for(axes: dict[str, np.ndarray], length: int) -> str:
+    return next(k for k, v in axes.items() if len(v) == length)
+
+
+def _score_kind(evaluation: Evaluation, metric: str) -> str:
+    return str(evaluation.params.get("metrics", {}).get(metric, {}).get("score", ""))
+
+
+def _colours(count: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    return [palette(i % 10) for i in range(count)]
