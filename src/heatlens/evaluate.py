@@ -262,16 +262,11 @@ def evaluate(
     metric_params: per metric its own parameters ({'deletion': {'steps': 50}}); method_options: per method its
     options ({'lime': {'num_samples': 500}}); regions: the object's boxes or masks for localisation metrics (one
     entry per image, or a dict by image name); names: the images' names (file names where images are paths)."""
-    network = to_network(model)
     method_names = _unique([get_method(m).name for m in _sequence(methods, "methods")], "methods")
-    infos = [get_metric(k) for k in _unique(list(_sequence(metrics, "metrics")), "metrics")]
+    infos = metric_infos(metrics, metric_params, regions is not None)
     metric_params = _checked(metric_params, [i.name for i in infos], "metric_params", "metrics")
     method_options = _checked(method_options, method_names, "method_options", "methods")
-    for info in infos:
-        _check_params(info, metric_params.get(info.name, {}))
-        if info.needs_region and regions is None:
-            raise MethodError(f"metric '{info.name}' needs regions (the object's boxes or masks): pass regions= "
-                              "(Python) or --boxes boxes.csv (command line), or leave the metric out")
+    network = to_network(model)
     groups = _groups(network, images)
     known = sum(len(positions) for positions, _ in groups) or None
     scores: dict[str, dict[str, list[tuple[list[int], np.ndarray]]]] = {m: {i.name: [] for i in infos}
@@ -311,6 +306,26 @@ def evaluate(
         higher_is_better={i.name: i.higher_is_better for i in infos}, params=params, notes=notes, seed=seed)
 
 
+def metric_infos(metrics: Sequence[str], metric_params: dict[str, dict[str, Any]] | None = None,
+                 has_regions: bool = False) -> list[MetricInfo]:
+    """The metrics asked for, checked before any work: known names (close ones suggested), each once, parameters
+    each takes, and regions given where a metric needs them."""
+    infos = [get_metric(k) for k in _unique(list(_sequence(metrics, "metrics")), "metrics")]
+    per_metric = _checked(metric_params, [i.name for i in infos], "metric_params", "metrics")
+    for info in infos:
+        _check_params(info, per_metric.get(info.name, {}))
+        if info.needs_region and not has_regions:
+            raise MethodError(f"metric '{info.name}' needs regions (the object's boxes or masks): pass regions= "
+                              "(Python) or --boxes boxes.csv (command line), or leave the metric out")
+    return infos
+
+
+def metric_parameters(info: MetricInfo) -> list[str]:
+    """The parameters of a metric that a caller sets (not those evaluate sets for every metric)."""
+    return [k for k in inspect.signature(info.fn).parameters
+            if k not in {"model", "images", "explanation"} and k not in RUN_PARAMS]
+
+
 def _sequence(value: Any, what: str) -> Sequence[str]:
     items = [value] if isinstance(value, str) else list(value or [])
     if not items or not all(isinstance(v, str) for v in items):
@@ -339,13 +354,12 @@ def _checked(per_name: dict[str, dict[str, Any]] | None, known: list[str], argum
 
 def _check_params(info: MetricInfo, given: dict[str, Any]) -> None:
     """Refuse, before any work, a parameter the metric does not take or that evaluate sets itself."""
-    taken = [k for k in inspect.signature(info.fn).parameters if k not in {"model", "images", "explanation"}]
+    own = metric_parameters(info)
     for key in given:
         if key in RUN_PARAMS:
             raise MethodError(f"{key}= is set for every metric by evaluate itself: give it to evaluate "
                               f"(target=, regions=, batch_size=, seed=, method_options=), not in metric_params")
-        if key not in taken:
-            own = [k for k in taken if k not in RUN_PARAMS]
+        if key not in own:
             raise MethodError(f"metric '{info.name}' does not take parameter {key!r}.{close_matches(key, own, n=2)} "
                               f"It takes: {', '.join(own) or 'no parameters'}")
 
@@ -438,4 +452,4 @@ def _jsonable_tree(value: Any) -> Any:
     return _jsonable(value)
 
 
-__all__ = ["Cell", "Evaluation", "bootstrap_means", "evaluate", "summarise"]
+__all__ = ["Cell", "Evaluation", "bootstrap_means", "evaluate", "metric_infos", "summarise"]
