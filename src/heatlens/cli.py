@@ -694,3 +694,8 @@ def _print_predictions(stem: str, top: list[list[tuple[int, str, float]]], layer
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
+
+
+from .cli_evaluate import evaluate as _evaluate  # noqa: E402
+
+app.command(name="evaluate")(_evaluate)
