@@ -142,6 +142,17 @@ def pick_position(items: Sequence[Any], index: int, model: str) -> Any:
     return items[index]
 
 
+def check_parameter_layers(model: str, layers: Sequence[str], known: Sequence[str]) -> list[str]:
+    """`layers` as a list, each one of the `known` parameter layers of `model`; otherwise a LayerError."""
+    if isinstance(layers, str) or not isinstance(layers, Sequence):
+        raise LayerError(f"layers must be a list of layer names. Received: {type(layers).__name__}")
+    for name in layers:
+        if name not in known:
+            raise LayerError(f"'{name}' is no layer with parameters of {model} that heatlens can re-initialise."
+                             f"{close_matches(str(name), known)} List them with network.parameter_layers()")
+    return list(layers)
+
+
 def merge_traces(parts: list[Trace], capture: Sequence[str], wrt: Sequence[str]) -> Trace:
     """One Trace from the traces of consecutive chunks of a batch."""
     if len(parts) == 1:
@@ -235,6 +246,20 @@ class Network(abc.ABC):
         view.classes = None
         view._forget_compiled()
         return view
+
+    def parameter_layers(self, input_shape: tuple[int, ...] | None = None) -> list[str]:
+        """The layers that hold parameters `randomised` can re-draw, in execution order (for the sanity checks)."""
+        raise self._no_weights()
+
+    def randomised(self, layers: Sequence[str], seed: int = 0) -> Network:
+        """A NEW Network over a copy of the model where the parameters of `layers` (names from `parameter_layers`)
+        are re-initialised, seeded; this network and the user's model are left untouched."""
+        raise self._no_weights()
+
+    def _no_weights(self) -> MethodError:
+        """The error for adapters that cannot reach the model's weights."""
+        return MethodError(f"{self.name} gives heatlens no access to its weights, so sanity checks cannot randomise "
+                           "them; wrap the torch or Keras model itself")
 
     def _custom_scores(self, output: Any, kind: type) -> Any:
         """The score function applied to a model's raw output (a tensor, tuple or dict): its scores as (N, K)

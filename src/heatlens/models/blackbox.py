@@ -96,6 +96,10 @@ class BlackBoxNetwork(Network):
     def default_layer(self, input_shape: tuple[int, ...] | None = None) -> str:
         raise MethodError(f"{self.name} is a black-box predict function: use a perturbation method")
 
+    def _no_weights(self) -> MethodError:
+        return MethodError(f"{self.name} is a black-box predict function: sanity checks randomise a model's weights, "
+                           "so they need the torch or Keras model itself (heatlens.wrap(model))")
+
 
 def _as_photos(x: np.ndarray) -> np.ndarray:
     """Perturbed float photos back to uint8, cut as numpy assigns floats into a uint8 image (as lime does)."""

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from ..errors import HeatlensError, LayerError, ModelError, close_matches
 from ..targets import TopK, check_ids, check_scores
-from . import keras_positions
+from . import keras_positions, keras_randomise
 from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .keras_rectifiers import final_softmax, logits_out, rectifiers, swap_attribute
 
@@ -134,6 +134,12 @@ class KerasNetwork(Network):
 
     def layer_at(self, index: int, end: str, input_shape: tuple[int, ...] | None = None) -> str:
         return keras_positions.layer_at(self.model, index, end)
+
+    def parameter_layers(self, input_shape: tuple[int, ...] | None = None) -> list[str]:
+        return keras_randomise.parameter_layers(self, input_shape)
+
+    def randomised(self, layers: Sequence[str], seed: int = 0) -> KerasNetwork:
+        return keras_randomise.randomised(self, layers, seed)
 
     def split(self, layer: str) -> Split:
         self._layer_object(layer)

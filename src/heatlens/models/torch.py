@@ -17,7 +17,7 @@ import torch
 
 from ..errors import HeatlensError, LayerError, ModelError, close_matches, first_line
 from ..targets import check_ids, check_scores
-from . import torch_positions
+from . import torch_positions, torch_randomise
 from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
@@ -122,6 +122,12 @@ class TorchNetwork(Network):
         with self._session(), torch.no_grad():
             return torch_positions.layer_at(self.module, index, end,
                                             lambda: self._run(self._to_tensor(np.zeros((1, *shape), np.float32))))
+
+    def parameter_layers(self, input_shape: tuple[int, ...] | None = None) -> list[str]:
+        return torch_randomise.parameter_layers(self, input_shape)
+
+    def randomised(self, layers: Sequence[str], seed: int = 0) -> TorchNetwork:
+        return torch_randomise.randomised(self, layers, seed)
 
     def split(self, layer: str) -> Split:
         names = [name for name, _ in self.module.named_modules() if name]
