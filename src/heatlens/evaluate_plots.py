@@ -3,6 +3,7 @@ each method's mean curve over the images, its 95% bootstrap band, and its score 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,15 @@ from .metrics import get_metric
 AXIS_LABELS = {
     "deletion": "fraction of pixels removed, most relevant first",
     "insertion": "fraction of pixels put back into the baseline, most relevant first",
+    "morf": "fraction of pixels imputed, most relevant first",
+    "lerf": "fraction of pixels imputed, least relevant first",
+    "road": "fraction of pixels imputed (morf: most relevant first, lerf: least relevant first)",
+    "model_randomisation": "layers randomised so far, from the output down",
 }
 SCORE_LABELS = {"probability": "target class's probability", "logit": "target class's logit"}
+SIMILARITY_LABEL = "similarity to the original map"
+TITLE_WIDTH = 88  # characters per title line at the figure's width
+MAX_TICKS = 30  # a text axis (layer names) labels at most this many of its points
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -26,33 +34,40 @@ def curve_metrics(evaluation: Evaluation) -> list[str]:
 
 
 def curve_figure(evaluation: Evaluation, metric: str) -> Any:
-    """A matplotlib Figure: each method's mean curve of `metric` over the images on one axis, with its 95%
+    """A matplotlib Figure: each method's mean curve of `metric` over the images on one axis (one colour per
+    method; one line style per curve where the metric measures several, e.g. ROAD's morf and lerf), with its 95%
     bootstrap band (the table's resamples) and its mean score (the AUC for deletion and insertion) in the legend."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     info = get_metric(metric)
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.subplots()
     score = "AUC" if "AUC" in info.summary else metric
-    axis_key = None
+    axis_key, keys, handles = None, [], []
     for method, colour in zip(evaluation.methods, _colours(len(evaluation.methods)), strict=True):
         curves = mean_curves(evaluation, method, metric)
         axes, measured = curve_arrays(evaluation, method, metric)
-        for i, key in enumerate(measured):
+        keys = list(measured)
+        for i, key in enumerate(keys):
             axis_key = _axis_for(axes, measured[key].shape[-1])
-            x, shown = np.asarray(axes[axis_key]), curves[key]
-            name = method if len(measured) == 1 else f"{method}, {key}"
-            label = f"{name} ({score} {evaluation.cell(method, metric).mean:.3f})" if i == 0 else name
-            ax.plot(x, shown["mean"], LINESTYLES[i % len(LINESTYLES)], color=colour, label=label, linewidth=1.8)
+            x, shown = _positions(ax, np.asarray(axes[axis_key])), curves[key]
+            ax.plot(x, shown["mean"], LINESTYLES[i % len(LINESTYLES)], color=colour, linewidth=1.8)
             ax.fill_between(x, shown["low"], shown["high"], color=colour, alpha=0.18, linewidth=0)
+        mean = evaluation.cell(method, metric).mean
+        handles.append(Line2D([], [], color=colour, linewidth=1.8, label=f"{method} ({score} {mean:.3f})"))
+    if len(keys) > 1:
+        handles += [Line2D([], [], color="0.35", linestyle=LINESTYLES[i % len(LINESTYLES)], label=key)
+                    for i, key in enumerate(keys)]
     better = "higher" if info.higher_is_better else "lower"
-    ax.set_title(f"{metric}: {info.summary}\n{evaluation.model}, mean over {len(evaluation.images)} image(s); "
-                 f"band: 95% bootstrap interval; {better} {score} is better",
-                 fontsize=10)
+    lines = [f"{metric}: {info.summary}", f"{evaluation.model}, mean over {len(evaluation.images)} image(s); "
+             f"band: 95% bootstrap interval; {better} {score} is better"]
+    ax.set_title("\n".join(part for line in lines for part in textwrap.wrap(line, TITLE_WIDTH)), fontsize=10)
     ax.set_xlabel(AXIS_LABELS.get(metric, axis_key or ""))
-    ax.set_ylabel(SCORE_LABELS.get(_score_kind(evaluation, metric), "score"))
+    ax.set_ylabel(SIMILARITY_LABEL if info.family == "sanity" else
+                  SCORE_LABELS.get(_score_kind(evaluation, metric), "score"))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=9, loc="best")
+    ax.legend(handles=handles, fontsize=9, loc="best")
     return fig
 
 
@@ -65,6 +80,17 @@ def save_plots(evaluation: Evaluation, directory: str | Path) -> list[Path]:
         curve_figure(evaluation, metric).savefig(path, dpi=100)
         paths.append(path)
     return paths
+
+
+def _positions(ax: Any, axis: np.ndarray) -> np.ndarray:
+    """Where an axis's points go: at their values, or for text (layer names) at 0, 1, ... with the names as tick
+    labels (every n-th where there are many)."""
+    if axis.dtype.kind in "biuf":
+        return axis
+    every = max(1, -(-len(axis) // MAX_TICKS))
+    places = np.arange(len(axis))
+    ax.set_xticks(places[::every], [str(v) for v in axis[::every]], rotation=90, fontsize=7)
+    return places
 
 
 def _axis_for(axes: dict[str, np.ndarray], length: int) -> str:
