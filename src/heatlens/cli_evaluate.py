@@ -4,6 +4,7 @@ evaluation.json and the curves as PNG plots."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,14 +91,20 @@ def evaluate(
     targets = _target(target)
     size = _batch_size(batch_size)
     named = _named_inputs(images or [], sample or [], recursive)
-    regions = _read_boxes(boxes) if boxes is not None else None
+    table = _read_boxes(boxes) if boxes is not None else None
     folder = _output_folder(out)
+    photos, names, failed = _photos(named)
+    regions = _boxes_for(table, names) if table is not None else None
     network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework,
                        trust=trust_model_file, fit=fit)
-    photos, names, failed = _photos(named)
-    evaluation = run_evaluate(network, photos, methods=chosen, metrics=[i.name for i in infos], target=targets,
-                              regions=regions, metric_params=params, method_options=options, batch_size=size,
-                              seed=seed, names=names)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluation = run_evaluate(network, photos, methods=chosen, metrics=[i.name for i in infos],
+                                  target=targets, regions=regions, metric_params=params, method_options=options,
+                                  batch_size=size, seed=seed, names=names)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        if not any(message in note for note in evaluation.notes):  # the notes say it already
+            _warn(message)
     print_table(evaluation)
     sources = {name: _absolute(source) if isinstance(source, Path) else f"sample:{name}" for name, source in named}
     header = {"command": "evaluate", "versions": _versions(), "fit": fit, "boxes": _absolute(boxes) if boxes else None,
@@ -113,14 +120,15 @@ def evaluate(
 
 
 def print_table(evaluation: Evaluation) -> None:
-    """The table on stdout: a row per method, a column per metric ('mean [low, high]'), the best of each column
-    in bold with '*' ('=' where methods tie), and the notes the metrics made on stderr."""
-    head, *body = evaluation.table_text()
+    """The table on stdout: a row per method, a column per metric ('mean' over '[low, high]'), the best of each
+    column in bold with '*' ('=' where methods tie), and the notes the metrics made on stderr."""
+    head, *body = evaluation.table_text(two_lines=True)
     table = Table(title=escape(evaluation.caption()))
     for name in head:
-        table.add_column(escape(name), no_wrap=True)
-    for row in body:
-        table.add_row(*(f"[bold green]{escape(t)}[/]" if t.endswith(("*", "=")) else escape(t) for t in row))
+        table.add_column(escape(name))
+    for method, row in zip(evaluation.methods, body, strict=True):
+        best = [False, *(evaluation.is_best(method, k) for k in evaluation.metrics)]
+        table.add_row(*(f"[bold green]{escape(t)}[/]" if b else escape(t) for t, b in zip(row, best, strict=True)))
     out_console.print(table)
     for note in evaluation.notes:
         err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
@@ -169,11 +177,18 @@ def _batch_size(text: str) -> int | str:
     raise HeatlensError(f"--batch-size takes a positive number or auto. Received: {text!r}")
 
 
-def _read_boxes(path: Path) -> Any:
-    """The boxes CSV as regions, read by heatlens.metrics.regions (image,x_min,y_min,x_max,y_max)."""
+def _read_boxes(path: Path) -> dict[str, Any]:
+    """The boxes CSV (image,x_min,y_min,x_max,y_max): image name -> its boxes in photo pixels."""
     from .metrics.regions import read_boxes
 
     return read_boxes(path)
+
+
+def _boxes_for(table: dict[str, Any], names: list[str]) -> list[Any]:
+    """Each image's boxes, found by its name or its file name."""
+    from .metrics.regions import boxes_for
+
+    return boxes_for(table, names)
 
 
 def _photos(named: list[tuple[str, Any]]) -> tuple[list[Any], list[str], list[dict[str, str]]]:

@@ -151,10 +151,12 @@ class Evaluation:
             "notes": self.notes,
         }
 
-    def table_text(self) -> list[list[str]]:
+    def table_text(self, two_lines: bool = False) -> list[list[str]]:
         """The table as text: a header row (each metric with which way is better), then one row per method with
-        'mean [low, high]' per metric, '*' after a column's winner ('=' after methods that tie for it)."""
-        head = ["method", *(f"{k} ({'higher' if self.higher_is_better[k] else 'lower'} is better)"
+        'mean [low, high]' per metric, '*' after a column's winner ('=' after methods that tie for it); two_lines:
+        the interval and the way that is better on a line of their own (narrow columns for a terminal)."""
+        gap = "\n" if two_lines else " "
+        head = ["method", *(f"{k}{gap}({'higher' if self.higher_is_better[k] else 'lower'} is better)"
                             for k in self.metrics)]
         columns = {k: _formatter([v for m in self.methods for v in astuple(self.cell(m, k))]) for k in self.metrics}
         body = []
@@ -162,10 +164,16 @@ class Evaluation:
             row = [method]
             for metric in self.metrics:
                 cell, fmt, winners = self.cell(method, metric), columns[metric], self.winners(metric)
-                mark = ("=" if len(winners) > 1 else "*") if method in winners else " "
-                row.append(f"{fmt(cell.mean)} [{fmt(cell.low)}, {fmt(cell.high)}] {mark}")
+                mark = ("=" if len(winners) > 1 else "*") if method in winners else ""
+                interval = f"[{fmt(cell.low)}, {fmt(cell.high)}]"
+                row.append(f"{fmt(cell.mean)} {mark}".rstrip() + f"{gap}{interval}" if two_lines
+                           else f"{fmt(cell.mean)} {interval} {mark}".rstrip())
             body.append(row)
         return [head, *body]
+
+    def is_best(self, method: str, metric: str) -> bool:
+        """Whether a method has the best mean of a metric's column (alone or tied)."""
+        return method in self.winners(metric)
 
     def caption(self) -> str:
         return (f"{self.model} on {len(self.images)} image(s): mean over images [95% bootstrap interval, "
@@ -182,9 +190,10 @@ class Evaluation:
         head, *body = self.table_text()
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
         lines = [f"<table><caption>{html.escape(self.caption())}</caption><tr>{cells}</tr>"]
-        for row in body:
-            tds = "".join(f"<td><b>{html.escape(t)}</b></td>" if t.endswith(("*", "="))
-                          else f"<td>{html.escape(t)}</td>" for t in row)
+        for method, row in zip(self.methods, body, strict=True):
+            best = [False, *(self.is_best(method, k) for k in self.metrics)]
+            tds = "".join(f"<td><b>{html.escape(t)}</b></td>" if b else f"<td>{html.escape(t)}</td>"
+                          for t, b in zip(row, best, strict=True))
             lines.append(f"<tr>{tds}</tr>")
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         return "".join(lines) + "</table>" + notes
@@ -274,7 +283,7 @@ def evaluate(
     results: dict[str, dict[str, list[MetricResult]]] = {m: {i.name: [] for i in infos} for m in method_names}
     params: dict[str, Any] = {"target": _target_label(target), "batch_size": batch_size, "seed": seed,
                               "resamples": RESAMPLES, "methods": {}, "metrics": {}}
-    notes: list[str] = []
+    notes: dict[tuple[str, str], list[str]] = {}
     steps = len(method_names) * len(groups)
     for m, method in enumerate(method_names):
         for g, (positions, group_images) in enumerate(groups):
@@ -295,15 +304,18 @@ def evaluate(
                 results[method][info.name].append(measured)
                 scores[method][info.name].append((positions, measured.scores.mean(axis=1)))
                 params["metrics"].setdefault(info.name, _jsonable_tree(measured.params))
-                notes += [line for line in (f"{info.name} of {method}: {n}" for n in measured.notes)
-                          if line not in notes]
+                for note in measured.notes:
+                    said = notes.setdefault((info.name, note), [])
+                    said += [] if method in said else [method]
     total = sum(len(positions) for positions, _ in groups)
     return Evaluation(
         model=network.name, methods=method_names, metrics=[i.name for i in infos],
         images=_names(names, images, total, list(range(total))),
         scores={m: {k: _in_order(parts, total) for k, parts in per.items()} for m, per in scores.items()},
         results=results, groups=[positions for positions, _ in groups],
-        higher_is_better={i.name: i.higher_is_better for i in infos}, params=params, notes=notes, seed=seed)
+        higher_is_better={i.name: i.higher_is_better for i in infos}, params=params,
+        notes=[*_few(total), *(_note(metric, note, said, method_names) for (metric, note), said in notes.items())],
+        seed=seed)
 
 
 def metric_infos(metrics: Sequence[str], metric_params: dict[str, dict[str, Any]] | None = None,
@@ -423,6 +435,18 @@ def _in_order(parts: list[tuple[list[int], np.ndarray]], total: int) -> np.ndarr
 
 def _target_label(target: TargetSpec) -> Any:
     return target if isinstance(target, str | int) else repr(target)
+
+
+def _few(count: int) -> list[str]:
+    if count == 1:
+        return ["one image: each interval is its score alone; evaluate on more images to see how much it varies"]
+    return []
+
+
+def _note(metric: str, note: str, methods: list[str], evaluated: list[str]) -> str:
+    """A metric's note, once, naming the methods it is about unless it is about all of them."""
+    about = "" if len(methods) == len(evaluated) else f" of {', '.join(methods)}"
+    return f"{metric}{about}: {note}"
 
 
 def _say(progress: bool, line: str) -> None:
