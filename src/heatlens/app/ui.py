@@ -1,0 +1,246 @@
+"""The app's page (gr.Blocks): a photo in, its predictions, the maps of one or two methods side by side for the
+chosen classes, their metric scores on demand, and a download. The work is heatlens.app.session's; this module
+only lays it out and wires the events. Every result lives in the session's gr.State, never in a global.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from .. import display, samples
+from ..errors import HeatlensError, first_line
+from ..methods import METHODS
+from ..models import Network
+from . import session as work
+
+log = logging.getLogger(__name__)
+
+NONE = "none"
+AUTO_CMAP = "auto"
+CMAPS = (AUTO_CMAP, "jet", "turbo", "viridis", "inferno", "magma", "bwr", "coolwarm", "RdBu_r", "gray")
+MODEL_QUEUE = "model"  # events that run the model share one queue: one model call at a time, whoever asks
+CSS = """
+.heatlens-error { color: #b00020; font-weight: 600; }
+.heatlens-note { color: #444; }
+.heatlens-tiles .fixed-height { max-height: none !important; min-height: 0 !important; }
+.heatlens-tiles .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
+.heatlens-tiles .thumbnail-lg > img { height: auto !important; }
+.heatlens-tiles .caption-label { position: static !important; max-width: 100% !important;
+                                 white-space: normal !important; }
+"""  # the tiles are shown whole, each with its colour bar and its title under it (not cropped to squares)
+SLOW = ("The CAM family and the gradient methods take seconds; LIME, SHAP partition, occlusion, RISE and Score-CAM "
+        "a minute or more on a CPU (the page shows their progress).")
+
+
+def build(network: Network) -> gr.Blocks:
+    """The app for one model: upload a photo or pick a bundled one, see its top classes, explain some of them
+    with one or two methods (maps computed on the server by heatlens.explain), score them, download them."""
+    layers, default_layer = work.layer_choices(network)
+    methods = list(METHODS)
+    with gr.Blocks(title=f"heatlens · {network.name}", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
+        state = gr.State(None)
+        gr.Markdown(f"## heatlens: why did {network.name} say that?\nThe maps are computed on this machine by "
+                    "`heatlens.explain()`; nothing is sent anywhere.")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                upload = gr.File(label=f"Upload a photo (JPEG, PNG, WebP, ... up to {work.MAX_UPLOAD_MB} MB)",
+                                 file_types=["image"], type="filepath", elem_id="upload")
+                sample = gr.Dropdown(samples.names(), value=None, label="... or pick a bundled photo",
+                                     elem_id="sample")
+                photo = gr.Image(label="photo", interactive=False, format="png", elem_id="photo", height=260)
+                predictions = gr.Label(label="the model's top classes", num_top_classes=5, elem_id="predictions")
+            with gr.Column(scale=2):
+                classes = gr.CheckboxGroup([], label="classes to explain (one or several)", elem_id="classes")
+                with gr.Row():
+                    method = gr.Dropdown(methods, value="gradcam", label="method", elem_id="method")
+                    other = gr.Dropdown([NONE, *methods], value=NONE, label="side by side with",
+                                        elem_id="other")
+                    layer = gr.Dropdown(layers, value=default_layer, label="layer (for methods that use one)",
+                                        elem_id="layer")
+                gr.Markdown(SLOW)
+                with gr.Row():
+                    alpha = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="opacity of the map", elem_id="alpha")
+                    cmap = gr.Dropdown(list(CMAPS), value=AUTO_CMAP, label="colour map (auto: the method's own)",
+                                       elem_id="cmap")
+                run = gr.Button("Explain", variant="primary", elem_id="explain")
+                status = gr.HTML(_note("Upload a photo or pick a bundled one."), elem_id="status")
+                with gr.Row():
+                    left = gr.Gallery(label="method", columns=2, format="png", object_fit="contain", height="auto",
+                                      elem_id="left", elem_classes=["heatlens-tiles"])
+                    right = gr.Gallery(label="side by side", columns=1, format="png", object_fit="contain",
+                                       height="auto", visible=False, elem_id="right",
+                                       elem_classes=["heatlens-tiles"])
+                with gr.Accordion("Metric scores of the shown maps", open=False):
+                    metrics = gr.CheckboxGroup(list(work.METRICS_SHOWN), value=["deletion", "insertion"],
+                                               label="metrics (heatlens.metrics)", elem_id="metrics")
+                    score = gr.Button("Score the shown maps", elem_id="score")
+                    table = gr.Dataframe(headers=["method", "metric", "class", "score", "better"],
+                                         interactive=False, elem_id="scores")
+                with gr.Row():
+                    pack = gr.Button("Download the shown result (PNG + manifest.json, zip)", elem_id="pack")
+                    download = gr.File(label="download", interactive=False, elem_id="download")
+
+        shown = {state, left, right, status}
+        explain_inputs = [state, method, other, classes, layer, alpha, cmap]
+        explain_fn = _explainer(network, state, left, right, status)
+        loaded = {state, photo, predictions, classes, status, left, right, table, download}
+        upload.upload(_loader(network, state, photo, predictions, classes, status, left, right, table, download,
+                              "upload"), [upload], loaded, concurrency_id=MODEL_QUEUE, concurrency_limit=1
+                      ).then(explain_fn, explain_inputs, shown, concurrency_id=MODEL_QUEUE)
+        sample.input(_loader(network, state, photo, predictions, classes, status, left, right, table, download,
+                             "sample"), [sample], loaded, concurrency_id=MODEL_QUEUE
+                     ).then(explain_fn, explain_inputs, shown, concurrency_id=MODEL_QUEUE)
+        run.click(explain_fn, explain_inputs, shown, concurrency_id=MODEL_QUEUE)
+        redraw = _redrawer(state, left, right, status)
+        alpha.release(redraw, [state, alpha, cmap], {left, right, status})
+        cmap.input(redraw, [state, alpha, cmap], {left, right, status})
+        score.click(_scorer(network, table, status), [state, metrics], {table, status}, concurrency_id=MODEL_QUEUE)
+        pack.click(_packer(download, status), [state, alpha, cmap], {download, status})
+    return blocks
+
+
+def serve(network: Network, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
+    """Launch the app on host:port: never a share link, uploads capped at MAX_UPLOAD_MB, no server-side
+    rendering (no Node process), no MCP server; with `block`, serve until interrupted. Returns the Blocks."""
+    blocks = build(network)
+    blocks.launch(server_name=host, server_port=port, share=False, max_file_size=f"{work.MAX_UPLOAD_MB}mb",
+                  ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False, inbrowser=False,
+                  prevent_thread_lock=True, quiet=True, theme=gr.themes.Default(), css=CSS,
+                  footer_links=["api", "settings"])
+    if block:
+        blocks.block_thread()
+    return blocks
+
+
+def _note(text: str) -> str:
+    return f"<p class='heatlens-note'>{html.escape(text)}</p>"
+
+
+def _error(text: str) -> str:
+    return f"<p class='heatlens-error'>error: {html.escape(text)}</p>"
+
+
+def _failure(exc: Exception) -> str:
+    """The page's line for a failure: the user's (a HeatlensError) as it is, anything else as a bug."""
+    if isinstance(exc, HeatlensError):
+        return _error(first_line(exc))
+    log.exception("heatlens app: unexpected failure")
+    return _error(f"internal error, a bug in heatlens: {type(exc).__name__}: {first_line(exc)} (please report it)")
+
+
+def _loader(network: Network, state: gr.State, photo: gr.Image, predictions: gr.Label, classes: gr.CheckboxGroup,
+            status: gr.HTML, left: gr.Gallery, right: gr.Gallery, table: gr.Dataframe, download: gr.File,
+            source: str) -> Callable[..., dict]:
+    """The handler that opens a session for an uploaded file or a bundled photo: photo, predictions, classes."""
+
+    def load(given: str | None) -> dict:
+        if not given:
+            return {status: gr.skip()}
+        cleared = {left: [], right: gr.update(value=[], visible=False), table: None, download: None}
+        try:
+            opened = work.open_sample(network, given) if source == "sample" else \
+                work.open_session(network, work.read_photo(given), Path(given).name)
+        except Exception as exc:
+            return {state: None, photo: None, predictions: None, classes: gr.update(choices=[], value=[]),
+                    status: _failure(exc), **cleared}
+        best = work.ranked(opened, network)
+        choices = [(work.class_label(r, name, p), c) for r, (c, name, p) in enumerate(best, start=1)]
+        return {state: opened, photo: opened.photo, predictions: {name: p for _, name, p in best},
+                classes: gr.update(choices=choices, value=[best[0][0]]),
+                status: _note(f"{opened.name}: {best[0][1]} ({display.percent(best[0][2])}) on top."),
+                **cleared}
+
+    return load
+
+
+def _explainer(network: Network, state: gr.State, left: gr.Gallery, right: gr.Gallery,
+               status: gr.HTML) -> Callable[..., dict]:
+    """The handler that explains the chosen classes with one or two methods and shows their tiles."""
+
+    def run(session: work.Session | None, method: str, other: str, chosen: list[int], layer: str, alpha: float,
+            cmap: str, progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008  (Gradio's own idiom)
+        if session is None:
+            return {status: gr.skip()}
+        methods = [method] if other in (NONE, None) else [method, other]
+        start = time.monotonic()
+        try:
+            done = work.explain_shown(network, session, methods, chosen, layer,
+                                      lambda fraction, text: progress(fraction, desc=f"explaining: {text}"))
+            pictures = _galleries(done, alpha, cmap, left, right)
+        except Exception as exc:
+            return {status: _failure(exc)}
+        names = ", ".join(next(iter(done.results.values())).targets.names[0])
+        return {state: done, **pictures,
+                status: _note(f"{' and '.join(done.results)} of {names} in {time.monotonic() - start:.1f} s "
+                              f"(layer {layer} for the methods that use one).")}
+
+    return run
+
+
+def _galleries(session: work.Session, alpha: float, cmap: str, left: gr.Gallery, right: gr.Gallery) -> dict:
+    """The two galleries' updates: each shown method's labelled tiles, the right one hidden for one method."""
+    chosen = None if cmap == AUTO_CMAP else cmap
+    shown = [work.tiles(result, alpha, chosen) for result in session.results.values()]
+    names = list(session.results)
+    if len(shown) == 1:
+        return {left: gr.update(value=shown[0], label=names[0], columns=2),
+                right: gr.update(value=[], visible=False)}
+    return {left: gr.update(value=shown[0], label=names[0], columns=1),
+            right: gr.update(value=shown[1], label=names[1], visible=True, columns=1)}
+
+
+def _redrawer(state: gr.State, left: gr.Gallery, right: gr.Gallery, status: gr.HTML) -> Callable[..., dict]:
+    """The handler that redraws the shown maps with another opacity or colour map (nothing is recomputed)."""
+
+    def redraw(session: work.Session | None, alpha: float, cmap: str) -> dict:
+        if session is None or not session.results:
+            return {status: gr.skip()}
+        try:
+            return _galleries(session, alpha, cmap, left, right)
+        except Exception as exc:
+            return {status: _failure(exc)}
+
+    return redraw
+
+
+def _scorer(network: Network, table: gr.Dataframe, status: gr.HTML) -> Callable[..., dict]:
+    """The handler that scores the shown maps with the chosen metrics."""
+
+    def score(session: work.Session | None, metrics: list[str], progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008
+        if session is None or not session.results:
+            return {status: _error("nothing is shown yet: explain a photo first, then score its maps")}
+        if not metrics:
+            return {status: _error("no metric chosen: tick at least one to score the shown maps")}
+        progress(0, desc="scoring the shown maps")
+        try:
+            rows = work.scores(network, session, metrics)
+        except Exception as exc:
+            return {status: _failure(exc)}
+        return {table: [[r["method"], r["metric"], r["class"], round(r["score"], 4), r["better"]] for r in rows],
+                status: _note(f"{len(rows)} scores of {' and '.join(session.results)}.")}
+
+    return score
+
+
+def _packer(download: gr.File, status: gr.HTML) -> Callable[..., dict]:
+    """The handler that zips what is shown for download."""
+
+    def pack(session: work.Session | None, alpha: float, cmap: str) -> dict:
+        if session is None or not session.results:
+            return {status: _error("nothing is shown yet: explain a photo first, then download it")}
+        try:
+            path = work.bundle(session, alpha, None if cmap == AUTO_CMAP else cmap)
+        except Exception as exc:
+            return {status: _failure(exc)}
+        return {download: str(path), status: _note(f"{path.name} is ready below.")}
+
+    return pack
+
+
+__all__ = ["build", "serve"]
