@@ -232,8 +232,8 @@ def _subsets(subsets: np.ndarray | None, n: int, pixels: int, runs: int, size: i
         chosen = np.broadcast_to(chosen, (n, *chosen.shape))
     if (chosen.ndim != 3 or chosen.shape[0] != n or chosen.dtype.kind not in "iu" or not chosen.size
             or chosen.min() < 0 or chosen.max() >= pixels):
-        raise MethodError(f"subsets must be integer pixel indices in [0, {pixels}) shaped (runs, size) or "
-                          f"({n}, runs, size). Received: shape {chosen.shape}, dtype {chosen.dtype}")
+        raise MethodError(f"subsets must be integer pixel indices in the range 0 to {pixels - 1}, shaped (runs, "
+                          f"size) or ({n}, runs, size). Received: shape {chosen.shape}, dtype {chosen.dtype}")
     return chosen
 
 
