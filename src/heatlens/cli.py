@@ -699,3 +699,6 @@ def _yes(flag: bool) -> str:
 from .cli_evaluate import evaluate as _evaluate  # noqa: E402
 
 app.command(name="evaluate")(_evaluate)
+from .cli_app import app_command as _app_command  # noqa: E402
+
+app.command(name="app")(_app_command)
