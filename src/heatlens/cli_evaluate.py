@@ -157,13 +157,13 @@ def _metric_params(pairs: list[str], infos: list[MetricInfo]) -> dict[str, dict[
             raise HeatlensError(f"--param expects KEY=VALUE or METRIC.KEY=VALUE. Received: {pair!r}")
         value = _option_values([f"{own}={pair.partition('=')[2]}"])[own]
         if dot and name not in taken:
-            raise MethodError(f"-p {key}=... names metric {name!r}, which is not evaluated "
-                              f"(--metric {','.join(taken)}).{close_matches(name, taken)}")
+            raise MethodError(f"--param names a metric that is not evaluated: {key}=... (--metric "
+                              f"{','.join(taken)}).{close_matches(name, taken)}")
         aimed = [name] if dot else [m for m, keys in taken.items() if own in keys]
         if not aimed:
             known = sorted({k for keys in taken.values() for k in keys})
-            raise MethodError(f"-p {own}=... is not a parameter of {' or '.join(taken)}.{close_matches(own, known)} "
-                              "See docs/metrics.md for each metric's parameters")
+            raise MethodError(f"--param {own}=... is not a parameter of {' or '.join(taken)}."
+                              f"{close_matches(own, known)} See docs/metrics.md for each metric's parameters")
         for target in aimed:
             params.setdefault(target, {})[own] = value
     return params
