@@ -48,9 +48,9 @@ def avg_sensitivity(model: Any, images: Any, explanation: Any = "gradcam", targe
                     options: dict[str, Any] | None = None, batch_size: int | str = "auto", progress: bool = True,
                     seed: int = 0) -> MetricResult:
     """The mean over n_samples of ||Phi(x) - Phi(x + delta_s)||_F / ||Phi(x)||_F, delta_s uniform in the L-inf ball
-    of `radius` (Quantus' AvgSensitivity with normalise=False). `perturb(x, rng)` -> noisy copies of the model
-    inputs x (n, h, w, C), called on consecutive batches in job order (image 0's samples in turn, then image 1's),
-    feeds other draws (e.g. an oracle's). Lower is better."""
+    of `radius` (Quantus' AvgSensitivity with normalise=False), not clipped (as neither clips). `perturb(x, rng)`
+    -> noisy copies of the model inputs x (n, h, w, C), called on consecutive batches in job order (image 0's
+    samples in turn, then image 1's), feeds other draws (e.g. an oracle's). Lower is better."""
     return _sensitivity("avg_sensitivity", subject(model, images, explanation, target, options), radius, n_samples,
                         perturb, batch_size, progress, seed)
 
