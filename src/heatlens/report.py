@@ -8,11 +8,12 @@ as one photo; the page shows them in pages with lazily decoded thumbnails (see h
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -34,13 +35,14 @@ from .models import fitted as with_fit
 from .progress import progress_bar
 from .targets import TargetSpec
 
+log = logging.getLogger(__name__)
 PHOTO_SIDE = 1024  # the photo's full-size picture: its long side at most this many pixels
 VERSIONED = ("numpy", "pillow", "matplotlib", "torch", "keras", "tensorflow", "onnxruntime")
 
 
 def report(
     model: Any,
-    images: ImageLike | Sequence[ImageLike],
+    images: ImageLike | Sequence[ImageLike] | Mapping[str, ImageLike],
     methods: str | Sequence[str] = ("gradcam",),
     target: TargetSpec = "top3",
     metrics: str | Sequence[str] | None = None,
@@ -60,16 +62,19 @@ def report(
     title: str | None = None,
     recursive: bool = False,
     progress: bool = True,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> Path:
     """Write a self-contained HTML report of `model` explaining `images` with each of `methods` (a list or
     'gradcam,lime') for `target`, and return its path.
 
     images: photo files, folders of photos (`recursive`: with their sub-folders), PIL images or uint8 arrays
-    (H, W, 3) / (N, H, W, 3), or a list of those. An unreadable file is left out and listed in the report.
+    (H, W, 3) / (N, H, W, 3), a list of those, or a mapping {name: photo}. An unreadable file is left out and
+    listed in the report.
     metrics: names from heatlens.metrics.METRICS, scored per map (`metric_options`: {name: its parameters}).
     options: per-method options ({'lime': {'num_samples': 500}}); layer, fit: as in explain() and load_model().
     Pictures: thumbnails no longer than `thumb_size` px open their `full_size` version on click, encoded as
-    `image_format` ('webp' or 'jpeg') at `quality`; `page_size` photos a page."""
+    `image_format` ('webp' or 'jpeg') at `quality`; `page_size` photos a page. `on_skip(name, reason)` hears of
+    each image left out (default: a logged warning)."""
     chosen = _method_names(methods)
     measured = _metric_names(metrics, metric_options)
     _check_sizes(thumb_size, full_size, quality, page_size, top, image_format, alpha)
@@ -93,6 +98,7 @@ def report(
                                                  thumb_size, full_size, image_format, quality)
             except ImageError as exc:
                 failed.append((name, " ".join(str(exc).split())))
+                (on_skip or _log_skip)(name, failed[-1][1])
                 advance(1)
                 continue
             facts = facts or record
@@ -110,6 +116,10 @@ def report(
                {"alpha": alpha, "cmap": cmap, "top": top, "thumb_size": thumb_size, "full_size": full_size,
                 "image_format": image_format, "quality": quality, "page_size": page_size})
     return path
+
+
+def _log_skip(name: str, reason: str) -> None:
+    log.warning("report: left out %s: %s", name, reason)
 
 
 def _photo_section(network: Network, photo: np.ndarray, name: str, anchor: str, methods: list[str],
@@ -291,9 +301,12 @@ def _report_path(out: str | os.PathLike) -> Path:
 
 
 def _named_photos(images: Any, recursive: bool) -> list[tuple[str, Any]]:
-    """(unique name, file path or picture) per photo: files by their name, folders' photos by their path in the
-    folder, arrays and PIL images as 'image i'. Files are read one at a time, later."""
-    named = list(_items(images if isinstance(images, list | tuple) else [images], recursive))
+    """(unique name, file path or picture) per photo: a mapping's by its keys, files by their name, folders'
+    photos by their path in the folder, arrays and PIL images as 'image i'. Files are read one at a time, later."""
+    if isinstance(images, Mapping):
+        named = [(str(name), image) for name, image in images.items()]
+    else:
+        named = list(_items(images if isinstance(images, list | tuple) else [images], recursive))
     if not named:
         raise ImageError("report() got no images: pass photo files, a folder of photos, or arrays")
     names = unique_names([name for name, _ in named])
