@@ -702,3 +702,6 @@ app.command(name="evaluate")(_evaluate)
 from .cli_app import app_command as _app_command  # noqa: E402
 
 app.command(name="app")(_app_command)
+from .cli_report import report as _report  # noqa: E402
+
+app.command(name="report")(_report)
