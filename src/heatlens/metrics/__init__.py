@@ -7,6 +7,27 @@ explanation is an Explanation of the images or a method name; METRICS lists them
 from . import curves, faithfulness, localisation, robustness, sanity  # noqa: F401  (importing registers them)
 from .core import MetricResult
 from .curves import deletion, insertion
+from .localisation import energy_pointing_game, pointing_game, relevance_mass, relevance_rank
+from .regions import boxes_for, read_boxes
 from .registry import METRICS, MetricInfo, compute, get_metric
+from .robustness import avg_sensitivity, complexity, max_sensitivity, sparseness
 
-__all__ = ["METRICS", "MetricInfo", "MetricResult", "compute", "deletion", "get_metric", "insertion"]
+__all__ = [
+    "METRICS",
+    "MetricInfo",
+    "MetricResult",
+    "avg_sensitivity",
+    "boxes_for",
+    "complexity",
+    "compute",
+    "deletion",
+    "energy_pointing_game",
+    "get_metric",
+    "insertion",
+    "max_sensitivity",
+    "pointing_game",
+    "read_boxes",
+    "relevance_mass",
+    "relevance_rank",
+    "sparseness",
+]
