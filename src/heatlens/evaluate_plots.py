@@ -55,7 +55,7 @@ def curve_figure(evaluation: Evaluation, metric: str) -> Any:
             ax.plot(x, shown["mean"], LINESTYLES[i % len(LINESTYLES)], color=colour, linewidth=1.8)
             ax.fill_between(x, shown["low"], shown["high"], color=colour, alpha=0.18, linewidth=0)
         mean = evaluation.cell(method, metric).mean
-        handles.append(Line2D([], [], color=colour, linewidth=1.8, label=f"{method} ({score} {mean:.3f})"))
+        handles.append(Line2D([], [], color=colour, linewidth=1.8, label=f"{method} ({score} {mean:.4g})"))
     if len(keys) > 1:
         handles += [Line2D([], [], color="0.35", linestyle=LINESTYLES[i % len(LINESTYLES)], label=key)
                     for i, key in enumerate(keys)]
