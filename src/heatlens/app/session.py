@@ -33,6 +33,8 @@ BAR_INCHES = 0.85  # the colour bar drawn under each tile: its height with ticks
 BAR_WIDTH = 320  # pixels: the least width a colour bar's label fits in (narrower tiles are centred on white)
 METRICS_SHOWN = ("deletion", "insertion", "average_drop", "increase_in_confidence")
 """The metrics offered in the page: each needs only the model and the shown maps (no regions, no re-runs)."""
+METRIC_PARAMS = {"deletion": {"steps": 20}, "insertion": {"steps": 20}}
+"""The page's curves take 20 steps (the papers' 100 in `heatlens evaluate`), so a score comes in seconds."""
 
 Step = Callable[[float, str], None]
 
@@ -147,7 +149,7 @@ def colour_bar(key: display.Key, width: int, dpi: int = 100) -> np.ndarray:
 
 def scores(network: Network, session: Session, metrics: Sequence[str]) -> list[dict[str, Any]]:
     """Each chosen metric (heatlens.metrics) of each shown method's maps, one row per method, metric and
-    class: the score and which way is better."""
+    class: the score, which way is better and the parameters given (METRIC_PARAMS)."""
     from ..metrics import compute, get_metric
 
     if not session.results:
@@ -156,10 +158,12 @@ def scores(network: Network, session: Session, metrics: Sequence[str]) -> list[d
     for method, result in session.results.items():
         for name in metrics:
             info = get_metric(name)
-            measured = compute(info.name, network, None, result, progress=False)
+            params = METRIC_PARAMS.get(info.name, {})
+            measured = compute(info.name, network, None, result, progress=False, **params)
             for k, value in enumerate(measured.scores[0]):
                 rows.append({"method": method, "metric": info.name, "class": result.targets.names[0][k],
-                             "score": float(value), "better": "higher" if info.higher_is_better else "lower"})
+                             "score": float(value), "better": "higher" if info.higher_is_better else "lower",
+                             "params": ", ".join(f"{key}={v}" for key, v in params.items())})
     return rows
 
 

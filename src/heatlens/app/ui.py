@@ -80,7 +80,7 @@ def build(network: Network) -> gr.Blocks:
                     metrics = gr.CheckboxGroup(list(work.METRICS_SHOWN), value=["deletion", "insertion"],
                                                label="metrics (heatlens.metrics)", elem_id="metrics")
                     score = gr.Button("Score the shown maps", elem_id="score")
-                    table = gr.Dataframe(headers=["method", "metric", "class", "score", "better"],
+                    table = gr.Dataframe(headers=["method", "metric", "class", "score", "better", "params"],
                                          interactive=False, elem_id="scores")
                 with gr.Row():
                     pack = gr.Button("Download the shown result (PNG + manifest.json, zip)", elem_id="pack")
@@ -222,7 +222,8 @@ def _scorer(network: Network, table: gr.Dataframe, status: gr.HTML) -> Callable[
             rows = work.scores(network, session, metrics)
         except Exception as exc:
             return {status: _failure(exc)}
-        return {table: [[r["method"], r["metric"], r["class"], round(r["score"], 4), r["better"]] for r in rows],
+        return {table: [[r["method"], r["metric"], r["class"], round(r["score"], 4), r["better"],
+                        r["params"]] for r in rows],
                 status: _note(f"{len(rows)} scores of {' and '.join(session.results)}.")}
 
     return score
