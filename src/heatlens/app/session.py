@@ -20,7 +20,7 @@ from PIL import Image
 
 from .. import __version__, display, samples
 from ..api import explain
-from ..errors import HeatlensError, ImageError, MethodError, TargetError
+from ..errors import HeatlensError, ImageError, MethodError, TargetError, first_line
 from ..explanation import Explanation
 from ..images import load_image
 from ..methods import get_method
@@ -52,12 +52,16 @@ class Session:
 
 def read_photo(path: str | Path, limit_mb: int = MAX_UPLOAD_MB) -> np.ndarray:
     """An uploaded file as an (H, W, 3) uint8 photo; anything larger than `limit_mb` or not an image is refused
-    with an ImageError saying what was received."""
-    size = Path(path).stat().st_size
+    with an ImageError saying what was received, naming the file as it was uploaded (not the server's copy)."""
+    path = Path(path)
+    size = path.stat().st_size
     if size > limit_mb * 1024 * 1024:
-        raise ImageError(f"uploads are limited to {limit_mb} MB. Received: {Path(path).name} of "
+        raise ImageError(f"uploads are limited to {limit_mb} MB. Received: {path.name} of "
                          f"{size / 1024 / 1024:.1f} MB; shrink the photo first")
-    return load_image(path)
+    try:
+        return load_image(path)
+    except ImageError as exc:
+        raise ImageError(first_line(exc).replace(str(path), path.name)) from None
 
 
 def open_session(network: Network, photo: np.ndarray, name: str) -> Session:
