@@ -51,7 +51,7 @@ def test_only_matching_results_are_drawn(case):
     result, explanation = case
     with pytest.raises(HeatlensError, match="draws model_randomisation results"):
         sanity_plot.figure(MetricResult("deletion", "occlusion", result.scores, False, 1, result.targets), explanation)
-    with pytest.raises(HeatlensError, match="is not the one the result measured"):
+    with pytest.raises(HeatlensError, match="this explanation is not the one the result measured"):
         sanity_plot.figure(MetricResult("model_randomisation", "gradcam", result.scores, False, 1, result.targets,
                                         curves=result.curves), explanation)
     with pytest.raises(HeatlensError, match=r"steps must be step numbers in 0\.\.4"):

@@ -96,8 +96,8 @@ def _checked(result: MetricResult, explanation: Explanation, image: int, target:
     if result.metric != "model_randomisation":
         raise HeatlensError(f"sanity_plot draws model_randomisation results. Received: {result.metric}")
     if result.method != explanation.method or len(explanation.maps) != result.scores.shape[0]:
-        raise HeatlensError(f"the explanation ({explanation.method}, {len(explanation.maps)} image(s)) is not the "
-                            f"one the result measured ({result.method}, {result.scores.shape[0]} image(s))")
+        raise HeatlensError(f"this explanation is not the one the result measured: {explanation.method} of "
+                            f"{len(explanation.maps)} image(s), the result {result.method} of {result.scores.shape[0]}")
     n, k = result.scores.shape
     if not (0 <= image < n and 0 <= target < k):
         raise HeatlensError(f"image and target must be in 0..{n - 1} and 0..{k - 1}. Received: {image}, {target}")

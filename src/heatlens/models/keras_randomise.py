@@ -83,8 +83,8 @@ def _initializer(owner: keras.Layer, variable: Any, name: str) -> Any:
         initializer = getattr(owner, f"{stem}_initializer", None)
         if initializer is not None:
             return keras.initializers.get(initializer)
-    raise MethodError(f"layer '{name}' has a weight '{weight}' without an initializer heatlens can find "
-                      f"({weight}_initializer); leave the layer out: layers=[...] without '{name}'")
+    raise MethodError(f"cannot re-draw weight '{weight}' of layer '{name}': the layer has no {weight}_initializer; "
+                      f"leave it out: layers=[...] without '{name}'")
 
 
 def _seeded(initializer: Any, seed: int) -> Any:
