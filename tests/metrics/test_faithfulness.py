@@ -233,6 +233,9 @@ def test_a_method_name_explains_first(planted):
 @pytest.mark.parametrize(("name", "kwargs", "message"), [
     ("road", {"percentages": [10, 100]}, "percentages must be a non-empty list of numbers in"),
     ("morf", {"percentages": []}, "percentages must be a non-empty list of numbers in"),
+    ("morf", {"percentages": ["ten"]}, "percentages must be a non-empty list of numbers in"),
+    ("road", {"seed": -1}, "seed must be a non-negative integer"),
+    ("infidelity", {"seed": 1.5}, "seed must be a non-negative integer"),
     ("lerf", {"noise": -1.0}, "noise must be a number >= 0"),
     ("road", {"score": "softmax"}, "score must be one of"),
     ("average_drop", {"baseline": "white"}, "unknown baseline 'white'"),

@@ -74,6 +74,7 @@ def _road(sub: Subject, directions: tuple[str, ...], percentages: Sequence[float
     """The ROAD curves (N, K, P) of each direction over `percentages`, the passes made and the parameters."""
     percent = _percentages(percentages)
     at_least("noise", noise)
+    check_seed(seed)
     check_score(score)
     ranks, pixels = unit_ranks(sub, "pixel", 0)
     n, k = sub.ids.shape
@@ -102,8 +103,17 @@ def _road(sub: Subject, directions: tuple[str, ...], percentages: Sequence[float
     return curves, passes.done, params
 
 
+def check_seed(seed: int) -> None:
+    """Refuse a seed numpy cannot take (a metric's draws are seeded per image and draw from it)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise MethodError(f"seed must be a non-negative integer. Received: {seed!r}")
+
+
 def _percentages(percentages: Sequence[float]) -> np.ndarray:
-    values = np.asarray(percentages, np.float64).ravel() if np.ndim(percentages) <= 1 else None
+    try:
+        values = np.asarray(percentages, np.float64).ravel() if np.ndim(percentages) <= 1 else None
+    except (TypeError, ValueError):
+        values = None
     if values is None or not len(values) or not np.isfinite(values).all() or values.min() < 0 or values.max() >= 100:
         raise MethodError("percentages must be a non-empty list of numbers in [0, 100), the share of pixels to "
                           f"remove. Received: {percentages!r}")
@@ -188,6 +198,7 @@ def faithfulness_correlation(model: Any, images: Any, explanation: Any = "gradca
     constant drop or sum) scores 0, with a note."""
     sub = subject(model, images, explanation, target, options)
     check_score(score)
+    check_seed(seed)
     n, k, h, w = sub.maps.shape
     chosen = _subsets(subsets, n, h * w, runs, subset_size, seed)
     runs = chosen.shape[1]
@@ -262,6 +273,7 @@ def infidelity(model: Any, images: Any, explanation: Any = "gradcam", target: Ta
     positive("n_perturb", n_perturb)
     at_least("noise", noise)
     check_score(score)
+    check_seed(seed)
     draw = perturb or gaussian(noise)
     n, k = sub.ids.shape
     dots = np.zeros((n, k, n_perturb))

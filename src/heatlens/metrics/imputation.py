@@ -49,7 +49,7 @@ def noisy_linear_imputation(image: np.ndarray, removed: np.ndarray, noise: float
         values.append(np.full(int((~known).sum()), -weight))
     values.insert(0, weight_sums)
     system = csc_matrix((np.concatenate(values), (np.concatenate(entries), np.concatenate(columns))), shape=(m, m))
-    solution = np.asarray(spsolve(system, right)).reshape(m, -1)
+    solution = np.asarray(spsolve(system, right, permc_spec="MMD_AT_PLUS_A")).reshape(m, -1)  # a symmetric system
     if noise > 0:
         solution = solution + noise * (rng or np.random.default_rng(0)).standard_normal(solution.shape)
     out[rows, cols] = solution
