@@ -42,8 +42,10 @@ def model_randomisation(model: Any, images: Any, explanation: Any = "gradcam", t
                         progress: bool = True) -> MetricResult:
     """Cascading randomisation: step t re-initialises the t top-most parameter layers (all of them, `layers=`
     names or containers, one step each, or the first `max_steps`), re-explains the images and compares the map
-    m_t with the original m_0: s_t = Spearman(m_0, m_t) and SSIM(m_0, m_t) (|maps| with `absolute`).
-    Score: s_T of `similarity` after the last step; lower is better (the map fell apart with the weights).
+    m_t with m_0, the map of the unchanged model made the same way: s_t = Spearman(m_0, m_t) and SSIM(m_0, m_t)
+    (|maps| with `absolute`); s_0 compares the given maps with m_0 (1 unless the method is random or the maps
+    were resampled from the photo). Score: s_T of `similarity` after the last step; lower is better (the map fell
+    apart with the weights).
     Torch layers are reset as Quantus' MPRT does (reset_parameters after torch.manual_seed(seed + 1)); Keras
     weights are re-drawn from their layers' initializers. Curves: 'layers' (T + 1,) ('original' first),
     'spearman' and 'ssim' (N, K, T + 1), 'maps' (N, K, T + 1, h, w) float16, each scaled to max |value| 1."""
@@ -56,14 +58,16 @@ def model_randomisation(model: Any, images: Any, explanation: Any = "gradcam", t
     log.info("%s: randomising %s", label, ", ".join(name for name, _ in steps))
     found = {name: np.zeros((n, k, len(steps) + 1)) for name in SIMILARITIES}
     shown = np.zeros((n, k, len(steps) + 1, *sub.maps.shape[-2:]), np.float16)
-    original = _compared(sub.maps, absolute)
     with progress_bar(len(steps) + 1, label, progress) as advance:
         for t in range(len(steps) + 1):
             members = list(dict.fromkeys(name for _, group in steps[:t] for name in group))
             network = sub.network.randomised(members, seed) if members else sub.network
             maps = _compared(replace(sub, network=counted(network, tally)).explain(sub.x), absolute)
+            if t == 0:  # step 0 compares the given maps with m_0; every later step m_t with m_0
+                reference, original = _compared(sub.maps, absolute), maps
             for name in SIMILARITIES:
-                found[name][..., t] = compare(name, original, maps)
+                found[name][..., t] = compare(name, reference, maps)
+            reference = original
             shown[:, :, t] = _for_display(maps)
             advance(1)
     return MetricResult("model_randomisation", sub.method, found[similarity][..., -1], False, tally[0], sub.ids,
@@ -81,9 +85,10 @@ def random_logit(model: Any, images: Any, explanation: Any = "gradcam", target: 
                  options: dict[str, Any] | None = None, batch_size: int | str = "auto",
                  progress: bool = True) -> MetricResult:
     """SSIM(m_y, m_r) (or Spearman) of the map of the target y and the map of a class r != y drawn uniformly
-    (seeded) from the model's other classes; `other` (N, K) gives the classes instead. Lower is better: a map
-    that explains the class looks different for another one. Quantus' RandomLogit draws r the same way; its
-    default compares flattened maps, heatlens the maps as images. Curves: 'other' (N, K), 'ssim' and
+    (seeded) from the model's other classes, both made by one run of the method on the model's inputs; `other`
+    (N, K) gives the classes instead. Lower is better: a map that explains the class looks different for
+    another. Quantus' RandomLogit draws r the same way; its default compares flattened maps, heatlens the maps
+    as images. Curves: 'other' (N, K), 'ssim' and
     'spearman' (N, K), 'maps' of the other classes (N, K, h, w) float16, each scaled to max |value| 1."""
     check_similarity(similarity)
     sub = rerun_subject(subject(model, images, explanation, target, options), batch_size)
@@ -91,9 +96,10 @@ def random_logit(model: Any, images: Any, explanation: Any = "gradcam", target: 
     tally = [0]
     with progress_bar(1, f"Random logit ({sub.method} of {len(sub.x)} image(s) for other classes)",
                       progress) as advance:
-        maps = replace(sub, network=counted(sub.network, tally)).explain(sub.x, chosen)
+        both = replace(sub, network=counted(sub.network, tally)).explain(sub.x, np.concatenate([sub.ids, chosen], 1))
         advance(1)
-    original, maps = _compared(sub.maps, absolute), _compared(maps, absolute)
+    k = sub.ids.shape[1]
+    original, maps = _compared(both[:, :k], absolute), _compared(both[:, k:], absolute)
     found = {name: compare(name, original, maps) for name in SIMILARITIES}
     return MetricResult("random_logit", sub.method, found[similarity], False, tally[0], sub.ids,
                         curves={"other": chosen, **found, "maps": _for_display(maps)},
@@ -196,6 +202,6 @@ def _randomisation_notes(found: np.ndarray, name: str, steps: int) -> list[str]:
     notes = [f"scores: the {name} similarity to the original map after the last of {steps} randomisation steps"]
     start = float(found[..., 0].mean())
     if start < 0.99:
-        notes.append(f"the method's maps of the unchanged model already differ from the given ones ({name} "
-                     f"{start:.3f} at step 0): its own randomness, or maps made with other options")
+        notes.append(f"the given maps differ from the method's maps of the unchanged model ({name} {start:.3f} at "
+                     "step 0): its own randomness, or maps resampled from the photo (explain with upsample=False)")
     return notes
