@@ -1,0 +1,192 @@
+"""The app end to end in headless Chromium: served on 127.0.0.1 in this process, driven like a person would, its
+pictures read back from the page and compared with heatlens.explain's maps; nothing leaves this machine, from
+the browser or from the server. Screenshots land in test-artifacts/app/."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import re
+import socket
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from browser import BrowserSession, open_browser, require_browser
+from overlay_check import check_overlay
+from PIL import Image
+
+import heatlens
+from heatlens.app import session as work
+
+pytest.importorskip("gradio")
+
+WAIT_MS = 90_000  # a loaded CI machine takes a while for the first model call
+LOCAL_NAMES = {None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0"}
+
+
+class Outbound:
+    """Every connection and name lookup the server's process makes that is not for this machine."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def connect(self, original):
+        def connect(sock, address):
+            if isinstance(address, tuple) and not ipaddress.ip_address(address[0]).is_loopback:
+                self.seen.append(f"connect {address}")
+            return original(sock, address)
+        return connect
+
+    def lookup(self, original):
+        def getaddrinfo(host, *args, **kwargs):
+            if host not in LOCAL_NAMES:
+                self.seen.append(f"lookup {host}")
+            return original(host, *args, **kwargs)
+        return getaddrinfo
+
+
+@pytest.fixture(scope="module")
+def outbound() -> Iterator[Outbound]:
+    recorder = Outbound()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", recorder.connect(socket.socket.connect))
+        patch.setattr(socket.socket, "connect_ex", recorder.connect(socket.socket.connect_ex))
+        patch.setattr(socket, "getaddrinfo", recorder.lookup(socket.getaddrinfo))
+        yield recorder
+
+
+@pytest.fixture(scope="module")
+def url(lite0, outbound) -> Iterator[str]:
+    require_browser()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    blocks = heatlens.app.serve(lite0, "127.0.0.1", port, block=False)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        blocks.close()
+
+
+def settle(session: BrowserSession) -> None:
+    """Wait until no component of the page is still waiting for the server."""
+    session.page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=status-tracker]')]"
+        ".every(e => e.classList.contains('hide'))", timeout=WAIT_MS)
+
+
+def status(session: BrowserSession, start: str) -> str:
+    """The page's status line once it starts with `start` and the page has settled."""
+    from playwright.sync_api import expect  # here: without playwright the fixtures skip before this is reached
+
+    line = session.page.locator("#status p")
+    expect(line).to_have_text(re.compile(f"^{re.escape(start)}"), timeout=WAIT_MS)
+    settle(session)
+    return line.inner_text()
+
+
+def upload(session: BrowserSession, path: str) -> None:
+    """Upload a file, clearing the one shown before (the file box holds one)."""
+    page = session.page
+    clear = page.locator("#upload button[aria-label='Clear']")
+    if clear.count():
+        clear.click()
+    page.set_input_files("#upload input[type=file]", path)
+
+
+def pick(session: BrowserSession, dropdown: str, value: str) -> None:
+    """Choose `value` in one of the page's dropdowns, as typed and confirmed with Enter."""
+    box = session.page.locator(f"{dropdown} input")
+    box.click()
+    box.fill(value)
+    session.page.keyboard.press("Enter")
+    assert box.input_value() == value
+
+
+def shown_tiles(session: BrowserSession, gallery: str) -> list[tuple[str, np.ndarray]]:
+    """The tiles a gallery shows, as (caption, RGB array) fetched from the page's own image addresses."""
+    images = session.page.locator(f"{gallery} .grid-container img")
+    out = []
+    for i in range(images.count()):
+        image = images.nth(i)
+        body = session.page.request.get(image.get_attribute("src")).body()
+        out.append((image.get_attribute("alt"), np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))))
+    return out
+
+
+def test_upload_explain_the_second_class_compare_and_refuse_a_fake_photo(url, lite0, cat, outbound, tmp_path):
+    best = work.ranked(work.open_session(lite0, cat, "chelsea.png"), lite0)
+    second_id, second_name = best[1][:2]
+    with open_browser() as session:
+        page = session.page
+        page.goto(url)
+        upload(session, str(heatlens.samples.path("cat")))
+        status(session, f"gradcam of {best[0][1]}")
+        page.locator("#classes label").nth(0).click()  # untick the top class
+        page.locator("#classes label").nth(1).click()  # tick the second one
+        page.click("#explain")
+        status(session, f"gradcam of {second_name}")
+        [(caption, tile)] = shown_tiles(session, "#left")
+        assert caption.startswith(f"gradcam @ head · {second_name}")
+        direct = heatlens.explain(lite0, cat, "gradcam", target=second_id)
+        check_overlay(tile[: cat.shape[0]], cat, direct.maps[0, 0], direct.input_box)
+        session.page_screenshot("app/1-gradcam-second-class.png", full_page=True)
+
+        pick(session, "#other", "layercam")
+        page.click("#explain")
+        status(session, f"gradcam and layercam of {second_name}")
+        [(left_caption, left)], [(right_caption, right)] = shown_tiles(session, "#left"), shown_tiles(session, "#right")
+        assert left_caption.startswith("gradcam @ head") and right_caption.startswith("layercam @ head")
+        layercam = heatlens.explain(lite0, cat, "layercam", target=second_id)
+        check_overlay(right[: cat.shape[0]], cat, layercam.maps[0, 0], layercam.input_box)
+        assert not np.array_equal(left, right)
+        session.page_screenshot("app/2-side-by-side.png", full_page=True)
+
+        fake = tmp_path / "holiday.jpg"
+        fake.write_text("these are not the pixels you are looking for\n")
+        upload(session, str(fake))
+        assert status(session, "error:") == "error: 'holiday.jpg' is not a readable image (unknown or corrupt format)"
+        assert page.locator("#left .grid-container img").count() == 0, "the last photo's maps are still shown"
+        session.page_screenshot("app/3-not-an-image.png", full_page=True)
+
+        assert session.outside() == [], "the page asked for something beyond 127.0.0.1"
+        assert session.errors() == []
+    assert outbound.seen == [], "the server reached beyond this machine"
+
+
+def another_session(first: BrowserSession) -> BrowserSession:
+    """A second, separate browser context (its own cookies and storage: another person) in the same Chromium,
+    recorded as open_browser records the first."""
+    context = first.page.context.browser.new_context(viewport=first.page.viewport_size, service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    second = BrowserSession(page)
+    context.on("request", lambda request: second.requests.append(request.url))
+    page.on("console", lambda message: second.console_errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: second.page_errors.append(str(error)))
+    return second
+
+
+def test_two_browsers_at_once_each_see_their_own_photo_and_maps(url, lite0, cat, outbound):
+    with open_browser() as first:
+        second = another_session(first)
+        first.page.goto(url)
+        second.page.goto(url)
+        upload(first, str(heatlens.samples.path("cat")))
+        pick(second, "#sample", "coffee")
+        coffee = work.ranked(work.open_sample(lite0, "coffee"), lite0)[0][1]
+        cat_top, cat_third = (work.ranked(work.open_session(lite0, cat, "cat"), lite0)[i][1] for i in (0, 2))
+        status(first, f"gradcam of {cat_top}")
+        status(second, f"gradcam of {coffee}")
+        first.page.locator("#classes label").nth(2).click()  # a second class, after the other session's photo came
+        first.page.click("#explain")
+        status(first, f"gradcam of {cat_top}, {cat_third}")
+        [(_, cat_tile), _], [(_, coffee_tile)] = shown_tiles(first, "#left"), shown_tiles(second, "#left")
+        direct = heatlens.explain(lite0, cat, "gradcam")
+        check_overlay(cat_tile[: cat.shape[0]], cat, direct.maps[0, 0], direct.input_box)
+        assert coffee_tile.shape != cat_tile.shape or not np.array_equal(coffee_tile, cat_tile)
+        second.page_screenshot("app/4-second-session-coffee.png", full_page=True)
+        for session in (first, second):
+            assert session.outside() == [] and session.errors() == []
+    assert outbound.seen == []
