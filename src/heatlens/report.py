@@ -14,6 +14,7 @@ import platform
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -75,9 +76,9 @@ def report(
     Pictures: thumbnails no longer than `thumb_size` px open their `full_size` version on click, encoded as
     `image_format` ('webp' or 'jpeg') at `quality`; `page_size` photos a page. `on_skip(name, reason)` hears of
     each image left out (default: a logged warning)."""
-    chosen = _method_names(methods)
-    measured = _metric_names(metrics, metric_options)
-    _check_sizes(thumb_size, full_size, quality, page_size, top, image_format, alpha)
+    plan = Plan(_method_names(methods), target, _metric_names(metrics, metric_options), layer, options or {},
+                metric_options or {}, alpha, cmap, top, thumb_size, full_size, image_format, quality, page_size)
+    _check_sizes(plan)
     if cmap is not None:  # an unknown colour map is refused before any work
         from .overlay import color_table
 
@@ -92,10 +93,7 @@ def report(
             progress_bar(len(named), "report", progress) as advance:
         for number, (name, source) in enumerate(named):
             try:
-                photo = load_image(source)
-                section, record = _photo_section(network, photo, name, f"photo-{number + 1}", chosen, target, layer,
-                                                 options, measured, metric_options or {}, alpha, cmap, top,
-                                                 thumb_size, full_size, image_format, quality)
+                section, record = _photo_section(network, load_image(source), name, f"photo-{number + 1}", plan)
             except ImageError as exc:
                 failed.append((name, " ".join(str(exc).split())))
                 (on_skip or _log_skip)(name, failed[-1][1])
@@ -112,60 +110,81 @@ def report(
             raise ImageError(f"none of the {len(named)} images could be read, so no report was written{first}")
         body.write(page.PAGE_END)
         body.seek(0)
-        _write(path, network, title, facts, chosen, target, measured, failed, index, body,
-               {"alpha": alpha, "cmap": cmap, "top": top, "thumb_size": thumb_size, "full_size": full_size,
-                "image_format": image_format, "quality": quality, "page_size": page_size})
+        _write(path, network, title, plan, facts, failed, index, body)
     return path
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a report runs and how it draws it: the settings of report(), checked."""
+
+    methods: list[str]
+    target: TargetSpec
+    metrics: list[str]
+    layer: str | list[str] | None
+    options: dict[str, dict[str, Any]]
+    metric_options: dict[str, dict[str, Any]]
+    alpha: float
+    cmap: str | None
+    top: int
+    thumb_size: int
+    full_size: int
+    image_format: str
+    quality: int
+    page_size: int
+
+    def shown(self) -> dict[str, Any]:
+        """The drawing settings, as the report's JSON record lists them."""
+        return {key: getattr(self, key) for key in ("alpha", "cmap", "top", "thumb_size", "full_size",
+                                                    "image_format", "quality", "page_size")}
 
 
 def _log_skip(name: str, reason: str) -> None:
     log.warning("report: left out %s: %s", name, reason)
 
 
-def _photo_section(network: Network, photo: np.ndarray, name: str, anchor: str, methods: list[str],
-                   target: TargetSpec, layer: Any, options: dict[str, dict[str, Any]] | None, measured: list[str],
-                   metric_options: dict[str, dict[str, Any]], alpha: float, cmap: str | None, top: int,
-                   thumb_size: int, full_size: int, image_format: str,
-                   quality: int) -> tuple[page.PhotoSection, dict[str, Any]]:
+def _photo_section(network: Network, photo: np.ndarray, name: str, anchor: str,
+                   plan: Plan) -> tuple[page.PhotoSection, dict[str, Any]]:
     """One photo explained by every method for the same targets, drawn as labelled tiles, with metric scores;
     and the record of what ran (per method its manifest header, per metric its parameters)."""
-    comparison = compare(network, photo, methods=methods, target=target, layer=layer,
-                         options={m: o for m, o in (options or {}).items() if o})
-    first = comparison.results[methods[0]]
-    first.names = [name]
+    comparison = compare(network, photo, methods=plan.methods, target=plan.target, layer=plan.layer,
+                         options={m: o for m, o in plan.options.items() if o})
+    first = comparison.results[plan.methods[0]]
     columns = [f"#{k + 1} {first.targets.names[0][k]} (id {int(first.targets.ids[0][k])})"
                for k in range(first.maps.shape[1])]
     rows, record = [], {"methods": {}, "metrics": {}}
     for method, result in comparison.results.items():
         result.names = [name]
-        scores = _scores(network, result, measured, metric_options, record["metrics"])
+        scores = _scores(network, result, plan, record["metrics"])
         cells = []
         for k in range(result.maps.shape[1]):
             alt = f"{name} · {display.method_line(result)} · {display.target_title(result, 0, k)}"
-            tile = page.picture(labelled_tile(result, k, alpha, cmap, full_size), thumb_size, alt, image_format,
-                                quality)
+            tile = page.picture(labelled_tile(result, k, plan.alpha, plan.cmap, plan.full_size), plan.thumb_size,
+                                alt, plan.image_format, plan.quality)
             cells.append(page.Cell(tile, [(metric, float(values[0, k]), better)
                                           for metric, (values, better) in scores.items()]))
         rows.append((method, result.layer, cells))
-        record["methods"][method] = result.manifest_header(alpha, cmap)
+        record["methods"][method] = result.manifest_header(plan.alpha, plan.cmap)
     shown = Image.fromarray(photo)
     shown.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.LANCZOS)
     notes = list(dict.fromkeys(note for result in comparison.results.values() for note in result.notes))
-    section = page.PhotoSection(anchor, name, page.picture(shown, thumb_size, f"{name} (photo)", image_format, quality),
-                                photo.shape[:2], first.top(top)[0] if top else [], columns, rows, notes)
+    picture = page.picture(shown, plan.thumb_size, f"{name} (photo)", plan.image_format, plan.quality)
+    section = page.PhotoSection(anchor, name, picture, photo.shape[:2], first.top(plan.top)[0] if plan.top else [],
+                                columns, rows, notes)
     return section, record
 
 
-def _scores(network: Network, result: Explanation, measured: list[str], metric_options: dict[str, dict[str, Any]],
+def _scores(network: Network, result: Explanation, plan: Plan,
             record: dict[str, Any]) -> dict[str, tuple[np.ndarray, bool]]:
     """Each metric's scores (1, K) of the result's maps and whether higher is better; their parameters recorded."""
-    if not measured:
+    if not plan.metrics:
         return {}
     from . import metrics
 
     scores = {}
-    for name in measured:
-        outcome = metrics.compute(name, network, None, result, **{"progress": False, **metric_options.get(name, {})})
+    for name in plan.metrics:
+        outcome = metrics.compute(name, network, None, result,
+                                  **{"progress": False, **plan.metric_options.get(name, {})})
         scores[name] = (np.asarray(outcome.scores, np.float64), bool(outcome.higher_is_better))
         record.setdefault(name, {k: _jsonable(v) for k, v in outcome.params.items()})
     return scores
@@ -183,12 +202,12 @@ def labelled_tile(result: Explanation, k: int, alpha: float, cmap: str | None, s
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 
-def _write(path: Path, network: Network, title: str | None, facts: dict[str, Any], methods: list[str],
-           target: TargetSpec, measured: list[str], failed: list[tuple[str, str]],
-           index: list[tuple[str, str, str]], body: Any, shown: dict[str, Any]) -> None:
+def _write(path: Path, network: Network, title: str | None, plan: Plan, facts: dict[str, Any],
+           failed: list[tuple[str, str]], index: list[tuple[str, str, str]], body: Any) -> None:
     """The whole file, written next to `path` and moved into place (a reader never sees half a report)."""
     title = title or f"heatlens report: {network.name}"
     preprocess = network.preprocess
+    methods = plan.methods
     layers = {m: facts["methods"][m]["layer"] for m in methods if facts["methods"][m]["layer"]}
     versions = _versions()
     rows = [
@@ -197,9 +216,9 @@ def _write(path: Path, network: Network, title: str | None, facts: dict[str, Any
         ("fit", getattr(preprocess, "fit", "n/a (the model prepares its own inputs)")),
         ("layer", ", ".join(f"{m}: {name}" for m, name in layers.items()) or "none of the methods uses a layer"),
         ("methods", ", ".join(methods)),
-        ("target", str(target) + (f" (resolved once per photo, by {methods[0]}: every method explains the same "
-                                  "classes)" if len(methods) > 1 else "")),
-        ("metrics", ", ".join(measured) or "none (pass metrics=, or --metric)"),
+        ("target", str(plan.target) + (f" (resolved once per photo, by {methods[0]}: every method explains the "
+                                       "same classes)" if len(methods) > 1 else "")),
+        ("metrics", ", ".join(plan.metrics) or "none (pass metrics=, or --metric)"),
         ("photos", f"{len(index)} shown" + (f", {len(failed)} could not be read" if failed else "")),
         ("generated", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
@@ -209,17 +228,18 @@ def _write(path: Path, network: Network, title: str | None, facts: dict[str, Any
               for m, h in facts["methods"].items()]
     params += [(f"metric {m}: parameters", values) for m, values in facts["metrics"].items()]
     settings = {"model": network.name, "preprocess": repr(preprocess), "fit": getattr(preprocess, "fit", None),
-                "target": _jsonable(target), **facts, **shown, "versions": versions,
+                "target": _jsonable(plan.target), **facts, **plan.shown(), "versions": versions,
                 "photos": [name for _, name, _ in index], "failed": [{"image": n, "error": e} for n, e in failed]}
+    nav = page.NAV if len(index) > plan.page_size else ""
     handle, partial = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(page.page_start(title))
             file.write(page.header_html(title, rows, params, settings, index, failed))
-            file.write(page.NAV if len(index) > shown["page_size"] else "")
+            file.write(nav)
             for chunk in iter(lambda: body.read(1 << 20), ""):
                 file.write(chunk)
-            file.write(page.NAV if len(index) > shown["page_size"] else "")
+            file.write(nav)
             file.write(page.PAGE_FINISH)
         os.replace(partial, path)
     except OSError as exc:
@@ -270,18 +290,19 @@ def _metric_names(metrics: str | Sequence[str] | None, options: dict[str, dict[s
     return list(dict.fromkeys(names))
 
 
-def _check_sizes(thumb_size: int, full_size: int, quality: int, page_size: int, top: int, image_format: str,
-                 alpha: float) -> None:
+def _check_sizes(plan: Plan) -> None:
     """Refuse picture settings that cannot make a readable report, before any work."""
-    for label, value, low in (("thumb_size", thumb_size, 32), ("full_size", full_size, 64), ("page_size", page_size, 1),
-                              ("top", top, 0)):
+    for label, low in (("thumb_size", 32), ("full_size", 64), ("page_size", 1), ("top", 0)):
+        value = getattr(plan, label)
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise HeatlensError(f"{label} must be a whole number >= {low}. Received: {value!r}")
+    quality = plan.quality
     if isinstance(quality, bool) or not isinstance(quality, int | np.integer) or not 1 <= quality <= 100:
         raise HeatlensError(f"quality must be a whole number from 1 to 100 (the WebP/JPEG quality). Received: "
                             f"{quality!r}")
-    if image_format not in page.FORMATS:
-        raise HeatlensError(f"image_format must be 'webp' or 'jpeg'. Received: {image_format!r}")
+    if plan.image_format not in page.FORMATS:
+        raise HeatlensError(f"image_format must be 'webp' or 'jpeg'. Received: {plan.image_format!r}")
+    alpha = plan.alpha
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
         raise HeatlensError(f"alpha must be between 0 and 1. Received: {alpha!r}")
 
