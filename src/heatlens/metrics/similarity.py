@@ -58,6 +58,7 @@ def compare(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def check_similarity(name: str) -> None:
+    """Refuse an unknown similarity name before any work is done."""
     if name not in SIMILARITIES:
         raise MethodError(f"similarity must be one of {', '.join(SIMILARITIES)}. Received: {name!r}")
 
