@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import open_browser
+from browser import open_browser, require_browser
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -61,6 +61,12 @@ def _decoded(uri: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+def chromium() -> None:
+    """Skip (or fail, under HEATLENS_BROWSER=required) before any report is built where no browser can run."""
+    require_browser()
+
+
+@pytest.fixture(scope="module")
 def bundled_report(lite0, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "report.html"
     start = time.perf_counter()
@@ -71,7 +77,7 @@ def bundled_report(lite0, tmp_path_factory) -> Path:
     return path
 
 
-def test_the_report_of_three_photos_renders_offline_in_chromium(bundled_report):
+def test_the_report_of_three_photos_renders_offline_in_chromium(chromium, bundled_report):
     with open_browser(1400, 1000) as browser:
         browser.page.goto(bundled_report.as_uri(), wait_until="load")
         widths = browser.page.evaluate(DECODE_ALL)
@@ -148,7 +154,7 @@ def _synthetic(count: int, side: int = 40) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow  # 200 labelled tiles
-def test_hundreds_of_photos_come_in_pages(toy, tmp_path):
+def test_hundreds_of_photos_come_in_pages(chromium, toy, tmp_path):
     start = time.perf_counter()
     path = report(toy, _synthetic(200), target="top1", out=tmp_path / "many.html", thumb_size=96, full_size=240,
                   page_size=25, progress=False)
@@ -229,11 +235,23 @@ def test_the_command_writes_a_report(tmp_path):
     Image.fromarray(_synthetic(1)["synthetic-000.png"]).save(photo)
     out = tmp_path / "r.html"
     result = runner.invoke(app, ["report", str(photo), "--model", "toy_models:tiny_cnn", "--method",
-                                 "gradcam,saliency", "--target", "0,1", "--format", "jpeg", "--out", str(out)])
+                                 "gradcam,saliency", "--target", "0,1", "--format", "jpeg", "--metric", "deletion",
+                                 "--metric-option", "steps=3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "report of 1 photo(s) written to" in result.output
     text = out.read_text(encoding="utf-8")
     assert text.count("data:image/jpeg;base64,") == 2 * (1 + 2 * 2) and "data:image/webp" not in text
+    assert text.count("(lower is better)") == 4 and "<td>steps</td><td><code>3</code>" in text
+
+
+def test_browser_tests_skip_without_chromium_unless_required(monkeypatch):
+    monkeypatch.setenv("HEATLENS_CHROMIUM", "/nowhere/chromium")
+    monkeypatch.delenv("HEATLENS_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no Chromium found"):
+        require_browser()
+    monkeypatch.setenv("HEATLENS_BROWSER", "required")
+    with pytest.raises(pytest.fail.Exception, match="HEATLENS_BROWSER=required but no Chromium found"):
+        require_browser()
 
 
 @pytest.mark.parametrize(("args", "message"), [
