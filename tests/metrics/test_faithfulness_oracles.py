@@ -3,9 +3,10 @@
 Compared, to 1e-5:
 - faithfulness_correlation vs quantus.FaithfulnessCorrelation, with Quantus' own random subsets (recorded from its
   perturbation function) fed to ours as `subsets=`;
-- deletion (the lead's) vs quantus.PixelFlipping with features_in_step = pixels / steps: Quantus' curve is ours
-  without its first point (Quantus records the score after each step, not the intact image's); Quantus' AUC is
-  np.trapz with dx=1 over that curve, ours the trapezoid over the fraction removed in [0, 1] from step 0;
+- deletion (the lead's) vs quantus.PixelFlipping with features_in_step = pixels / steps (1 and 8): Quantus' curve
+  is ours without its first point (Quantus records the score after each step, not the intact image's); Quantus'
+  AUC is np.trapz with dx=1 over that curve, ours the trapezoid over the fraction removed in [0, 1] from step 0.
+  (quantus.RegionPerturbation removes square patches, which deletion does not offer: not compared);
 - the imputation under ROAD vs quantus.functions.perturb_func.noisy_linear_imputation (noise 0);
 - infidelity vs captum.metrics.infidelity (normalize False and True) with the same perturbations.
 
@@ -97,9 +98,10 @@ def test_faithfulness_correlation_equals_quantus_on_its_own_subsets(gray):
     np.testing.assert_allclose(ours.scores[:, 0], expected, atol=1e-5)
 
 
-def test_deletion_equals_quantus_pixel_flipping(gray):
+@pytest.mark.parametrize("steps", [SIZE * SIZE, 50])
+def test_deletion_equals_quantus_pixel_flipping(gray, steps):
+    """features_in_step=1 (one pixel a step, as Quantus' default) and 8."""
     model, network, x, maps, explanation = gray
-    steps = 50
     oracle = quantus.PixelFlipping(features_in_step=SIZE * SIZE // steps, perturb_baseline=0.0, normalise=False,
                                    abs=False, disable_warnings=True)
     curve = np.array(oracle(model=model, x_batch=channels_first(x), y_batch=explanation.targets.ids[:, 0],
