@@ -101,6 +101,30 @@ def test_keras_model_randomisation_leaves_the_users_model_alone():
     assert (result.curves["spearman"][..., -1] < 0.99).all()
 
 
+CALLS: list[int] = []  # module-level, so the model's deep copies append here too
+
+
+class CountingCNN(TinyCNN):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        CALLS.append(len(x))
+        return super().forward(x)
+
+
+def test_every_forward_pass_of_the_reruns_is_counted_and_batched():
+    torch.manual_seed(0)
+    network = heatlens.wrap(CountingCNN(), preprocess=None, input_size=(16, 16))
+    x = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
+    explanation = heatlens.explain(network, x, "occlusion", window=8, stride=4, progress=False)
+    network.parameter_layers()  # the one probe of the layers, on a zero input, happens here
+    CALLS.clear()
+    result = model_randomisation(network, None, explanation, batch_size=4, progress=False)
+    assert result.forward_passes == sum(CALLS) == 4 * (2 + 2 * 9)  # 4 runs: the 2 images, their 9 windows each
+    assert max(CALLS) <= 4
+    CALLS.clear()
+    logit = random_logit(network, None, explanation, batch_size=4, progress=False)
+    assert logit.forward_passes == sum(CALLS) > 0
+
+
 @pytest.fixture
 def tiny() -> heatlens.models.Network:
     torch.manual_seed(0)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import LayerError, MethodError, TargetError
 from ..methods import get_method
+from ..methods.batching import CANDIDATES, batch_size_for
 from ..methods.shared import positive
 from ..models import Network
 from ..progress import progress_bar
@@ -155,10 +156,13 @@ def other_classes(sub: Subject, other: np.ndarray | None, seed: int) -> np.ndarr
 
 
 def rerun_subject(sub: Subject, batch_size: int | str) -> Subject:
-    """The subject with the metric's batch size given to methods that take one (unless their options set it)."""
-    if "batch_size" in inspect.signature(get_method(sub.method).fn).parameters and "batch_size" not in sub.options:
-        return replace(sub, options={**sub.options, "batch_size": batch_size})
-    return sub
+    """The subject with a batch size for methods that take one (the metric's, or where that is 'auto' the method
+    options' own); 'auto' is timed once, here on the unchanged network: its randomised copies cost the same."""
+    if "batch_size" not in inspect.signature(get_method(sub.method).fn).parameters:
+        return sub
+    chosen = sub.options.get("batch_size", "auto") if batch_size == "auto" else batch_size
+    size = batch_size_for(sub.network, sub.x[0], chosen, CANDIDATES[-1])
+    return replace(sub, options={**sub.options, "batch_size": size})
 
 
 def counted(network: Network, tally: list[int]) -> Network:
