@@ -35,7 +35,7 @@ demo: $(STAMP)
 test: $(STAMP) $(ORACLES_STAMP) $(BROWSER)
 	$(BIN)/ruff check src tests benchmarks examples docs
 	HEATLENS_BROWSER=required $(BIN)/python -m pytest
-	HEATLENS_ORACLES=required $(ORACLES)/bin/python -m pytest tests/methods/test_cam_oracle.py
+	HEATLENS_ORACLES=required $(ORACLES)/bin/python -m pytest tests/methods/test_cam_oracle.py tests/metrics/test_road_oracle.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs
