@@ -193,6 +193,9 @@ def test_folders_mappings_and_arrays_are_named_and_bad_files_listed(toy, tmp_pat
         assert f"<h2>{name}</h2>" in text
     named = report(toy, {"left": np.zeros((32, 32, 3), np.uint8)}, target=0, out=tmp_path / "n.html", progress=False)
     assert "<h2>left</h2>" in named.read_text(encoding="utf-8")
+    (tmp_path / "plain.html").write_text("")
+    assert named.stat().st_mode == (tmp_path / "plain.html").stat().st_mode  # readable as any file written here
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.html", "out", "photos", "plain.html"]
 
 
 def test_metric_scores_are_shown_per_map(toy, tmp_path):
@@ -225,9 +228,11 @@ def test_a_folder_as_out_and_no_readable_image_are_refused(toy, tmp_path):
     with pytest.raises(HeatlensError, match="is a folder: give a file name"):
         report(toy, np.zeros((32, 32, 3), np.uint8), out=tmp_path, progress=False)
     (tmp_path / "bad.png").write_text("no")
+    with pytest.raises(HeatlensError, match="cannot write the report to"):
+        report(toy, np.zeros((32, 32, 3), np.uint8), out=tmp_path / "bad.png" / "r.html", progress=False)
     with pytest.raises(ImageError, match="none of the 1 images could be read"):
         report(toy, tmp_path / "bad.png", out=tmp_path / "r.html", progress=False)
-    assert not (tmp_path / "r.html").exists() and not list(tmp_path.glob(".report-*"))
+    assert not (tmp_path / "r.html").exists() and not list(tmp_path.glob(".r.html*"))
 
 
 def test_the_command_writes_a_report(tmp_path):

@@ -89,28 +89,32 @@ def report(
     facts: dict[str, Any] = {}
     failed: list[tuple[str, str]] = []
     index: list[tuple[str, str, str]] = []
-    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=path.parent) as body, \
-            progress_bar(len(named), "report", progress) as advance:
-        for number, (name, source) in enumerate(named):
-            try:
-                section, record = _photo_section(network, load_image(source), name, f"photo-{number + 1}", plan)
-            except ImageError as exc:
-                failed.append((name, " ".join(str(exc).split())))
-                (on_skip or _log_skip)(name, failed[-1][1])
+    try:  # the photos' sections wait in a temporary file next to the report
+        with tempfile.TemporaryFile("w+", encoding="utf-8", dir=path.parent) as body, \
+                progress_bar(len(named), "report", progress) as advance:
+            for number, (name, source) in enumerate(named):
+                try:
+                    section, record = _photo_section(network, load_image(source), name, f"photo-{number + 1}", plan)
+                except ImageError as exc:
+                    failed.append((name, " ".join(str(exc).split())))
+                    (on_skip or _log_skip)(name, failed[-1][1])
+                    advance(1)
+                    continue
+                facts = facts or record
+                if len(index) % page_size == 0:
+                    body.write((page.PAGE_END if index else "") + page.PAGE_START)
+                body.write(page.section_html(section))
+                index.append((section.anchor, name, page.best_label(section.top)))
                 advance(1)
-                continue
-            facts = facts or record
-            if len(index) % page_size == 0:
-                body.write((page.PAGE_END if index else "") + page.PAGE_START)
-            body.write(page.section_html(section))
-            index.append((section.anchor, name, page.best_label(section.top)))
-            advance(1)
-        if not index:
-            first = f": {failed[0][0]}: {failed[0][1]}" if failed else ""
-            raise ImageError(f"none of the {len(named)} images could be read, so no report was written{first}")
-        body.write(page.PAGE_END)
-        body.seek(0)
-        _write(path, network, title, plan, facts, failed, index, body)
+            if not index:
+                first = f": {failed[0][0]}: {failed[0][1]}" if failed else ""
+                raise ImageError(f"none of the {len(named)} images could be read, so no report was written{first}")
+            body.write(page.PAGE_END)
+            body.seek(0)
+            _write(path, network, title, plan, facts, failed, index, body)
+    except OSError as exc:
+        raise HeatlensError(f"cannot write the report to '{path}': {exc.strerror or exc}; free some space or "
+                            "choose another out=") from None
     return path
 
 
@@ -164,7 +168,7 @@ def _photo_section(network: Network, photo: np.ndarray, name: str, anchor: str,
             cells.append(page.Cell(tile, [(metric, float(values[0, k]), better)
                                           for metric, (values, better) in scores.items()]))
         rows.append((method, result.layer, cells))
-        record["methods"][method] = result.manifest_header(plan.alpha, plan.cmap)
+        record["methods"][method] = _drawn(result, result.manifest_header(plan.alpha, plan.cmap))
     shown = Image.fromarray(photo)
     shown.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.LANCZOS)
     notes = list(dict.fromkeys(note for result in comparison.results.values() for note in result.notes))
@@ -172,6 +176,15 @@ def _photo_section(network: Network, photo: np.ndarray, name: str, anchor: str,
     section = page.PhotoSection(anchor, name, picture, photo.shape[:2], first.top(plan.top)[0] if plan.top else [],
                                 columns, rows, notes)
     return section, record
+
+
+def _drawn(result: Explanation, header: dict[str, Any]) -> dict[str, Any]:
+    """The manifest header with what the tiles show: pixel attributions are drawn grey (display.attribution_tile),
+    whatever colour map an overlay of the result would use."""
+    if not display.has_attributions(result):
+        return {**header, "display": {**header["display"], "view": "overlay"}}
+    return {**header, "display": {**header["display"], "view": "attributions", "cmap": display.ATTRIBUTION_CMAP,
+                                  "signed": False}}
 
 
 def _scores(network: Network, result: Explanation, plan: Plan,
@@ -231,9 +244,9 @@ def _write(path: Path, network: Network, title: str | None, plan: Plan, facts: d
                 "target": _jsonable(plan.target), **facts, **plan.shown(), "versions": versions,
                 "photos": [name for _, name, _ in index], "failed": [{"image": n, "error": e} for n, e in failed]}
     nav = page.NAV if len(index) > plan.page_size else ""
-    handle, partial = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")  # opened like any new file: the umask's mode
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
+        with open(partial, "w", encoding="utf-8") as file:
             file.write(page.page_start(title))
             file.write(page.header_html(title, rows, params, settings, index, failed))
             file.write(nav)
@@ -242,10 +255,9 @@ def _write(path: Path, network: Network, title: str | None, plan: Plan, facts: d
             file.write(nav)
             file.write(page.PAGE_FINISH)
         os.replace(partial, path)
-    except OSError as exc:
-        Path(partial).unlink(missing_ok=True)
-        raise HeatlensError(f"cannot write the report to '{path}': {exc.strerror or exc}; free some space or "
-                            "choose another out=") from None
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _versions() -> dict[str, str]:
