@@ -87,6 +87,12 @@ def test_the_report_of_three_photos_renders_offline_in_chromium(chromium, bundle
         browser.page.wait_for_function("document.getElementById('full').open")
         big = browser.page.evaluate("document.querySelector('#full img').naturalWidth")
         browser.page_screenshot("report/three-photos-full-size.png")
+        browser.page.keyboard.press("Escape")
+        browser.page.wait_for_function("!document.getElementById('full').open")
+        browser.page.locator("section.photo img[data-full]").nth(2).focus()
+        browser.page.keyboard.press("Enter")  # the keyboard opens a full size too
+        browser.page.wait_for_function("document.getElementById('full').open")
+        keyed = browser.page.evaluate("document.querySelector('#full figcaption').textContent")
         errors, outside, requests = browser.errors(), browser.outside(), list(browser.requests)
     print(f"report size: {bundled_report.stat().st_size / 1e6:.2f} MB; {len(widths)} pictures decoded")
     assert errors == [] and outside == []
@@ -94,6 +100,7 @@ def test_the_report_of_three_photos_renders_offline_in_chromium(chromium, bundle
     assert sections == 3
     assert len(widths) == 2 * 3 * (1 + 4 * 3) and min(widths) > 0  # thumbnails and full sizes, photo + 12 tiles
     assert big > 320  # the full-size picture, not the thumbnail
+    assert keyed == "chelsea.png · gradcam @ head · Egyptian cat 36%"
 
 
 def test_the_file_fetches_nothing_and_names_what_ran(bundled_report, lite0):

@@ -152,7 +152,8 @@ def _photo_section(network: Network, photo: np.ndarray, name: str, anchor: str,
     """One photo explained by every method for the same targets, drawn as labelled tiles, with metric scores;
     and the record of what ran (per method its manifest header, per metric its parameters)."""
     comparison = compare(network, photo, methods=plan.methods, target=plan.target, layer=plan.layer,
-                         options={m: o for m, o in plan.options.items() if o})
+                         options={m: o for m, o in plan.options.items() if o},
+                         upsample=False)  # maps stay on the model's grid: tiles upsample onto their small copies
     first = comparison.results[plan.methods[0]]
     columns = [f"#{k + 1} {first.targets.names[0][k]} (id {int(first.targets.ids[0][k])})"
                for k in range(first.maps.shape[1])]

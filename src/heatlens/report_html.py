@@ -33,7 +33,7 @@ section.photo{border-top:2px solid #888;padding:8px 0;content-visibility:auto;co
 section.photo h2{font-size:16px;margin:4px 0 8px}
 .lead{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}
 table.grid th{font-weight:600}table.grid td{text-align:center}
-figure{margin:0}img[data-full]{cursor:zoom-in;height:auto}
+figure{margin:0}img[data-full]{cursor:zoom-in;height:auto}img[data-full]:focus-visible{outline:3px solid #06c}
 .metric{font-size:12px;color:#444}.note{font-size:12px;color:#666}
 nav.pages{margin:12px 0;display:flex;gap:8px;align-items:center}
 html:not(.js) nav.pages{display:none}
@@ -65,10 +65,14 @@ addEventListener("DOMContentLoaded", () => {
   reveal();
   const dialog = document.getElementById("full");
   const big = dialog.querySelector("img"), caption = dialog.querySelector("figcaption");
+  const open = (small) => { big.src = small.dataset.full; caption.textContent = small.alt; dialog.showModal(); };
   document.addEventListener("click", (event) => {
     const small = event.target.closest("img[data-full]");
-    if (small) { big.src = small.dataset.full; caption.textContent = small.alt; dialog.showModal(); }
-    else if (event.target.closest("#full")) { dialog.close(); }
+    if (small) { open(small); } else if (event.target.closest("#full")) { dialog.close(); }
+  });
+  document.addEventListener("keydown", (event) => {
+    const small = event.target.closest && event.target.closest("img[data-full]");
+    if (small && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); open(small); }
   });
 });
 """
@@ -130,7 +134,7 @@ def _e(text: object) -> str:
 def image_tag(shown: Picture) -> str:
     """A lazily decoded thumbnail that opens its full-size picture when clicked."""
     return (f'<img src="{shown.thumb}" data-full="{shown.full}" width="{shown.width}" height="{shown.height}" '
-            f'alt="{_e(shown.alt)}" title="click: full size" loading="lazy" decoding="async">')
+            f'alt="{_e(shown.alt)}" title="click: full size" tabindex="0" loading="lazy" decoding="async">')
 
 
 def section_html(section: PhotoSection) -> str:
