@@ -91,14 +91,17 @@ def test_keras_model_randomisation_leaves_the_users_model_alone():
     from keras_models import small_cnn
 
     model = small_cnn()
+    rng = np.random.default_rng(0)  # fixed weights: Keras' own draws differ per run, and can give all-zero maps
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
     before = [w.copy() for w in model.get_weights()]
-    x = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
+    x = rng.uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
     network = heatlens.wrap(model, preprocess=None)
     result = model_randomisation(network, x, "gradcam", target=0, progress=False)
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True))
     assert list(result.curves["layers"]) == ["original", "fc", "conv2", "conv1"]
     np.testing.assert_allclose(result.curves["spearman"][..., 0], 1.0, atol=1e-9)
-    assert (result.curves["spearman"][..., -1] < 0.99).all()
+    assert np.ptp(result.curves["maps"][:, :, 0], axis=(-2, -1)).min() > 0  # maps with something in them
+    assert (result.curves["spearman"][..., -1] < 0.9).all()
 
 
 CALLS: list[int] = []  # module-level, so the model's deep copies append here too
