@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
 import re
 import socket
+import zipfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -143,12 +145,35 @@ def test_upload_explain_the_second_class_compare_and_refuse_a_fake_photo(url, li
         assert not np.array_equal(left, right)
         session.page_screenshot("app/2-side-by-side.png", full_page=True)
 
+        page.click("#scores-panel button")  # open the metric scores
+        for name in ("deletion", "insertion", "average_drop"):  # untick the two curves, tick average drop
+            page.locator("#metrics label", has_text=name).click()
+        page.click("#score")
+        status(session, "2 scores of gradcam and layercam")
+        page.locator("#scores").scroll_into_view_if_needed()  # the table draws the rows in view only
+        cells = page.locator("#scores [role=row][aria-rowindex]").evaluate_all(
+            "rows => rows.map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.innerText.trim()))"
+            ".filter(r => r.length)")
+        expected = [[result.method, "average_drop", second_name,
+                     f"{round(float(heatlens.metrics.compute('average_drop', lite0, cat, result).scores[0, 0]), 4):g}",
+                     "lower"] for result in (direct, layercam)]
+        assert [row[:5] for row in cells] == expected
+
+        page.click("#pack")
+        status(session, "chelsea_heatlens.zip is ready")
+        link = page.locator("#download a[download]").get_attribute("href")
+        with zipfile.ZipFile(io.BytesIO(page.request.get(link).body())) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            assert {"shown.png", "gradcam/manifest.json", "layercam/manifest.json"} <= set(archive.namelist())
+        assert manifest["photo"] == "chelsea.png" and list(manifest["methods"]) == ["gradcam", "layercam"]
+        session.page_screenshot("app/3-scores-and-download.png", full_page=True)
+
         fake = tmp_path / "holiday.jpg"
         fake.write_text("these are not the pixels you are looking for\n")
         upload(session, str(fake))
         assert status(session, "error:") == "error: 'holiday.jpg' is not a readable image (unknown or corrupt format)"
         assert page.locator("#left .grid-container img").count() == 0, "the last photo's maps are still shown"
-        session.page_screenshot("app/3-not-an-image.png", full_page=True)
+        session.page_screenshot("app/4-not-an-image.png", full_page=True)
 
         assert session.outside() == [], "the page asked for something beyond 127.0.0.1"
         assert session.errors() == []
@@ -186,7 +211,7 @@ def test_two_browsers_at_once_each_see_their_own_photo_and_maps(url, lite0, cat,
         direct = heatlens.explain(lite0, cat, "gradcam")
         check_overlay(cat_tile[: cat.shape[0]], cat, direct.maps[0, 0], direct.input_box)
         assert coffee_tile.shape != cat_tile.shape or not np.array_equal(coffee_tile, cat_tile)
-        second.page_screenshot("app/4-second-session-coffee.png", full_page=True)
+        second.page_screenshot("app/5-second-session-coffee.png", full_page=True)
         for session in (first, second):
             assert session.outside() == [] and session.errors() == []
     assert outbound.seen == []

@@ -76,7 +76,7 @@ def build(network: Network) -> gr.Blocks:
                     right = gr.Gallery(label="side by side", columns=1, format="png", object_fit="contain",
                                        height="auto", visible=False, elem_id="right",
                                        elem_classes=["heatlens-tiles"])
-                with gr.Accordion("Metric scores of the shown maps", open=False):
+                with gr.Accordion("Metric scores of the shown maps", open=False, elem_id="scores-panel"):
                     metrics = gr.CheckboxGroup(list(work.METRICS_SHOWN), value=["deletion", "insertion"],
                                                label="metrics (heatlens.metrics)", elem_id="metrics")
                     score = gr.Button("Score the shown maps", elem_id="score")
