@@ -132,3 +132,27 @@ def test_keras_randomised_redraws_a_clone_from_the_layers_initializers():
     np.testing.assert_array_equal(again, kernel)
     other = network.randomised(["fc"], seed=6).model.get_layer("fc").get_weights()[0]
     assert not np.array_equal(other, kernel)
+
+
+def test_a_keras_model_that_cannot_be_cloned_is_refused_untouched():
+    keras = pytest.importorskip("keras")
+    from heatlens.errors import ModelError
+
+    class Subclassed(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, name="conv")
+            self.pool = keras.layers.GlobalAveragePooling2D()
+            self.fc = keras.layers.Dense(3, name="fc")
+
+        def call(self, x):
+            return self.fc(self.pool(self.conv(x)))
+
+    model = Subclassed()
+    model(np.zeros((1, 12, 12, 3), np.float32))
+    before = [w.copy() for w in model.get_weights()]
+    network = heatlens.wrap(model, preprocess=None, input_size=(12, 12))
+    assert network.parameter_layers() == ["conv", "fc"]
+    with pytest.raises(ModelError, match="cannot be cloned to randomise its weights"):
+        network.randomised(["fc"])
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True))

@@ -65,8 +65,10 @@ def _clone(network: KerasNetwork) -> keras.Model:
         clone = keras.models.clone_model(model)
         clone.set_weights(model.get_weights())
     except Exception as exc:
+        reason = first_line(exc).split(". ")[0]
         raise ModelError(f"{network.name} cannot be cloned to randomise its weights (keras.models.clone_model: "
-                         f"{type(exc).__name__}: {first_line(exc)}); give the model a get_config()") from exc
+                         f"{reason}); a subclassed model needs get_config() and from_config() that rebuild it, and "
+                         "@keras.saving.register_keras_serializable()") from exc
     return clone
 
 
