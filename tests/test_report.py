@@ -256,6 +256,16 @@ def test_the_command_writes_a_report(tmp_path):
     assert text.count("(lower is better)") == 4 and "<td>steps</td><td><code>3</code>" in text
 
 
+def test_the_command_warns_of_the_images_it_leaves_out(tmp_path):
+    Image.fromarray(_synthetic(1)["synthetic-000.png"]).save(tmp_path / "a.png")
+    (tmp_path / "b.jpg").write_text("not a picture")
+    result = runner.invoke(app, ["report", str(tmp_path), "--model", "toy_models:tiny_cnn", "--target", "0",
+                                 "--out", str(tmp_path / "out" / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "warning: skipped 'b.jpg'" in result.output
+    assert "report of 1 photo(s) written to" in result.output and "1 left out (listed in the report)" in result.output
+
+
 def test_browser_tests_skip_without_chromium_unless_required(monkeypatch):
     monkeypatch.setenv("HEATLENS_CHROMIUM", "/nowhere/chromium")
     monkeypatch.delenv("HEATLENS_BROWSER", raising=False)

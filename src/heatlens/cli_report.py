@@ -98,6 +98,12 @@ def report(
     named = dict(_named_inputs(images or [], sample or [], recursive))
     if out.is_dir():
         raise HeatlensError(f"--out '{out}' is a folder: give the report's file name, e.g. {out / 'report.html'}")
+    skipped: list[str] = []
+
+    def skip(name: str, reason: str) -> None:
+        _warn(f"skipped '{name}': {reason}")
+        skipped.append(name)
+
     network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework,
                        trust=trust_model_file, fit=fit)
     if _has_position(layers):
@@ -105,14 +111,10 @@ def report(
     path = write_report(network, named, methods=chosen, target=targets, metrics=measured, out=out, layer=layers,
                         options=options, metric_options=metric_options, alpha=alpha, cmap=cmap, top=top,
                         thumb_size=thumb_size, full_size=full_size, image_format=image_format, quality=quality,
-                        page_size=page_size, title=title, on_skip=_skipped)
-    size = path.stat().st_size
-    out_console.print(f"report of {len(named)} photo(s) written to [bold]{escape(str(path))}[/] "
-                      f"({size / 1e6:.1f} MB)", highlight=False)
-
-
-def _skipped(name: str, reason: str) -> None:
-    _warn(f"skipped '{name}': {reason}")
+                        page_size=page_size, title=title, on_skip=skip)
+    left_out = f", {len(skipped)} left out (listed in the report)" if skipped else ""
+    out_console.print(f"report of {len(named) - len(skipped)} photo(s) written to [bold]{escape(str(path))}[/] "
+                      f"({path.stat().st_size / 1e6:.1f} MB{left_out})", highlight=False)
 
 
 def _has_position(layers: Any) -> bool:
