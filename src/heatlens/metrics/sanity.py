@@ -49,8 +49,10 @@ def model_randomisation(model: Any, images: Any, explanation: Any = "gradcam", t
     apart with the weights).
     Torch layers are reset as Quantus' MPRT does (reset_parameters after torch.manual_seed(seed + 1)); Keras
     weights are re-drawn from their layers' initializers. Curves: 'layers' (T + 1,) ('original' first),
-    'spearman' and 'ssim' (N, K, T + 1), 'maps' (N, K, T + 1, h, w) float16, each scaled to max |value| 1."""
+    'spearman' and 'ssim' (N, K, T + 1), 'maps' (N, K, T + 1, h, w) float16, each scaled to max |value| 1.
+    forward_passes: the model inputs the T + 1 runs of the method passed through the model, counted."""
     check_similarity(similarity)
+    check_steps(layers, max_steps)
     sub = rerun_subject(subject(model, images, explanation, target, options), batch_size)
     steps = cascade(sub.network, layers, max_steps, sub.x.shape[1:])
     n, k = sub.ids.shape
@@ -116,25 +118,27 @@ def cascade(network: Network, layers: Sequence[str] | None, max_steps: int | Non
     if not known:
         raise LayerError(f"{network.name} runs no layer with parameters heatlens can re-initialise")
     position = {name: i for i, name in enumerate(known)}
-    if layers is None:
-        steps = [(name, [name]) for name in known]
-    else:
+    check_steps(layers, max_steps)
+    steps = []
+    for entry in known if layers is None else network.resolve_layer(list(layers), input_shape):
+        members = [entry] if entry in position else [name for name in known if name.startswith(f"{entry}.")]
+        if not members:
+            raise LayerError(f"'{entry}' holds no parameters heatlens can re-initialise in {network.name}; "
+                             "name layers from network.parameter_layers() or containers of them")
+        steps.append((entry, members))
+    steps.sort(key=lambda step: -max(position[name] for name in step[1]))
+    return steps if max_steps is None else steps[:max_steps]
+
+
+def check_steps(layers: Sequence[str] | None, max_steps: int | None) -> None:
+    """Refuse `layers` that are not a non-empty list of names, and a `max_steps` that is not a positive integer."""
+    if layers is not None:
         if isinstance(layers, str) or not isinstance(layers, Sequence):
             raise LayerError(f"layers must be a list of layer names. Received: {layers!r}")
-        steps = []
-        for entry in network.resolve_layer(list(layers), input_shape):
-            members = [entry] if entry in position else [name for name in known if name.startswith(f"{entry}.")]
-            if not members:
-                raise LayerError(f"'{entry}' holds no parameters heatlens can re-initialise in {network.name}; "
-                                 "name layers from network.parameter_layers() or containers of them")
-            steps.append((entry, members))
-        if not steps:
+        if not layers:
             raise MethodError("layers must name at least one layer to randomise. Received: []")
-    steps.sort(key=lambda step: -max(position[name] for name in step[1]))
     if max_steps is not None:
         positive("max_steps", max_steps)
-        steps = steps[:max_steps]
-    return steps
 
 
 def other_classes(sub: Subject, other: np.ndarray | None, seed: int) -> np.ndarray:
