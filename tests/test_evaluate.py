@@ -209,3 +209,19 @@ def test_localisation_without_regions_is_refused_before_any_work(planted_methods
     with pytest.raises(MethodError, match="metric 'pointing_game' needs regions"):
         evaluate(planted_network(calls), planted_data[1], methods=["truth"], metrics=["pointing_game"])
     assert calls == []
+
+
+def test_randomisation_is_drawn_per_method_and_image(tmp_path, rng):
+    torch = pytest.importorskip("torch")
+    from toy_models import TinyCNN
+
+    torch.manual_seed(0)
+    network = heatlens.wrap(TinyCNN(classes=4), preprocess="imagenet")
+    photos = rng.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    result = evaluate(network, photos, methods=["gradcam", "saliency"], metrics=["model_randomisation"],
+                      metric_params={"model_randomisation": {"max_steps": 2}}, batch_size=4, progress=False)
+    paths = save_plots(result, tmp_path, randomised_images=1)
+    assert [p.name for p in paths] == ["curves-model_randomisation.png", "randomisation-gradcam-image-0.png",
+                                       "randomisation-saliency-image-0.png"]
+    assert all(np.asarray(Image.open(p)).std() > 10 for p in paths)
+    assert result.explanations["gradcam"][0].names == ["image 0", "image 1"]

@@ -49,7 +49,8 @@ class Cell:
 class Evaluation:
     """Methods x metrics on the same photos. `scores[method][metric]`: per-image scores (N,) (each the mean over
     that image's targets); `results[method][metric]`: the MetricResults (curves, targets, parameters), one per
-    group of same-size photos, group g covering the images at `groups[g]`; `forward_passes` per method and metric."""
+    group of same-size photos, group g covering the images at `groups[g]`, and `explanations[method]` the maps they
+    measured, one per group; `forward_passes` per method and metric."""
 
     model: str
     methods: list[str]
@@ -59,6 +60,7 @@ class Evaluation:
     results: dict[str, dict[str, list[MetricResult]]]
     groups: list[list[int]]
     higher_is_better: dict[str, bool]
+    explanations: dict[str, list[Explanation]] = field(default_factory=dict, repr=False)
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seed: int = 0
@@ -79,6 +81,10 @@ class Evaluation:
         means = {m: self.cell(m, metric).mean for m in self.methods}
         best = (max if self.higher_is_better[metric] else min)(means.values())
         return [m for m, v in means.items() if abs(v - best) <= 1e-12 * max(1.0, abs(best))]
+
+    def located(self, image: int) -> tuple[int, int]:
+        """Where image `image` is in the per-group results: (group, position within it)."""
+        return next((g, positions.index(image)) for g, positions in enumerate(self.groups) if image in positions)
 
     def forward_passes(self, method: str, metric: str) -> int:
         """The forward passes a metric made for a method's maps, over all images."""
@@ -281,6 +287,7 @@ def evaluate(
     scores: dict[str, dict[str, list[tuple[list[int], np.ndarray]]]] = {m: {i.name: [] for i in infos}
                                                                         for m in method_names}
     results: dict[str, dict[str, list[MetricResult]]] = {m: {i.name: [] for i in infos} for m in method_names}
+    explanations: dict[str, list[Explanation]] = {m: [] for m in method_names}
     params: dict[str, Any] = {"target": _target_label(target), "batch_size": batch_size, "seed": seed,
                               "resamples": RESAMPLES, "methods": {}, "metrics": {}}
     notes: dict[tuple[str, str], list[str]] = {}
@@ -295,6 +302,8 @@ def evaluate(
                 positions = list(range(len(result.maps)))
                 groups[g] = (positions, group_images)
             image_names = _names(names, images, sum(len(p) for p, _ in groups), positions)
+            result.names = image_names
+            explanations[method].append(result)
             params["methods"].setdefault(method, _jsonable_tree(result.params))
             for info in infos:
                 run = _run_params(info, metric_params.get(info.name, {}), batch_size, seed, progress)
@@ -313,7 +322,7 @@ def evaluate(
         images=_names(names, images, total, list(range(total))),
         scores={m: {k: _in_order(parts, total) for k, parts in per.items()} for m, per in scores.items()},
         results=results, groups=[positions for positions, _ in groups],
-        higher_is_better={i.name: i.higher_is_better for i in infos}, params=params,
+        higher_is_better={i.name: i.higher_is_better for i in infos}, explanations=explanations, params=params,
         notes=[*_few(total), *(_note(metric, note, said, method_names) for (metric, note), said in notes.items())],
         seed=seed)
 

@@ -23,8 +23,9 @@ AXIS_LABELS = {
 }
 SCORE_LABELS = {"probability": "target class's probability", "logit": "target class's logit"}
 SIMILARITY_LABEL = "similarity to the original map"
-TITLE_WIDTH = 88  # characters per title line at the figure's width
+TITLE_WIDTH = 80  # characters per title line at the figure's width
 MAX_TICKS = 30  # a text axis (layer names) labels at most this many of its points
+RANDOMISED_IMAGES = 3  # model_randomisation pictures: per method, of this many images at most
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -71,15 +72,30 @@ def curve_figure(evaluation: Evaluation, metric: str) -> Any:
     return fig
 
 
-def save_plots(evaluation: Evaluation, directory: str | Path) -> list[Path]:
-    """One PNG per metric with curves (curves-deletion.png, ...) in `directory`; returns their paths."""
+def save_plots(evaluation: Evaluation, directory: str | Path, randomised_images: int = RANDOMISED_IMAGES) -> list[Path]:
+    """One PNG per metric with curves (curves-deletion.png, ...) in `directory` and, where model_randomisation was
+    measured, per method the maps at its randomisation steps beside their similarity curve for the first
+    `randomised_images` images (randomisation-gradcam-cat.png, ...); returns their paths."""
     folder = output_folder(directory)
     paths = []
     for metric in curve_metrics(evaluation):
         path = folder / f"curves-{metric}.png"
         curve_figure(evaluation, metric).savefig(path, dpi=100)
         paths.append(path)
+    if "model_randomisation" in evaluation.metrics:
+        from .metrics import sanity_plot
+
+        for method in evaluation.methods:
+            for image in range(min(randomised_images, len(evaluation.images))):
+                group, position = evaluation.located(image)
+                path = folder / f"randomisation-{method}-{_slug(evaluation.images[image])}.png"
+                paths.append(sanity_plot.save(evaluation.results[method]["model_randomisation"][group],
+                                              evaluation.explanations[method][group], path, image=position))
     return paths
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(name).stem) or "image"
 
 
 def _positions(ax: Any, axis: np.ndarray) -> np.ndarray:
