@@ -140,6 +140,7 @@ def test_attribution_view_equals_captums_default_visualisation(rng):
     ((ax, bar),) = map_axes(result.plot(photo=False))  # 'auto' shows the attributions
     np.testing.assert_array_equal(ax.get_images()[0].get_array(), ours)
     assert bar.get_xlabel().startswith("|integrated_gradients|")
+    assert result.manifest_header()["display"]["labelled"] == {"view": "attributions", "cmap": "gray"}
 
 
 def test_an_all_zero_map_draws_without_nan_or_warnings(tmp_path):
@@ -185,7 +186,7 @@ def test_save_writes_a_labelled_png_next_to_the_bare_overlay(rng, tmp_path):
     labelled = Image.open(tmp_path / record["labelled"])
     assert max(labelled.size) <= 1400 and record["labelled"] == "tall_gradcam_1_three_labelled.png"
     assert manifest["display"] == {"alpha": 0.4, "cmap": "jet", "signed": False, "percentile": None,
-                                   "scale": "zero to clip"}
+                                   "scale": "zero to clip", "labelled": {"view": "overlay", "cmap": "jet"}}
 
 
 def test_the_notebook_bar_redraws_one_line():

@@ -235,9 +235,14 @@ class Explanation:
         }
 
     def _display_record(self, alpha: float, cmap: str | None) -> dict[str, Any]:
+        """How the overlays are coloured, and what the labelled figures show: the overlay, or (pixel methods)
+        the attributions in grey."""
         shown = display.style(self, cmap)
+        labelled = ({"view": "attributions", "cmap": display.ATTRIBUTION_CMAP} if display.has_attributions(self)
+                    else {"view": "overlay", "cmap": shown.cmap})
         return {"alpha": alpha, "cmap": shown.cmap, "signed": shown.signed, "percentile": shown.percentile,
-                "scale": "minmax" if shown.minmax else "symmetric" if shown.signed else "zero to clip"}
+                "scale": "minmax" if shown.minmax else "symmetric" if shown.signed else "zero to clip",
+                "labelled": labelled}
 
     def write_images(self, directory: str | Path, alpha: float = 0.4, cmap: str | None = None,
                      stems: list[str] | None = None, photo_maps: bool = False,
