@@ -20,6 +20,7 @@ from .localisation import energy_pointing_game, pointing_game, relevance_mass, r
 from .regions import boxes_for, read_boxes
 from .registry import METRICS, MetricInfo, compute, get_metric
 from .robustness import avg_sensitivity, complexity, max_sensitivity, sparseness
+from .sanity import model_randomisation, random_logit
 
 __all__ = [
     "METRICS",
@@ -39,8 +40,10 @@ __all__ = [
     "insertion",
     "lerf",
     "max_sensitivity",
+    "model_randomisation",
     "morf",
     "pointing_game",
+    "random_logit",
     "read_boxes",
     "relevance_mass",
     "relevance_rank",
