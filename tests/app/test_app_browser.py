@@ -194,14 +194,15 @@ def another_session(first: BrowserSession) -> BrowserSession:
 
 
 def test_two_browsers_at_once_each_see_their_own_photo_and_maps(url, lite0, cat, outbound):
+    # Known before the pages start: the server shares this model, and only its queue keeps model calls apart.
+    coffee = work.ranked(work.open_sample(lite0, "coffee"), lite0)[0][1]
+    cat_top, cat_third = (work.ranked(work.open_session(lite0, cat, "cat"), lite0)[i][1] for i in (0, 2))
     with open_browser() as first:
         second = another_session(first)
         first.page.goto(url)
         second.page.goto(url)
         upload(first, str(heatlens.samples.path("cat")))
         pick(second, "#sample", "coffee")
-        coffee = work.ranked(work.open_sample(lite0, "coffee"), lite0)[0][1]
-        cat_top, cat_third = (work.ranked(work.open_session(lite0, cat, "cat"), lite0)[i][1] for i in (0, 2))
         status(first, f"gradcam of {cat_top}")
         status(second, f"gradcam of {coffee}")
         first.page.locator("#classes label").nth(2).click()  # a second class, after the other session's photo came

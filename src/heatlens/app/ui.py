@@ -9,6 +9,7 @@ import html
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 NONE = "none"
 AUTO_CMAP = "auto"
 CMAPS = (AUTO_CMAP, "jet", "turbo", "viridis", "inferno", "magma", "bwr", "coolwarm", "RdBu_r", "gray")
-MODEL_QUEUE = "model"  # events that run the model share one queue: one model call at a time, whoever asks
+MODEL_QUEUE = "model"  # the events that run the model share one queue
 CSS = """
 .heatlens-error { color: #b00020; font-weight: 600; }
 .heatlens-note { color: #444; }
@@ -36,6 +37,30 @@ CSS = """
 """  # the tiles are shown whole, each with its colour bar and its title under it (not cropped to squares)
 SLOW = ("The CAM family and the gradient methods take seconds; LIME, SHAP partition, occlusion, RISE and Score-CAM "
         "a minute or more on a CPU (the page shows their progress).")
+
+
+@dataclass(frozen=True)
+class Page:
+    """The components the handlers read and update: the session's state and what the page shows of it."""
+
+    state: gr.State
+    photo: gr.Image
+    predictions: gr.Label
+    classes: gr.CheckboxGroup
+    status: gr.HTML
+    left: gr.Gallery
+    right: gr.Gallery
+    table: gr.Dataframe
+    download: gr.File
+
+    def results(self) -> set:
+        """What an explanation updates."""
+        return {self.state, self.left, self.right, self.status}
+
+    def everything(self) -> set:
+        """What a new photo updates."""
+        return {self.state, self.photo, self.predictions, self.classes, self.status, self.left, self.right,
+                self.table, self.download}
 
 
 def build(network: Network) -> gr.Blocks:
@@ -86,22 +111,19 @@ def build(network: Network) -> gr.Blocks:
                     pack = gr.Button("Download the shown result (PNG + manifest.json, zip)", elem_id="pack")
                     download = gr.File(label="download", interactive=False, elem_id="download")
 
-        shown = {state, left, right, status}
-        explain_inputs = [state, method, other, classes, layer, alpha, cmap]
-        explain_fn = _explainer(network, state, left, right, status)
-        loaded = {state, photo, predictions, classes, status, left, right, table, download}
-        upload.upload(_loader(network, state, photo, predictions, classes, status, left, right, table, download,
-                              "upload"), [upload], loaded, concurrency_id=MODEL_QUEUE, concurrency_limit=1
-                      ).then(explain_fn, explain_inputs, shown, concurrency_id=MODEL_QUEUE)
-        sample.input(_loader(network, state, photo, predictions, classes, status, left, right, table, download,
-                             "sample"), [sample], loaded, concurrency_id=MODEL_QUEUE
-                     ).then(explain_fn, explain_inputs, shown, concurrency_id=MODEL_QUEUE)
-        run.click(explain_fn, explain_inputs, shown, concurrency_id=MODEL_QUEUE)
-        redraw = _redrawer(state, left, right, status)
-        alpha.release(redraw, [state, alpha, cmap], {left, right, status})
-        cmap.input(redraw, [state, alpha, cmap], {left, right, status})
-        score.click(_scorer(network, table, status), [state, metrics], {table, status}, concurrency_id=MODEL_QUEUE)
-        pack.click(_packer(download, status), [state, alpha, cmap], {download, status})
+        page = Page(state, photo, predictions, classes, status, left, right, table, download)
+        act = Handlers(network, page)
+        choices = [state, method, other, classes, layer, alpha, cmap]
+        model = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": 1}  # one model call at a time, whoever asks
+        upload.upload(act.open_upload, [upload], page.everything(), **model).then(
+            act.explain, choices, page.results(), **model)
+        sample.input(act.open_sample, [sample], page.everything(), **model).then(
+            act.explain, choices, page.results(), **model)
+        run.click(act.explain, choices, page.results(), **model)
+        alpha.release(act.redraw, [state, alpha, cmap], {left, right, status})
+        cmap.input(act.redraw, [state, alpha, cmap], {left, right, status})
+        score.click(act.score, [state, metrics], {table, status}, **model)
+        pack.click(act.pack, [state, alpha, cmap], {download, status})
     return blocks
 
 
@@ -134,114 +156,107 @@ def _failure(exc: Exception) -> str:
     return _error(f"internal error, a bug in heatlens: {type(exc).__name__}: {first_line(exc)} (please report it)")
 
 
-def _loader(network: Network, state: gr.State, photo: gr.Image, predictions: gr.Label, classes: gr.CheckboxGroup,
-            status: gr.HTML, left: gr.Gallery, right: gr.Gallery, table: gr.Dataframe, download: gr.File,
-            source: str) -> Callable[..., dict]:
-    """The handler that opens a session for an uploaded file or a bundled photo: photo, predictions, classes."""
+class Handlers:
+    """The page's event handlers for one model: each takes the session's state and returns the updates of the
+    Page's components (a dict), with a failure said in the status line instead of raised."""
 
-    def load(given: str | None) -> dict:
-        if not given:
-            return {status: gr.skip()}
-        cleared = {left: [], right: gr.update(value=[], visible=False), table: None, download: None}
+    def __init__(self, network: Network, page: Page) -> None:
+        self.network, self.page = network, page
+
+    def open_upload(self, path: str | None) -> dict:
+        """A new session for an uploaded file (checked: an image, at most MAX_UPLOAD_MB)."""
+        if not path:
+            return {self.page.status: gr.skip()}
+        return self._open(lambda: work.open_session(self.network, work.read_photo(path), Path(path).name))
+
+    def open_sample(self, name: str | None) -> dict:
+        """A new session for a bundled photo."""
+        if not name:
+            return {self.page.status: gr.skip()}
+        return self._open(lambda: work.open_sample(self.network, name))
+
+    def _open(self, opening: Callable[[], work.Session]) -> dict:
+        page = self.page
+        cleared = {page.left: [], page.right: gr.update(value=[], visible=False), page.table: None,
+                   page.download: None}
         try:
-            opened = work.open_sample(network, given) if source == "sample" else \
-                work.open_session(network, work.read_photo(given), Path(given).name)
+            opened = opening()
         except Exception as exc:
-            return {state: None, photo: None, predictions: None, classes: gr.update(choices=[], value=[]),
-                    status: _failure(exc), **cleared}
-        best = work.ranked(opened, network)
+            return {page.state: None, page.photo: None, page.predictions: None,
+                    page.classes: gr.update(choices=[], value=[]), page.status: _failure(exc), **cleared}
+        best = work.ranked(opened, self.network)
         choices = [(work.class_label(r, name, p), c) for r, (c, name, p) in enumerate(best, start=1)]
-        return {state: opened, photo: opened.photo, predictions: {name: p for _, name, p in best},
-                classes: gr.update(choices=choices, value=[best[0][0]]),
-                status: _note(f"{opened.name}: {best[0][1]} ({display.percent(best[0][2])}) on top."),
+        return {page.state: opened, page.photo: opened.photo, page.predictions: {name: p for _, name, p in best},
+                page.classes: gr.update(choices=choices, value=[best[0][0]]),
+                page.status: _note(f"{opened.name}: {best[0][1]} ({display.percent(best[0][2])}) on top."),
                 **cleared}
 
-    return load
-
-
-def _explainer(network: Network, state: gr.State, left: gr.Gallery, right: gr.Gallery,
-               status: gr.HTML) -> Callable[..., dict]:
-    """The handler that explains the chosen classes with one or two methods and shows their tiles."""
-
-    def run(session: work.Session | None, method: str, other: str, chosen: list[int], layer: str, alpha: float,
-            cmap: str, progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008  (Gradio's own idiom)
+    def explain(self, session: work.Session | None, method: str, other: str, chosen: list[int], layer: str,
+                alpha: float, cmap: str, progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008  (Gradio's idiom)
+        """Explain the chosen classes with one method, or two side by side, and show their tiles."""
+        page = self.page
         if session is None:
-            return {status: gr.skip()}
+            return {page.status: gr.skip()}
         methods = [method] if other in (NONE, None) else [method, other]
         start = time.monotonic()
         try:
-            done = work.explain_shown(network, session, methods, chosen, layer,
+            done = work.explain_shown(self.network, session, methods, chosen, layer,
                                       lambda fraction, text: progress(fraction, desc=f"explaining: {text}"))
-            pictures = _galleries(done, alpha, cmap, left, right)
+            pictures = self._galleries(done, alpha, cmap)
         except Exception as exc:
-            return {status: _failure(exc)}
+            return {page.status: _failure(exc)}
         names = ", ".join(next(iter(done.results.values())).targets.names[0])
-        return {state: done, **pictures,
-                status: _note(f"{' and '.join(done.results)} of {names} in {time.monotonic() - start:.1f} s "
-                              f"(layer {layer} for the methods that use one).")}
+        return {page.state: done, **pictures,
+                page.status: _note(f"{' and '.join(done.results)} of {names} in {time.monotonic() - start:.1f} s "
+                                   f"(layer {layer} for the methods that use one).")}
 
-    return run
-
-
-def _galleries(session: work.Session, alpha: float, cmap: str, left: gr.Gallery, right: gr.Gallery) -> dict:
-    """The two galleries' updates: each shown method's labelled tiles, the right one hidden for one method."""
-    chosen = None if cmap == AUTO_CMAP else cmap
-    shown = [work.tiles(result, alpha, chosen) for result in session.results.values()]
-    names = list(session.results)
-    if len(shown) == 1:
-        return {left: gr.update(value=shown[0], label=names[0], columns=2),
-                right: gr.update(value=[], visible=False)}
-    return {left: gr.update(value=shown[0], label=names[0], columns=1),
-            right: gr.update(value=shown[1], label=names[1], visible=True, columns=1)}
-
-
-def _redrawer(state: gr.State, left: gr.Gallery, right: gr.Gallery, status: gr.HTML) -> Callable[..., dict]:
-    """The handler that redraws the shown maps with another opacity or colour map (nothing is recomputed)."""
-
-    def redraw(session: work.Session | None, alpha: float, cmap: str) -> dict:
+    def redraw(self, session: work.Session | None, alpha: float, cmap: str) -> dict:
+        """The shown maps again with another opacity or colour map (nothing is computed again)."""
         if session is None or not session.results:
-            return {status: gr.skip()}
+            return {self.page.status: gr.skip()}
         try:
-            return _galleries(session, alpha, cmap, left, right)
+            return self._galleries(session, alpha, cmap)
         except Exception as exc:
-            return {status: _failure(exc)}
+            return {self.page.status: _failure(exc)}
 
-    return redraw
+    def _galleries(self, session: work.Session, alpha: float, cmap: str) -> dict:
+        """Each shown method's labelled tiles in its gallery; the right one hidden when one method is shown."""
+        left, right = self.page.left, self.page.right
+        shown = [work.tiles(result, alpha, None if cmap == AUTO_CMAP else cmap) for result in session.results.values()]
+        names = list(session.results)
+        if len(shown) == 1:
+            return {left: gr.update(value=shown[0], label=names[0], columns=2),
+                    right: gr.update(value=[], visible=False)}
+        return {left: gr.update(value=shown[0], label=names[0], columns=1),
+                right: gr.update(value=shown[1], label=names[1], visible=True, columns=1)}
 
-
-def _scorer(network: Network, table: gr.Dataframe, status: gr.HTML) -> Callable[..., dict]:
-    """The handler that scores the shown maps with the chosen metrics."""
-
-    def score(session: work.Session | None, metrics: list[str], progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008
+    def score(self, session: work.Session | None, metrics: list[str],
+              progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008  (Gradio's idiom)
+        """The chosen metrics of the shown maps, as a table."""
+        status = self.page.status
         if session is None or not session.results:
             return {status: _error("nothing is shown yet: explain a photo first, then score its maps")}
         if not metrics:
             return {status: _error("no metric chosen: tick at least one to score the shown maps")}
         progress(0, desc="scoring the shown maps")
         try:
-            rows = work.scores(network, session, metrics)
+            rows = work.scores(self.network, session, metrics)
         except Exception as exc:
             return {status: _failure(exc)}
-        return {table: [[r["method"], r["metric"], r["class"], round(r["score"], 4), r["better"],
-                        r["params"]] for r in rows],
+        return {self.page.table: [[r["method"], r["metric"], r["class"], round(r["score"], 4), r["better"],
+                                   r["params"]] for r in rows],
                 status: _note(f"{len(rows)} scores of {' and '.join(session.results)}.")}
 
-    return score
-
-
-def _packer(download: gr.File, status: gr.HTML) -> Callable[..., dict]:
-    """The handler that zips what is shown for download."""
-
-    def pack(session: work.Session | None, alpha: float, cmap: str) -> dict:
+    def pack(self, session: work.Session | None, alpha: float, cmap: str) -> dict:
+        """A zip of what is shown, offered for download."""
+        status = self.page.status
         if session is None or not session.results:
             return {status: _error("nothing is shown yet: explain a photo first, then download it")}
         try:
             path = work.bundle(session, alpha, None if cmap == AUTO_CMAP else cmap)
         except Exception as exc:
             return {status: _failure(exc)}
-        return {download: str(path), status: _note(f"{path.name} is ready below.")}
-
-    return pack
+        return {self.page.download: str(path), status: _note(f"{path.name} is ready below.")}
 
 
-__all__ = ["build", "serve"]
+__all__ = ["Handlers", "Page", "build", "serve"]
