@@ -4,12 +4,13 @@ from . import samples
 from .api import explain
 from .compare import Comparison, compare
 from .errors import HeatlensError, ImageError, LayerError, MethodError, ModelError, TargetError
+from .evaluate import Evaluation, evaluate
 from .explanation import Explanation
 from .images import load_image
 from .methods.inside import activations, deconv, filters
 from .models import load_model, wrap
-
-__version__ = "0.1.0"
+from .report import report
+from .version import __version__ as __version__
 
 
 def __getattr__(name: str) -> object:
@@ -22,6 +23,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Comparison",
+    "Evaluation",
     "Explanation",
     "HeatlensError",
     "ImageError",
@@ -32,11 +34,13 @@ __all__ = [
     "activations",
     "compare",
     "deconv",
+    "evaluate",
     "explain",
     "figures",
     "filters",
     "load_image",
     "load_model",
+    "report",
     "samples",
     "wrap",
 ]

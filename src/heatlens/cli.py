@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, samples
+from . import samples
 from .allocator import tune_allocator
 from .api import explain as run_explain
 from .classes import class_names, imagenet_wnids, is_imagenet
@@ -42,6 +42,7 @@ from .models.quiet import preload_tensorflow
 from .models.zoo import installed_framework
 from .preprocess import FITS
 from .user_imports import import_user_object
+from .version import __version__
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the CLI's own process: keep TensorFlow's start-up chatter out
 

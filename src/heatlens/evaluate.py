@@ -18,7 +18,6 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import __version__
 from .api import _image_names, _per_image_targets, _photo_list, explain
 from .errors import MethodError, close_matches
 from .explanation import Explanation, _jsonable
@@ -27,6 +26,7 @@ from .metrics import MetricInfo, MetricResult, compute, get_metric
 from .models import to_network
 from .progress import in_notebook
 from .targets import TargetSpec
+from .version import __version__
 
 log = logging.getLogger(__name__)
 RESAMPLES = 2000  # bootstrap resamples per cell

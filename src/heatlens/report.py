@@ -35,6 +35,7 @@ from .models import Network, to_network
 from .models import fitted as with_fit
 from .progress import progress_bar
 from .targets import TargetSpec
+from .version import __version__
 
 log = logging.getLogger(__name__)
 PHOTO_SIDE = 1024  # the photo's full-size picture: its long side at most this many pixels
@@ -264,7 +265,6 @@ def _write(path: Path, network: Network, title: str | None, plan: Plan, facts: d
 def _versions() -> dict[str, str]:
     """heatlens', Python's and the installed versions of the libraries the report's pictures went through (the
     frameworks only where this process imported them: none is imported to ask)."""
-    from . import __version__  # here: heatlens/__init__.py imports this module before it sets its version
 
     found = {"heatlens": __version__, "python": platform.python_version()}
     for name in VERSIONED:
