@@ -134,6 +134,7 @@ def test_upload_explain_the_second_class_compare_and_refuse_a_fake_photo(url, li
         direct = heatlens.explain(lite0, cat, "gradcam", target=second_id)
         check_overlay(tile[: cat.shape[0]], cat, direct.maps[0, 0], direct.input_box)
         session.page_screenshot("app/1-gradcam-second-class.png", full_page=True)
+        assert page.locator("button[aria-label*='share' i], button[title*='share' i]").count() == 0
 
         pick(session, "#other", "layercam")
         page.click("#explain")

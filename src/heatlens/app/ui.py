@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 NONE = "none"
 AUTO_CMAP = "auto"
 CMAPS = (AUTO_CMAP, "jet", "turbo", "viridis", "inferno", "magma", "bwr", "coolwarm", "RdBu_r", "gray")
+BUTTONS = ("download", "fullscreen")  # not Gradio's "share", which posts to Hugging Face
 MODEL_QUEUE = "model"  # the events that run the model share one queue
 CSS = """
 .heatlens-error { color: #b00020; font-weight: 600; }
@@ -78,7 +79,8 @@ def build(network: Network) -> gr.Blocks:
                                  file_types=["image"], type="filepath", elem_id="upload")
                 sample = gr.Dropdown(samples.names(), value=None, label="... or pick a bundled photo",
                                      elem_id="sample")
-                photo = gr.Image(label="photo", interactive=False, format="png", elem_id="photo", height=260)
+                photo = gr.Image(label="photo", interactive=False, format="png", elem_id="photo", height=260,
+                                 buttons=list(BUTTONS))
                 predictions = gr.Label(label="the model's top classes", num_top_classes=5, elem_id="predictions")
             with gr.Column(scale=2):
                 classes = gr.CheckboxGroup([], label="classes to explain (one or several)", elem_id="classes")
@@ -97,10 +99,10 @@ def build(network: Network) -> gr.Blocks:
                 status = gr.HTML(_note("Upload a photo or pick a bundled one."), elem_id="status")
                 with gr.Row():
                     left = gr.Gallery(label="method", columns=2, format="png", object_fit="contain", height="auto",
-                                      elem_id="left", elem_classes=["heatlens-tiles"])
+                                      elem_id="left", elem_classes=["heatlens-tiles"], buttons=list(BUTTONS))
                     right = gr.Gallery(label="side by side", columns=1, format="png", object_fit="contain",
                                        height="auto", visible=False, elem_id="right",
-                                       elem_classes=["heatlens-tiles"])
+                                       elem_classes=["heatlens-tiles"], buttons=list(BUTTONS))
                 with gr.Accordion("Metric scores of the shown maps", open=False, elem_id="scores-panel"):
                     metrics = gr.CheckboxGroup(list(work.METRICS_SHOWN), value=["deletion", "insertion"],
                                                label="metrics (heatlens.metrics)", elem_id="metrics")
