@@ -217,3 +217,19 @@ def test_two_browsers_at_once_each_see_their_own_photo_and_maps(url, lite0, cat,
         for session in (first, second):
             assert session.outside() == [] and session.errors() == []
     assert outbound.seen == []
+
+
+def test_an_upload_over_20_mb_is_refused_in_the_page(url, tmp_path):
+    big = tmp_path / "huge.png"
+    with open(big, "wb") as file:
+        file.truncate(work.MAX_UPLOAD_MB * 1024 * 1024 + 1)
+    with open_browser() as session:
+        session.page.goto(url)
+        upload(session, str(big))
+        toast = session.page.get_by_text("exceed the maximum allowed size of 20.0 Mb")
+        toast.wait_for(timeout=WAIT_MS)
+        assert '"huge.png"' in toast.inner_text()
+        session.page_screenshot("app/6-over-20-mb.png")
+        assert session.outside() == []
+        # Gradio's server answers the refused upload with a 404, which the browser logs; nothing else may go wrong
+        assert all("404" in e or e == "Response" for e in session.errors()), session.errors()
