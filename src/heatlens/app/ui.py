@@ -111,7 +111,7 @@ def build(network: Network) -> gr.Blocks:
                                          interactive=False, elem_id="scores")
                 with gr.Row():
                     pack = gr.Button("Download the shown result (PNG + manifest.json, zip)", elem_id="pack")
-                    download = gr.File(label="download", interactive=False, elem_id="download")
+                    download = gr.File(label="download", interactive=False, elem_id="download", height=110)
 
         page = Page(state, photo, predictions, classes, status, left, right, table, download)
         act = Handlers(network, page)
