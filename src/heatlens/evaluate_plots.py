@@ -23,7 +23,7 @@ AXIS_LABELS = {
 }
 SCORE_LABELS = {"probability": "target class's probability", "logit": "target class's logit"}
 SIMILARITY_LABEL = "similarity to the original map"
-TITLE_WIDTH = 80  # characters per title line at the figure's width
+TITLE_WIDTH = 90  # characters per title line at the figure's width
 MAX_TICKS = 30  # a text axis (layer names) labels at most this many of its points
 RANDOMISED_IMAGES = 3  # model_randomisation pictures: per method, of this many images at most
 LINESTYLES = ("-", "--", ":", "-.")
@@ -56,13 +56,13 @@ def curve_figure(evaluation: Evaluation, metric: str) -> Any:
             ax.plot(x, shown["mean"], LINESTYLES[i % len(LINESTYLES)], color=colour, linewidth=1.8)
             ax.fill_between(x, shown["low"], shown["high"], color=colour, alpha=0.18, linewidth=0)
         mean = evaluation.cell(method, metric).mean
-        handles.append(Line2D([], [], color=colour, linewidth=1.8, label=f"{method} ({score} {mean:.4g})"))
+        handles.append(Line2D([], [], color=colour, linewidth=1.8, label=f"{method} ({score} {mean:.3f})"))
     if len(keys) > 1:
         handles += [Line2D([], [], color="0.35", linestyle=LINESTYLES[i % len(LINESTYLES)], label=key)
                     for i, key in enumerate(keys)]
     better = "higher" if info.higher_is_better else "lower"
-    lines = [f"{metric}: {info.summary}", f"{evaluation.model}, mean over {len(evaluation.images)} image(s); "
-             f"band: 95% bootstrap interval; {better} {score} is better"]
+    lines = [f"{metric}: {info.summary}; {better} {score} is better",
+             f"{evaluation.model}, mean over {len(evaluation.images)} image(s); band: 95% bootstrap interval"]
     ax.set_title("\n".join(part for line in lines for part in textwrap.wrap(line, TITLE_WIDTH)), fontsize=10)
     ax.set_xlabel(AXIS_LABELS.get(metric, axis_key or ""))
     ax.set_ylabel(SIMILARITY_LABEL if info.family == "sanity" else

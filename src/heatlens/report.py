@@ -181,12 +181,13 @@ def _photo_section(network: Network, photo: np.ndarray, name: str, anchor: str,
 
 
 def _drawn(result: Explanation, header: dict[str, Any]) -> dict[str, Any]:
-    """The manifest header with what the tiles show: pixel attributions are drawn grey (display.attribution_tile),
-    whatever colour map an overlay of the result would use."""
-    if not display.has_attributions(result):
-        return {**header, "display": {**header["display"], "view": "overlay"}}
-    return {**header, "display": {**header["display"], "view": "attributions", "cmap": display.ATTRIBUTION_CMAP,
-                                  "signed": False}}
+    """The manifest header with what the tiles show (the labelled figures' view: the overlay, or for pixel methods
+    the attributions in grey) in place of the overlay's colouring."""
+    shown = dict(header["display"])
+    labelled = shown.pop("labelled")
+    if labelled["view"] == "attributions":
+        shown["signed"] = False
+    return {**header, "display": {**shown, **labelled}}
 
 
 def _scores(network: Network, result: Explanation, plan: Plan,
