@@ -13,26 +13,58 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from ..models.base import Network
 from ..progress import progress_bar
 
-Block = tuple[int, int, int, int, int, int]  # top, bottom, left, right, first channel, end channel
+
+class Block(NamedTuple):
+    """A box of rows top:bottom, columns left:right and channels first:end of the input."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    first: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return (self.bottom - self.top) * (self.right - self.left) * (self.end - self.first)
+
+
+class WorkItem(NamedTuple):
+    """A block to share out in a context: the blocks switched on around it, the scores (K,) without and with
+    the block, and the weight of this context in the block's Owen value."""
+
+    block: Block
+    context: tuple[Block, ...]
+    off: np.ndarray
+    on: np.ndarray
+    weight: float
+
+
+class Settled(NamedTuple):
+    """A block not split further and the scores' change (K,) it keeps, weighted."""
+
+    block: Block
+    share: np.ndarray
 
 
 def owen_values(network: Network, shape: tuple[int, ...], compose: Callable[[np.ndarray], np.ndarray],
                 ids: np.ndarray, max_evals: int, min_block: int, split_channels: bool, round_size: int,
-                batch_size: int, seed: int, progress: bool) -> tuple[np.ndarray, list, np.ndarray]:
+                batch_size: int, seed: int, progress: bool) -> tuple[np.ndarray, list[Settled], np.ndarray]:
     """Owen values (K, H, W, C) of one input of `shape`, the settled blocks with their values, and
     y(fully masked). `compose(keep)` turns keep masks (B, H, W, C) into model inputs."""
-    ends = _scores(network, compose, [[], [(0, shape[0], 0, shape[1], 0, shape[2])]], shape, ids, batch_size)
+    whole = Block(0, shape[0], 0, shape[1], 0, shape[2])
+    ends = _scores(network, compose, [(), (whole,)], shape, ids, batch_size)
     values = np.zeros((len(ids), *shape), np.float64)
-    settled: list = []
+    settled: list[Settled] = []
     ties = np.random.RandomState(seed)
-    # queue entries: (priority, tie, count, (block, context blocks switched on, y without, y with, weight))
-    queue = [(0.0, 0.0, 0, ((0, shape[0], 0, shape[1], 0, shape[2]), (), ends[0], ends[1], 1.0))]
+    queue: list[tuple[float, float, int, WorkItem]] = [(0.0, 0.0, 0, WorkItem(whole, (), ends[0], ends[1], 1.0))]
     count, evals, budget = 1, 0, max_evals - 2
     with progress_bar(budget, "SHAP partition", progress and budget > round_size) as advance:
         while queue:
@@ -43,7 +75,7 @@ def owen_values(network: Network, shape: tuple[int, ...], compose: Callable[[np.
             batch = []
             while queue and 2 * len(batch) < round_size and evals + 2 * len(batch) < budget:
                 item = heapq.heappop(queue)[-1]
-                halves = _halves(item[0], min_block, split_channels)
+                halves = _halves(item.block, min_block, split_channels)
                 if halves is None:
                     _settle(values, settled, item)
                 else:
@@ -51,31 +83,32 @@ def owen_values(network: Network, shape: tuple[int, ...], compose: Callable[[np.
             if not batch:
                 continue
             # shap's left child is the second half here: its masks are (context + second, context + first)
-            contexts = [(*ctx, half) for (_, ctx, *_), (first, second) in batch for half in (second, first)]
+            contexts = [(*item.context, half) for item, (first, second) in batch for half in (second, first)]
             scores = _scores(network, compose, contexts, shape, ids, batch_size)
             evals += len(contexts)
             advance(len(contexts))
-            for j, ((_, context, off, on, weight), (first, second)) in enumerate(batch):
+            for j, (item, (first, second)) in enumerate(batch):
                 with_second, with_first = scores[2 * j], scores[2 * j + 1]
-                half = weight / 2
-                for child in ((second, context, off, with_second, half), (first, context, off, with_first, half),
-                              (second, (*context, first), with_first, on, half),
-                              (first, (*context, second), with_second, on, half)):
-                    priority = -float(np.max(np.abs(child[3] - child[2]))) * half
+                context, half = item.context, item.weight / 2
+                for child in (WorkItem(second, context, item.off, with_second, half),
+                              WorkItem(first, context, item.off, with_first, half),
+                              WorkItem(second, (*context, first), with_first, item.on, half),
+                              WorkItem(first, (*context, second), with_second, item.on, half)):
+                    priority = -float(np.max(np.abs(child.on - child.off))) * half
                     heapq.heappush(queue, (priority, ties.randn(), count, child))
                     count += 1
     return values.astype(np.float32), settled, ends[0]
 
 
-def _scores(network: Network, compose: Callable[[np.ndarray], np.ndarray], contexts: list, shape: tuple[int, ...],
-            ids: np.ndarray, batch_size: int) -> np.ndarray:
+def _scores(network: Network, compose: Callable[[np.ndarray], np.ndarray], contexts: list[tuple[Block, ...]],
+            shape: tuple[int, ...], ids: np.ndarray, batch_size: int) -> np.ndarray:
     """Target scores (len(contexts), K) of the inputs that keep each context's blocks, in batches."""
     out = []
     for start in range(0, len(contexts), batch_size):
         keep = np.zeros((len(contexts[start : start + batch_size]), *shape), bool)
         for mask, blocks in zip(keep, contexts[start : start + batch_size], strict=True):
-            for top, bottom, left, right, first, end in blocks:
-                mask[top:bottom, left:right, first:end] = True
+            for block in blocks:
+                mask[block.top : block.bottom, block.left : block.right, block.first : block.end] = True
         out.append(network.predict(compose(keep))[:, ids])
     return np.concatenate(out).astype(np.float64)
 
@@ -83,24 +116,24 @@ def _scores(network: Network, compose: Callable[[np.ndarray], np.ndarray], conte
 def _halves(block: Block, min_block: int, split_channels: bool) -> tuple[Block, Block] | None:
     """Split the longer side in half (rows first on a tie; an odd side's larger half first, as SHAP's Image
     masker does); single pixels split their channels when asked (the first half the larger)."""
-    top, bottom, left, right, first, end = block
-    if bottom - top >= right - left and bottom - top >= 2 * min_block:
-        middle = top + (bottom - top + 1) // 2
-        return (top, middle, left, right, first, end), (middle, bottom, left, right, first, end)
-    if right - left >= 2 * min_block:
-        middle = left + (right - left + 1) // 2
-        return (top, bottom, left, middle, first, end), (top, bottom, middle, right, first, end)
-    if split_channels and bottom - top == 1 and right - left == 1 and end - first > 1:
-        middle = first + (end - first + 1) // 2
-        return (top, bottom, left, right, first, middle), (top, bottom, left, right, middle, end)
+    height, width, channels = block.bottom - block.top, block.right - block.left, block.end - block.first
+    if height >= width and height >= 2 * min_block:
+        middle = block.top + (height + 1) // 2
+        return block._replace(bottom=middle), block._replace(top=middle)
+    if width >= 2 * min_block:
+        middle = block.left + (width + 1) // 2
+        return block._replace(right=middle), block._replace(left=middle)
+    if split_channels and height == 1 and width == 1 and channels > 1:
+        middle = block.first + (channels + 1) // 2
+        return block._replace(end=middle), block._replace(first=middle)
     return None
 
 
-def _settle(values: np.ndarray, settled: list, item: tuple) -> None:
+def _settle(values: np.ndarray, settled: list[Settled], item: WorkItem) -> None:
     """A block that is not split further keeps its weighted marginal contribution, spread over its features
     (shap leaves it on its tree node, then lowers it to the leaves in proportion to their sizes)."""
-    (top, bottom, left, right, first, end), _, off, on, weight = item
-    share = weight * (on - off)
-    size = (bottom - top) * (right - left) * (end - first)
-    values[:, top:bottom, left:right, first:end] += (share / size)[:, None, None, None]
-    settled.append(((top, bottom, left, right, first, end), share))
+    block = item.block
+    share = item.weight * (item.on - item.off)
+    values[:, block.top : block.bottom, block.left : block.right, block.first : block.end] += (
+        share / block.size)[:, None, None, None]
+    settled.append(Settled(block, share))
