@@ -18,7 +18,7 @@ from .methods import get_method
 from .methods.colours import photo_pixels
 from .methods.options import check_option_types, takes_several
 from .models import Network, to_network
-from .models.base import check_relu
+from .models.base import requested_objective
 from .preprocess import AsGiven
 from .targets import TargetSpec, resolve, resolver, score_label, score_names, static_ids
 
@@ -195,5 +195,5 @@ def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses
         if isinstance(parameters[key].default, bool) and not isinstance(value, bool | np.bool_):
             raise MethodError(f"{key} must be True or False. Received: {value!r}")
     if "score" in options:
-        check_relu("normal", options["score"])
+        requested_objective(None, options["score"])
     check_option_types(name, fn, options)

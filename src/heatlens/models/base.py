@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import LayerError, MethodError, ModelError, close_matches, first_line
 from ..preprocess import Box, whole_image
 from ..targets import check_ids, score_label
+from .objectives import ChannelMax, ChannelMean, Logits, Objective, Softmax, channel_layer, check_objective
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
@@ -104,26 +105,30 @@ class Split:
 
 
 RELU_RULES = ("normal", "guided", "deconv")
-SCORES = ("logit", "softmax")
-LAYER_SCORES = ("layer_mean", "layer_max")
+LEGACY_SCORES = {"logit": Logits(), "softmax": Softmax()}
+LEGACY_LAYER_SCORES = {"layer_mean": ChannelMean, "layer_max": ChannelMax}
 
 
-def check_relu(relu: str, score: str = "logit") -> None:
-    """Refuse an unknown ReLU rule or score before any work is done."""
+def check_relu(relu: str) -> None:
+    """Refuse an unknown ReLU rule before any work is done."""
     if relu not in RELU_RULES:
         raise ValueError(f"relu must be one of {RELU_RULES}. Received: {relu!r}")
-    if not isinstance(score, str) or (score not in SCORES and score_layer(score) is None):
-        raise MethodError(f"score must be one of {', '.join(SCORES)}, or a callable of the model's output "
-                          f"(explain(..., score=fn)). Received: {score!r}")
 
 
-def score_layer(score: str) -> tuple[str, str] | None:
-    """('layer_mean' | 'layer_max', layer) for scores that are a layer's channels: 'layer_mean:NAME' scores
-    each channel by its mean over positions, 'layer_max:NAME' by its strongest unit; None otherwise."""
-    if not isinstance(score, str):
-        return None
-    kind, _, layer = score.partition(":")
-    return (kind, layer) if kind in LAYER_SCORES and layer else None
+def requested_objective(objective: Objective | None, score: str | None) -> Objective:
+    """The objective of a trace request: `objective` (a type from models.objectives), or the legacy string
+    `score` ('logit', 'softmax', 'layer_mean:NAME', 'layer_max:NAME'); Logits() when neither is given."""
+    if objective is not None:
+        return check_objective(objective)
+    if score is None:
+        return Logits()
+    if isinstance(score, str) and score in LEGACY_SCORES:
+        return LEGACY_SCORES[score]
+    kind, _, layer = score.partition(":") if isinstance(score, str) else ("", "", "")
+    if kind in LEGACY_LAYER_SCORES and layer:
+        return LEGACY_LAYER_SCORES[kind](layer)
+    raise MethodError(f"score must be one of {', '.join(LEGACY_SCORES)}, or a callable of the model's output "
+                      f"(explain(..., score=fn)). Received: {score!r}")
 
 
 def layer_position(name: object) -> tuple[int, str] | None:
@@ -218,7 +223,8 @@ class Network(abc.ABC):
         wrt: Sequence[str] = (),
         relu: str = "normal",
         inject: dict[str, np.ndarray] | None = None,
-        score: str = "logit",
+        objective: Objective | None = None,
+        score: str | None = None,
     ) -> Trace:
         """One pass that returns only what is asked: activations at `capture`, and gradients of the
         scores of `targets` w.r.t. each name in `wrt` ('input' or a layer).
@@ -227,9 +233,8 @@ class Network(abc.ABC):
         such as 'top1' are resolved inside the same pass instead of costing an extra forward.
         `relu`: 'normal', or 'guided' / 'deconv' to change every ReLU's backward rule for this pass.
         `inject`: per layer, an activation (N, ...) that replaces the layer's output in this pass (its
-        gradient is then taken w.r.t. the injected value). `score`: differentiate the model's outputs
-        as they are ('logit'), their softmax probabilities ('softmax'), or a layer's channels instead of
-        the classes ('layer_mean:NAME', 'layer_max:NAME'; targets then are channel indices)."""
+        gradient is then taken w.r.t. the injected value). `objective` (models.objectives): what is
+        differentiated, the model's scores by default (`score`, the legacy strings, is read when it is None)."""
 
     @abc.abstractmethod
     def split(self, layer: str) -> Split:
@@ -244,8 +249,16 @@ class Network(abc.ABC):
         view = copy.copy(self)
         view.score_function = score
         view.classes = None
+        view._custom_views = {}
         view._forget_compiled()
         return view
+
+    def _custom_view(self, fn: ScoreFunction) -> Network:
+        """This network rescored by `fn` (for a Custom objective), kept per function so compiled steps are reused."""
+        views = self.__dict__.setdefault("_custom_views", {})
+        if fn not in views:
+            views[fn] = self.rescored(fn)
+        return views[fn]
 
     def parameter_layers(self, input_shape: tuple[int, ...] | None = None) -> list[str]:
         """The layers that hold parameters `randomised` can re-draw, in execution order (for the sanity checks)."""
@@ -294,15 +307,15 @@ class Network(abc.ABC):
         """Drop whatever an adapter compiled for the old scores (after `rescored` copied it)."""
 
     def _traced_layers(self, x: np.ndarray, targets: Targets, capture: Sequence[str], wrt: Sequence[str],
-                       relu: str, inject: dict[str, np.ndarray], score: str) -> list[str]:
+                       relu: str, inject: dict[str, np.ndarray], objective: Objective) -> list[str]:
         """Validate a trace request before any work: every layer it names exists, the rules are known,
         and gradients have targets. Returns the layers involved."""
-        by_layer = score_layer(score)
+        scored = channel_layer(objective)
         names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *inject,
-                                    *([by_layer[1]] if by_layer else [])]))
+                                    *([scored] if scored else [])]))
         for name in names:
             self.layer(name, np.shape(x)[1:])
-        check_relu(relu, score)
+        check_relu(relu)
         if wrt and targets is None:
             raise ValueError("trace() needs target class ids to take gradients")
         if targets is not None and not callable(targets):

@@ -11,6 +11,7 @@ from ..errors import HeatlensError, MethodError, ModelError, first_line
 from ..preprocess import AsGiven
 from ..targets import check_ids, check_scores
 from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
+from .objectives import Objective
 
 Predict = Callable[[np.ndarray], np.ndarray]
 LAYOUTS = ("NHWC", "NCHW")
@@ -80,7 +81,8 @@ class BlackBoxNetwork(Network):
         return scores
 
     def trace(self, x: np.ndarray, targets: Targets = None, capture: Sequence[str] = (), wrt: Sequence[str] = (),
-              relu: str = "normal", inject: dict[str, np.ndarray] | None = None, score: str = "logit") -> Trace:
+              relu: str = "normal", inject: dict[str, np.ndarray] | None = None, objective: Objective | None = None,
+              score: str | None = None) -> Trace:
         if capture or wrt or inject or relu != "normal":
             raise MethodError(
                 f"{self.name} is a black-box predict function: it has no layers or gradients, so only "

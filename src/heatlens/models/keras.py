@@ -24,8 +24,19 @@ import tensorflow as tf
 from ..errors import HeatlensError, LayerError, ModelError, close_matches
 from ..targets import TopK, check_ids, check_scores
 from . import keras_positions, keras_randomise
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
+from .base import (
+    LayerInfo,
+    LayerRecorder,
+    Network,
+    Preprocess,
+    Split,
+    Targets,
+    Trace,
+    merge_traces,
+    requested_objective,
+)
 from .keras_rectifiers import final_softmax, logits_out, rectifiers, swap_attribute
+from .objectives import ChannelMax, Custom, Objective, Softmax, channel_layer
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +122,14 @@ class KerasNetwork(Network):
         wrt: Sequence[str] = (),
         relu: str = "normal",
         inject: dict[str, np.ndarray] | None = None,
-        score: str = "logit",
+        objective: Objective | None = None,
+        score: str | None = None,
     ) -> Trace:
+        objective = requested_objective(objective, score)
+        if isinstance(objective, Custom):
+            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject)
         inject = inject or {}
-        self._traced_layers(x, targets, capture, wrt, relu, inject, score)
+        self._traced_layers(x, targets, capture, wrt, relu, inject, objective)
         x = np.asarray(x, np.float32)
         if callable(targets) and not isinstance(targets, TopK):
             scores = self.predict(x)
@@ -125,7 +140,7 @@ class KerasNetwork(Network):
             self._trace_chunk(
                 chunk,
                 targets if targets is None or callable(targets) else targets[s : s + len(chunk)],
-                (tuple(capture), tuple(wrt), relu, score),
+                (tuple(capture), tuple(wrt), relu, objective),
                 {name: np.asarray(value[s : s + len(chunk)], np.float32) for name, value in sorted(inject.items())},
             )
             for s, chunk in zip(range(0, len(x), self.batch_size), _chunks(x, self.batch_size), strict=True)
@@ -181,16 +196,16 @@ class KerasNetwork(Network):
         return Split(head=head, tail=tail)
 
     def _trace_chunk(self, x: np.ndarray, targets: Targets, what: tuple, inject: dict[str, np.ndarray]) -> Trace:
-        capture, wrt, relu, score = what
+        capture, wrt, relu, objective = what
         top_k = targets.k if isinstance(targets, TopK) else 0
         n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
         ids = np.zeros((len(x), n_targets), np.int32)
         if targets is not None and not top_k:
-            by_layer = score_layer(what[3])
-            outputs = (self.layer(by_layer[1], x.shape[1:]).output_shape[-1] if by_layer
+            by_layer = channel_layer(objective)
+            outputs = (self.layer(by_layer, x.shape[1:]).output_shape[-1] if by_layer
                        else self._class_count(x.shape[1:]))
             ids = check_ids(targets, len(x), outputs).astype(np.int32)
-        key = (capture, wrt, n_targets, bool(top_k), relu, score, tuple(inject), x.shape[1:])
+        key = (capture, wrt, n_targets, bool(top_k), relu, objective, tuple(inject), x.shape[1:])
         args = (tf.constant(x), tf.constant(ids), tuple(tf.constant(v) for v in inject.values()))
         logits, ids_out, acts, grads = self._compiled(key, lambda: self._make_step(*key), args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
@@ -222,10 +237,10 @@ class KerasNetwork(Network):
         return tf.function(lambda x: self._scores_of(self.model(x, training=False)), reduce_retracing=True)
 
     def _make_step(self, capture: tuple[str, ...], wrt: tuple[str, ...], n_targets: int, top_k: bool, relu: str,
-                   score: str, injected: tuple[str, ...], shape: tuple[int, ...]) -> Any:
-        by_layer = score_layer(score)
+                   objective: Objective, injected: tuple[str, ...], shape: tuple[int, ...]) -> Any:
+        by_layer = channel_layer(objective)
         names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *injected,
-                                    *([by_layer[1]] if by_layer else [])]))
+                                    *([by_layer] if by_layer else [])]))
         objects = {name: self._layer_object(name) for name in names}
         calls = {name: self.layer(name, shape).calls for name in injected}
 
@@ -244,9 +259,9 @@ class KerasNetwork(Network):
                 if top_k:
                     ids = tf.math.top_k(logits, n_targets).indices
                 if by_layer:
-                    outputs = _channel_scores(held[by_layer[1]], by_layer[0])
+                    outputs = _channel_scores(held[by_layer], isinstance(objective, ChannelMax))
                 else:
-                    outputs = tf.nn.softmax(logits, axis=1) if score == "softmax" else logits
+                    outputs = tf.nn.softmax(logits, axis=1) if isinstance(objective, Softmax) else logits
                 picked = [tf.reduce_sum(tf.gather(outputs, ids[:, k], batch_dims=1)) for k in range(n_targets)]
             missing = [name for name in names if name not in held]
             if missing:
@@ -429,12 +444,12 @@ def _graph_kept(model: keras.Model) -> Iterator[None]:
             layer._outbound_nodes[:] = outbound
 
 
-def _channel_scores(activation: tf.Tensor, kind: str) -> tf.Tensor:
-    """A layer's channels as scores (N, C): mean over positions, or the strongest unit."""
+def _channel_scores(activation: tf.Tensor, strongest: bool) -> tf.Tensor:
+    """A layer's channels as scores (N, C): mean over positions, or (`strongest`) the strongest unit."""
     axes = list(range(1, len(activation.shape) - 1))
     if not axes:
         return activation
-    return tf.reduce_mean(activation, axis=axes) if kind == "layer_mean" else tf.reduce_max(activation, axis=axes)
+    return tf.reduce_max(activation, axis=axes) if strongest else tf.reduce_mean(activation, axis=axes)
 
 
 def _scores(out: Any) -> tf.Tensor:

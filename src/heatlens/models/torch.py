@@ -18,7 +18,18 @@ import torch
 from ..errors import HeatlensError, LayerError, ModelError, close_matches, first_line
 from ..targets import check_ids, check_scores
 from . import torch_positions, torch_randomise
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Split, Targets, Trace, merge_traces, score_layer
+from .base import (
+    LayerInfo,
+    LayerRecorder,
+    Network,
+    Preprocess,
+    Split,
+    Targets,
+    Trace,
+    merge_traces,
+    requested_objective,
+)
+from .objectives import ChannelMax, Custom, Objective, Softmax, channel_layer
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 
@@ -99,17 +110,22 @@ class TorchNetwork(Network):
         wrt: Sequence[str] = (),
         relu: str = "normal",
         inject: dict[str, np.ndarray] | None = None,
-        score: str = "logit",
+        objective: Objective | None = None,
+        score: str | None = None,
     ) -> Trace:
+        objective = requested_objective(objective, score)
+        if isinstance(objective, Custom):
+            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject)
         inject = inject or {}
-        layer_names = self._traced_layers(x, targets, capture, wrt, relu, inject, score)
+        layer_names = self._traced_layers(x, targets, capture, wrt, relu, inject, objective)
         if layer_names and self.scripted:
             raise ModelError(_SCRIPTED)
         parts = [
             self._trace_chunk(
                 x[s : s + self.batch_size],
                 targets if targets is None or callable(targets) else targets[s : s + self.batch_size],
-                capture, wrt, (relu, score), {name: value[s : s + self.batch_size] for name, value in inject.items()},
+                capture, wrt, (relu, objective),
+                {name: value[s : s + self.batch_size] for name, value in inject.items()},
             )
             for s in range(0, len(x), self.batch_size)
         ]
@@ -176,21 +192,21 @@ class TorchNetwork(Network):
         targets: Targets,
         capture: Sequence[str],
         wrt: Sequence[str],
-        rules: tuple[str, str],
+        rules: tuple[str, Objective],
         inject: dict[str, np.ndarray],
     ) -> Trace:
-        relu, score = rules
+        relu, objective = rules
         grad_layers = {w for w in wrt if w != "input"}
         held: dict[str, torch.Tensor] = {}
         live: dict[str, torch.Tensor] = {}
-        by_layer = score_layer(score)
+        by_layer = channel_layer(objective)
         calls = {name: self.layer(name, x.shape[1:]).calls for name in inject}
         seen = dict.fromkeys(inject, 0)
 
         def make_hook(name: str) -> Callable[..., torch.Tensor]:
             def hook(_mod: torch.nn.Module, _inp: Any, out: Any) -> torch.Tensor:
                 out = _as_tensor(out, name)
-                if by_layer and name == by_layer[1]:
+                if name == by_layer:
                     live[name] = out
                 if name in inject:
                     seen[name] += 1
@@ -207,7 +223,7 @@ class TorchNetwork(Network):
 
             return hook
 
-        scored = [by_layer[1]] if by_layer else []
+        scored = [by_layer] if by_layer else []
         hooks = {self._module(name): make_hook(name)
                  for name in dict.fromkeys([*capture, *grad_layers, *inject, *scored])}
         inputs = self._to_tensor(x)
@@ -224,10 +240,10 @@ class TorchNetwork(Network):
             if missing:
                 raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
             if by_layer:
-                outputs = _channel_scores(live[by_layer[1]], by_layer[0])
+                outputs = _channel_scores(live[by_layer], isinstance(objective, ChannelMax))
                 chosen = targets(outputs.detach().float().cpu().numpy()) if callable(targets) else targets
             else:
-                outputs = torch.softmax(logits.float(), dim=1) if score == "softmax" else logits
+                outputs = torch.softmax(logits.float(), dim=1) if isinstance(objective, Softmax) else logits
                 chosen = targets(scores) if callable(targets) else targets
             ids = None if targets is None else check_ids(chosen, len(x), outputs.shape[1])
             gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
@@ -374,10 +390,10 @@ def _hooked(hooks: dict[torch.nn.Module, Callable[..., Any]]) -> Iterator[None]:
             handle.remove()
 
 
-def _channel_scores(activation: torch.Tensor, kind: str) -> torch.Tensor:
-    """A layer's channels as scores (N, C): mean over positions, or the strongest unit."""
+def _channel_scores(activation: torch.Tensor, strongest: bool) -> torch.Tensor:
+    """A layer's channels as scores (N, C): mean over positions, or (`strongest`) the strongest unit."""
     flat = activation.flatten(2) if activation.ndim > 2 else activation[..., None]
-    return flat.mean(dim=2) if kind == "layer_mean" else flat.amax(dim=2)
+    return flat.amax(dim=2) if strongest else flat.mean(dim=2)
 
 
 def _as_tensor(out: Any, name: str) -> torch.Tensor:
