@@ -9,10 +9,10 @@ import pytest
 from skimage.metrics import structural_similarity
 
 import heatlens
-from heatlens.errors import LayerError, MethodError, TargetError
+from heatlens.errors import HeatlensError, LayerError, MethodError, TargetError
 from heatlens.methods.registry import METHODS, MethodInfo, MethodOutput
 from heatlens.methods.shared import explained
-from heatlens.metrics import compute
+from heatlens.metrics import compute, sanity, sanity_plot
 from heatlens.metrics.core import on_grid
 from heatlens.metrics.sanity import model_randomisation, random_logit
 
@@ -155,3 +155,14 @@ def test_predict_functions_cannot_be_randomised():
     x = np.random.default_rng(0).uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
     with pytest.raises(MethodError, match="sanity checks randomise a model's weights"):
         model_randomisation(network, x, "occlusion", options={"window": 8}, progress=False)
+
+
+def test_only_the_first_images_maps_are_kept_for_the_plot(tiny, monkeypatch):
+    monkeypatch.setattr(sanity, "MAPS_KEPT", 1)
+    x = np.random.default_rng(1).uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
+    explanation = heatlens.explain(tiny, x, "gradcam", upsample=False)
+    result = model_randomisation(tiny, None, explanation, max_steps=2, progress=False)
+    assert result.curves["maps"].shape[:3] == (1, 1, 3) and result.curves["spearman"].shape == (2, 1, 3)
+    sanity_plot.figure(result, explanation, image=0)
+    with pytest.raises(HeatlensError, match="keeps the maps of its first 1 images only"):
+        sanity_plot.figure(result, explanation, image=1)

@@ -30,6 +30,7 @@ from .similarity import SIMILARITIES, check_similarity, compare
 
 log = logging.getLogger(__name__)
 ADEBAYO = "Adebayo et al. 2018, Sanity Checks for Saliency Maps"
+MAPS_KEPT = 4  # images whose maps per step a result keeps for its plot
 SIXT = "Sixt et al. 2020, When Explanations Lie: Why Many Modified BP Attributions Fail"
 
 
@@ -49,7 +50,8 @@ def model_randomisation(model: Any, images: Any, explanation: Any = "gradcam", t
     apart with the weights).
     Torch layers are reset as Quantus' MPRT does (reset_parameters after torch.manual_seed(seed + 1)); Keras
     weights are re-drawn from their layers' initializers. Curves: 'layers' (T + 1,) ('original' first),
-    'spearman' and 'ssim' (N, K, T + 1), 'maps' (N, K, T + 1, h, w) float16, each scaled to max |value| 1.
+    'spearman' and 'ssim' (N, K, T + 1), 'maps' (min(N, MAPS_KEPT), K, T + 1, h, w) float16 of the first images
+    (for the plot; all of them would be ~0.5 GB for 100 photos), each scaled to max |value| 1.
     forward_passes: the model inputs the T + 1 runs of the method passed through the model, counted."""
     check_similarity(similarity)
     check_steps(layers, max_steps)
@@ -60,7 +62,7 @@ def model_randomisation(model: Any, images: Any, explanation: Any = "gradcam", t
     label = f"Model randomisation ({len(steps) + 1} runs of {sub.method} on {n} image(s))"
     log.info("%s: randomising %s", label, ", ".join(name for name, _ in steps))
     found = {name: np.zeros((n, k, len(steps) + 1)) for name in SIMILARITIES}
-    shown = np.zeros((n, k, len(steps) + 1, *sub.maps.shape[-2:]), np.float16)
+    shown = np.zeros((min(n, MAPS_KEPT), k, len(steps) + 1, *sub.maps.shape[-2:]), np.float16)
     with progress_bar(len(steps) + 1, label, progress) as advance:
         for t in range(len(steps) + 1):
             members = list(dict.fromkeys(name for _, group in steps[:t] for name in group))
@@ -71,7 +73,7 @@ def model_randomisation(model: Any, images: Any, explanation: Any = "gradcam", t
             for name in SIMILARITIES:
                 found[name][..., t] = compare(name, reference, maps)
             reference = original
-            shown[:, :, t] = _for_display(maps)
+            shown[:, :, t] = _for_display(maps[:MAPS_KEPT])
             advance(1)
     return MetricResult("model_randomisation", sub.method, found[similarity][..., -1], False, tally[0], sub.ids,
                         curves={"layers": np.array(["original", *(name for name, _ in steps)]), **found,

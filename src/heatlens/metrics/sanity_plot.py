@@ -101,6 +101,9 @@ def _checked(result: MetricResult, explanation: Explanation, image: int, target:
     n, k = result.scores.shape
     if not (0 <= image < n and 0 <= target < k):
         raise HeatlensError(f"image and target must be in 0..{n - 1} and 0..{k - 1}. Received: {image}, {target}")
+    if image >= len(result.curves["maps"]):
+        raise HeatlensError(f"the result keeps the maps of its first {len(result.curves['maps'])} images only; "
+                            f"measure image {image} on its own to draw it")
     return result.curves
 
 
