@@ -632,8 +632,8 @@ def _target(text: str) -> str | int | list[str | int]:
 def _options(pairs: list[str], methods: list[str]) -> dict[str, dict[str, Any]]:
     """KEY=VALUE method options, per method: each goes to the methods that take it, and one that none of
     them takes is refused with the close names. Numbers and true/false become values; 'background' is a list
-    of image files; score=module:function a function (any method takes it)."""
-    taken = {m: {*option_names(get_method(m)), "score"} - set(FLAGS) for m in methods}
+    of image files; score_fn=module:function a function (any method takes it)."""
+    taken = {m: {*option_names(get_method(m)), "score_fn"} - set(FLAGS) for m in methods}
     parsed = _option_values(pairs)
     for key in parsed:
         if not any(key in names for names in taken.values()):
@@ -652,9 +652,12 @@ def _option_values(pairs: list[str]) -> dict[str, Any]:
         key = key.strip()
         if key in {"layer", "target", "method", "model", "fit", "cmap"}:
             raise HeatlensError(f"use --{key} rather than --option {key}=...")
+        if key == "score":
+            raise MethodError("-o score=... is no option: use -o score_fn=module:function for a custom score "
+                              "function, or -o softmax=true (CAM methods) for the class probabilities")
         if key == "background":
             options[key] = [load_image(Path(p.strip())) for p in text.split(",") if p.strip()]
-        elif key == "score" and ":" in text:
+        elif key == "score_fn":
             options[key] = _score_function(text.strip())
         else:
             options[key] = _value(text.strip())
@@ -662,10 +665,10 @@ def _option_values(pairs: list[str]) -> dict[str, Any]:
 
 
 def _score_function(spec: str) -> Any:
-    """-o score=package.module:function: a custom score function of the model's raw output."""
+    """-o score_fn=package.module:function: a custom score function of the model's raw output."""
     function = import_user_object(spec)
     if not callable(function):
-        raise HeatlensError(f"-o score={spec} names a {type(function).__name__}, not a function")
+        raise HeatlensError(f"-o score_fn={spec} names a {type(function).__name__}, not a function")
     return function
 
 
