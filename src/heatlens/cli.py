@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import samples
+from . import pictures, samples
 from .allocator import tune_allocator
 from .api import explain as run_explain
 from .classes import class_names, imagenet_wnids, is_imagenet
@@ -35,7 +35,7 @@ from .errors import HeatlensError, ImageError, MethodError, close_matches, first
 from .explanation import MANIFEST_SCHEMA, Explanation, write_manifest
 from .image_files import find_images, unique_names
 from .images import load_image, output_folder
-from .methods import METHODS, MethodInfo, get_method, inside
+from .methods import METHODS, MethodInfo, get_method
 from .models import DEFAULT_MODEL, ZOO, Network, load_model, names_keras_model
 from .models.base import layer_position
 from .models.quiet import preload_tensorflow
@@ -421,8 +421,8 @@ def activations(
     photo = _one_image(image, sample)
     folder = _output_folder(out)
     network = _network(model, "auto", None, trust=trust_model_file)
-    result = inside.activations(network, photo, layers=_resolved(network, layer, photo),
-                                strongest_first=strongest_first, max_channels=max_channels)
+    result = pictures.activations(network, photo, layers=_resolved(network, layer, photo),
+                                  strongest_first=strongest_first, max_channels=max_channels)
     with _writing(folder):
         manifest = result.save(folder)
     out_console.print(f"activations of {len(result.pictures) - 1} layers: {escape(str(manifest))}")
@@ -445,8 +445,8 @@ def filters(
     folder = _output_folder(out)
     network = _network(model, "auto", None, trust=trust_model_file)
     shape = (size, size, 3) if size else None
-    result = inside.filters(network, _resolved(network, layer, shape=shape), channels=channel_list, steps=steps,
-                            size=size, seed=seed)
+    result = pictures.filters(network, _resolved(network, layer, shape=shape), channels=channel_list, steps=steps,
+                              size=size, seed=seed)
     for name, start, end in zip(result.pictures, result.details["start_activation"],
                                 result.details["end_activation"], strict=False):
         out_console.print(f"  {escape(name)}: mean activation {start:.3g} -> {end:.3g}")
@@ -472,7 +472,7 @@ def deconv(
     photo = _one_image(image, sample)
     folder = _output_folder(out)
     network = _network(model, "auto", None, trust=trust_model_file)
-    result = inside.deconv(network, photo, _resolved(network, layer, photo), top_k=top_k)
+    result = pictures.deconv(network, photo, _resolved(network, layer, photo), top_k=top_k)
     with _writing(folder):
         manifest = result.save(folder)
     out_console.print(f"deconvnet projections of channels {result.details['channels']}: {escape(str(manifest))}")
