@@ -124,7 +124,7 @@ def test_methods_name_lists_the_options_with_their_defaults_and_meaning():
     assert "Ribeiro et al. 2016" in result.output and "needs: only predictions" in result.output
     rows = {cells[0]: cells[1:] for line in result.output.splitlines() if line.startswith("│")
             for cells in [[c.strip() for c in line.strip("│").split("│")]]}
-    parameters = inspect.signature(heatlens.methods.perturbation.lime).parameters
+    parameters = inspect.signature(heatlens.methods.lime.lime).parameters
     expected = [p for p in parameters if p not in ("network", "x", "targets")]
     assert list(rows) == expected
     assert rows["num_samples"][0] == "1000" and rows["segmentation"][0] == "'quickshift'"

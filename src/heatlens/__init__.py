@@ -7,8 +7,8 @@ from .errors import HeatlensError, ImageError, LayerError, MethodError, ModelErr
 from .evaluate import Evaluation, evaluate
 from .explanation import Explanation
 from .images import load_image
-from .methods.inside import activations, deconv, filters
 from .models import load_model, wrap
+from .pictures import Pictures, activations, deconv, filters
 from .report import report
 from .version import __version__ as __version__
 
@@ -30,6 +30,7 @@ __all__ = [
     "LayerError",
     "MethodError",
     "ModelError",
+    "Pictures",
     "TargetError",
     "activations",
     "compare",

@@ -217,13 +217,3 @@ def _summary(pictures: list[np.ndarray], side: int = 256) -> np.ndarray:
     tiles = np.stack([np.asarray(Image.fromarray(p).resize((side, side), Image.Resampling.NEAREST))
                       for p in pictures])
     return grid(tiles, columns=min(4, len(tiles)))
-
-
-def __getattr__(name: str) -> Any:
-    """heatlens.methods.inside.activations / filters / deconv: the wrappers in heatlens.pictures, for
-    heatlens/__init__.py until it imports them from there."""
-    if name in {"activations", "filters", "deconv", "Pictures"}:
-        from .. import pictures
-
-        return getattr(pictures, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -99,6 +99,3 @@ def _rise_masks(grids: np.ndarray, dy: np.ndarray, dx: np.ndarray, size: tuple[i
     rows = (dy[:, None] + np.arange(h)[None])[:, :, None]
     cols = (dx[:, None] + np.arange(w)[None])[:, None, :]
     return up[np.arange(len(grids))[:, None, None], rows, cols].astype(np.float32)
-
-
-from .lime import lime as lime  # noqa: E402  (for tests/test_cli_first_hour.py until it reads heatlens.methods.lime)

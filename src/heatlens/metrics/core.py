@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from ..api import _model_inputs, explain
+from ..api import explain
 from ..errors import ImageError, MethodError
 from ..explanation import Explanation
+from ..inputs import model_inputs
 from ..methods import get_method
 from ..methods.baselines import make_baseline
 from ..methods.batching import batch_size_for
@@ -112,7 +113,7 @@ def _explained_inputs(network: Network, images: Any, explanation: Explanation) -
         if explanation._inputs is not None:
             return explanation._inputs
         images = explanation.images
-    _, x = _model_inputs(network, images)
+    _, x = model_inputs(network, images)
     if len(x) != len(explanation.maps):
         raise ImageError(f"the explanation has maps of {len(explanation.maps)} image(s) but {len(x)} image(s) were "
                          "given: pass the images it explains (or images=None)")
