@@ -63,11 +63,11 @@ def test_several_layers_are_fused(tmp_path):
 
 
 def test_custom_score_function_by_import_path(tmp_path):
-    result = runner.invoke(app, ["explain", "--sample", "cat", "-o", "score=toy_models:all_cats",
+    result = runner.invoke(app, ["explain", "--sample", "cat", "-o", "score_fn=toy_models:all_cats",
                                  "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["params"]["score"] == "all_cats"
+    assert manifest["params"]["score_fn"] == "all_cats"
     assert [t["name"] for t in manifest["images"][0]["targets"]] == ["all_cats"]
 
 
@@ -83,7 +83,7 @@ def test_custom_score_function_by_import_path(tmp_path):
         (["explain", "--sample", "cat", "--cmap", "nope"], "unknown colormap"),
         (["explain", "--sample", "cat", "--model", "nope"], "unknown model"),
         (["explain"], "no images given"),
-        (["explain", "--sample", "cat", "-o", "score=toy_models:nope"], "cannot import 'toy_models:nope'"),
+        (["explain", "--sample", "cat", "-o", "score_fn=toy_models:nope"], "cannot import 'toy_models:nope'"),
         (["explain", "--sample", "cat", "--preprocess", "none"], "preprocess= does not apply"),
         (["explain", "--sample", "cat", "--weights", "x.h5"], "weights= does not apply"),
         (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--weights", "x.h5"],
@@ -94,7 +94,8 @@ def test_custom_score_function_by_import_path(tmp_path):
          "neither 'imagenet' nor a text file"),
         (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--classes", "imagenet"],
          "outputs 4 scores but has 1000 class names"),
-        (["explain", "--sample", "cat", "-o", "score=heatlens:__version__"], "not a function"),
+        (["explain", "--sample", "cat", "-o", "score_fn=heatlens:__version__"], "not a function"),
+        (["explain", "--sample", "cat", "-o", "score=toy_models:all_cats"], "use -o score_fn=module:function"),
         (["explain", "--sample", "cat", "--target", "²"], "unknown class name '²'"),
     ],
 )

@@ -18,7 +18,6 @@ from .methods import get_method
 from .methods.colours import photo_pixels
 from .methods.options import check_option_types, takes_several
 from .models import Network, to_network
-from .models.base import requested_objective
 from .preprocess import AsGiven
 from .targets import TargetSpec, resolve, resolver, score_label, score_names, static_ids
 
@@ -43,7 +42,7 @@ def explain(
     target: 'top1', 'top3', a class id, a class name, a list of those, a per-image list of lists, or a
     callable from the scores (N, classes) to class ids. Returns maps (N, K, H, W) at the photo's
     resolution (upsample=False: at the layer's), raw and finite.
-    score=callable (any method): explain custom scores instead of the classes; it receives the model's raw
+    score_fn=callable (any method): explain custom scores instead of the classes; it receives the model's raw
     output (tensor, tuple or dict) and returns (N,) or (N, K) scores built with the framework's ops, e.g.
     `lambda out: out[:, 281:286].sum(1)` (all cats) or `lambda out: out[1]` (a model's second output);
     targets then index its K scores, named after the function.
@@ -62,9 +61,12 @@ def explain(
     if isinstance(network.preprocess, AsGiven) and _float_array(images):
         network = copy.copy(network)  # float arrays reach a predict function as floats
         network.preprocess = None
-    score = options.pop("score") if callable(options.get("score")) else None
-    if score is not None:
-        network = network.rescored(score)
+    if "score" in options:
+        raise MethodError("score= is no option: pass score_fn=callable for custom scores of the model's raw output, "
+                          "or softmax=True (CAM methods) to explain the class probabilities")
+    score_fn = options.pop("score_fn", None)
+    if score_fn is not None:
+        network = network.rescored(score_fn)
     info = get_method(method)
     _check_options(info.name, info.fn, options, layer, info.uses_layer)
     photos, x = _model_inputs(network, images)
@@ -91,9 +93,9 @@ def explain(
     if upsample:
         maps = overlay.upsample(maps, size, box)
     options.pop("layer", None)
-    classes = _score_names(network, out.logits.shape[1], score)
-    if score is not None:
-        options["score"] = score_label(score)
+    classes = _score_names(network, out.logits.shape[1], score_fn)
+    if score_fn is not None:
+        options["score_fn"] = score_label(score_fn)
     return Explanation(
         maps=maps,
         targets=resolve(out.ids, out.logits, classes),
@@ -155,11 +157,11 @@ def _per_image_targets(target: TargetSpec, count: int) -> list[TargetSpec]:
     return [target] * count
 
 
-def _score_names(network: Network, count: int, score: Any) -> list[str] | None:
+def _score_names(network: Network, count: int, score_fn: Any) -> list[str] | None:
     """Names of the `count` scores explained: the custom score function's, or the network's class names,
     which must then name every output."""
-    if score is not None:
-        return score_names(score, count)
+    if score_fn is not None:
+        return score_names(score_fn, count)
     classes = network.classes
     if classes is not None and len(classes) != count:
         raise ModelError(f"{network.name} outputs {count} scores but has {len(classes)} class names; "
@@ -194,6 +196,4 @@ def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses
     for key, value in options.items():
         if isinstance(parameters[key].default, bool) and not isinstance(value, bool | np.bool_):
             raise MethodError(f"{key} must be True or False. Received: {value!r}")
-    if "score" in options:
-        requested_objective(None, options["score"])
     check_option_types(name, fn, options)

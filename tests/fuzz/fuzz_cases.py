@@ -80,7 +80,7 @@ def draw_case(data: st.DataObject, family: str, method: str) -> dict[str, Any]:
     score_label = ""
     if data.draw(st.integers(0, 19), label="custom score") == 0:
         fn, score_label, _ = data.draw(st.sampled_from(fi.score_functions(family)), label="score function")
-        options.value = {**options.value, "score": fn}
+        options.value = {**options.value, "score_fn": fn}
         options.valid = False
     upsample = data.draw(st.integers(0, 7), label="upsample") != 0
     valid = (adapter.serves_all and serves(family, method) and images.valid and target.valid and layer.valid
@@ -95,7 +95,7 @@ def draw_case(data: st.DataObject, family: str, method: str) -> dict[str, Any]:
     if options.label:
         args.append(options.label)
     if score_label:
-        args.append(f"score=<{score_label}>")
+        args.append(f"score_fn=<{score_label}>")
     repro = f"explain(wrap({adapter.name}, preprocess={preprocess}{extra}), {', '.join(args)})"
     return {
         "adapter": adapter, "mode": mode, "images": images, "target": target, "layer": layer,

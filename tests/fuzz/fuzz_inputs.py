@@ -281,7 +281,7 @@ GOOD: dict[str, list[Any]] = {  # cheap valid values of the other options
         "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"],
     "baseline": ["black", "blurred", "uniform"], "masker": ["blur", "black", 0.5],
     "min_block": [1, 4, 100], "split_channels": [True, False], "eigen_smooth": [True, False],
-    "aug_smooth": [True, False], "score": ["logit", "softmax"], "progress": [False],
+    "aug_smooth": [True, False], "softmax": [True, False], "progress": [False],
 }
 BAD_BY_TYPE: dict[str, list[tuple[Any, str]]] = {
     "int": [(0, "0"), (-1, "-1"), (-7, "-7"), (2.5, "2.5"), ("4", "'4'"), (True, "True"), (None, "None"),
@@ -310,7 +310,6 @@ EXTRA_BAD: dict[str, list[tuple[Any, str]]] = {
     "hide": [(math.nan, "nan"), (math.inf, "inf")],
     "masker": [(math.nan, "nan"), ("inpaint_nope", "'inpaint_nope'"), ("inpaint_telea", "'inpaint_telea'"),
                ("inpaint_ns", "'inpaint_ns'")],
-    "score": [("nope", "'nope'"), ("Softmax", "'Softmax'"), (5, "5")],
 }
 
 
@@ -399,7 +398,7 @@ def _bad_arrays(name: str, x_shape: tuple[int, ...] | None) -> list[tuple[Any, s
 # ---------------------------------------------------------------- custom score functions
 
 def score_functions(family: str) -> list[tuple[Any, str, bool]]:
-    """score= callables (popped before option checks): (function, label, whether it is a valid score)."""
+    """score_fn= callables (popped before option checks): (function, label, whether it is a valid score)."""
     def boom(out: Any) -> Any:
         raise ZeroDivisionError("division by zero")
 

@@ -246,16 +246,16 @@ def test_softmax_scores(setup, rng):
     g, a = act.grad.numpy(), act.detach().numpy()
     model.zero_grad(set_to_none=True)
     expected = relu_sum(g.mean(axis=(2, 3)), a)
-    np.testing.assert_allclose(ours(model, x, "gradcam", score="softmax"), expected, rtol=1e-4, atol=1e-7)
-    with pytest.raises(MethodError, match="score must be one of"):
-        ours(model, x, "gradcam", score="probit")
+    np.testing.assert_allclose(ours(model, x, "gradcam", softmax=True), expected, rtol=1e-4, atol=1e-7)
+    with pytest.raises(MethodError, match=r"score= is no option: pass score_fn=callable .* or softmax=True"):
+        ours(model, x, "gradcam", score="softmax")
 
 
 def test_softmax_scores_keras_equals_torch(lite0, cat):
     pytest.importorskip("keras")
     lite_keras = heatlens.load_model("efficientnet_lite0", framework="keras")
-    ours_ = heatlens.explain(lite_keras, cat, method="layercam", score="softmax", upsample=False).maps
-    theirs = heatlens.explain(lite0, cat, method="layercam", score="softmax", upsample=False).maps
+    ours_ = heatlens.explain(lite_keras, cat, method="layercam", softmax=True, upsample=False).maps
+    theirs = heatlens.explain(lite0, cat, method="layercam", softmax=True, upsample=False).maps
     assert np.abs(ours_ - theirs).max() / theirs.max() < 1e-4
 
 

@@ -84,7 +84,7 @@ def test_custom_scores_agree_with_pytorch_grad_cam_targets(method, rng, half_pix
     with torch.no_grad():
         model.fc.weight *= 1000
     x = rng.standard_normal((2, 32, 32, 3)).astype(np.float32)
-    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, score=both_cats,
+    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, score_fn=both_cats,
                             layer="features")
     cam = getattr(pytorch_grad_cam, METHODS[method])(model=model, target_layers=[model.features])
     theirs = cam(input_tensor=torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
@@ -104,7 +104,7 @@ def test_softmax_scores_agree_with_pytorch_grad_cam(method, rng):
     with torch.no_grad():
         model.fc.weight *= 30  # confident enough for probabilities to vary, not so much that they saturate
     x = rng.standard_normal((2, 32, 32, 3)).astype(np.float32)
-    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, target=2, score="softmax",
+    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, target=2, softmax=True,
                             layer="features")
     cam = getattr(pytorch_grad_cam, METHODS[method])(model=model, target_layers=[model.features])
     theirs = cam(input_tensor=torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),

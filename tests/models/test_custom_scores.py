@@ -1,4 +1,4 @@
-"""Custom scores (`explain(..., score=fn)`): every method explains fn(raw model output) instead of the classes.
+"""Custom scores (`explain(..., score_fn=fn)`): every method explains fn(raw model output) instead of the classes.
 
 The reference is the same model with the score function built into its own forward (or its own outputs),
 explained the ordinary way, and hand-computed autograd for Grad-CAM."""
@@ -85,7 +85,7 @@ def test_gradcam_of_a_sum_of_classes_is_the_hand_computed_formula(x):
     a, g = act.detach().numpy(), act.grad.numpy()
     expected = np.maximum(np.einsum("nc,nchw->nhw", g.mean(axis=(2, 3)), a), 0)
     net = heatlens.wrap(model, preprocess=None)
-    out = heatlens.explain(net, x, layer="features", score=cats, upsample=False)
+    out = heatlens.explain(net, x, layer="features", score_fn=cats, upsample=False)
     np.testing.assert_allclose(out.maps[:, 0], expected, rtol=1e-4, atol=1e-7)
     assert out.targets.names == [["cats"]] * 3
     np.testing.assert_allclose(out.logits[:, 0], model(xt)[:, 1:3].sum(1).detach().numpy(), rtol=1e-5)
@@ -99,7 +99,7 @@ def test_gradcam_of_a_sum_of_classes_is_the_hand_computed_formula(x):
 def test_every_method_explains_one_output_of_a_multi_output_model(x, method, options):
     model = two_heads()
     layer = {"layer": "features"} if heatlens.methods.get_method(method).uses_layer else {}
-    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, target=2, score=pose,
+    ours = heatlens.explain(heatlens.wrap(model, preprocess=None), x, method=method, target=2, score_fn=pose,
                             **layer, **options)
     ref_layer = {"layer": "model.features"} if layer else {}
     reference = heatlens.explain(heatlens.wrap(Scored(model, pose), preprocess=None), x, method=method, target=2,
@@ -114,7 +114,7 @@ def test_every_method_explains_one_output_of_a_multi_output_model(x, method, opt
 def test_topk_targets_rank_the_custom_scores(x):
     model = two_heads()
     net = heatlens.wrap(model, preprocess=None)
-    out = heatlens.explain(net, x, layer="features", target="top2", score=lambda out: out[1])
+    out = heatlens.explain(net, x, layer="features", target="top2", score_fn=lambda out: out[1])
     expected = np.argsort(-model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))[1].detach().numpy(), axis=1)
     np.testing.assert_array_equal(out.targets.ids, expected[:, :2])
     assert out.targets.names[0][0].startswith("score[")
@@ -122,24 +122,26 @@ def test_topk_targets_rank_the_custom_scores(x):
 
 def test_manifest_records_the_score_function(tmp_path, x):
     net = heatlens.wrap(tiny(), preprocess=None)
-    heatlens.explain(net, x, layer="features", score=cats).save(tmp_path)
+    heatlens.explain(net, x, layer="features", score_fn=cats).save(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["params"]["score"] == "cats"
+    assert manifest["params"]["score_fn"] == "cats"
 
 
 def test_bad_score_functions_get_one_line_errors_and_leave_no_hooks(x):
     model = tiny()
     net = heatlens.wrap(model, preprocess=None)
     with pytest.raises(ModelError, match=r"score function boom failed on the model's output: ZeroDivisionError"):
-        heatlens.explain(net, x, layer="features", score=boom)
+        heatlens.explain(net, x, layer="features", score_fn=boom)
     with pytest.raises(ModelError, match=r"must return a torch.Tensor of shape \(N,\) or \(N, K\).*ndarray"):
-        heatlens.explain(net, x, layer="features", score=lambda out: out.detach().numpy())
+        heatlens.explain(net, x, layer="features", score_fn=lambda out: out.detach().numpy())
     with pytest.raises(ModelError, match=r"Received: shape=\(3, 4, 1\)"):
-        heatlens.explain(net, x, layer="features", score=lambda out: out[..., None])
+        heatlens.explain(net, x, layer="features", score_fn=lambda out: out[..., None])
     with pytest.raises(LayerError, match=r"scores of constant do not depend on 'features': build them from"):
-        heatlens.explain(net, x, layer="features", score=constant)
-    with pytest.raises(MethodError, match="score must be one of logit, softmax, or a callable"):
-        heatlens.explain(net, x, layer="features", score=3)
+        heatlens.explain(net, x, layer="features", score_fn=constant)
+    with pytest.raises(MethodError, match="score_fn must be a function of the model's raw output"):
+        heatlens.explain(net, x, layer="features", score_fn=3)
+    with pytest.raises(MethodError, match="score= is no option: pass score_fn=callable"):
+        heatlens.explain(net, x, layer="features", score=cats)
     assert count_hooks(model) == 0
 
 
@@ -151,8 +153,8 @@ def test_predict_functions_with_several_outputs(x):
         return {"logits": flat @ weights[:, :2], "aux": np.tanh(flat @ weights[:, 2:])}
 
     options = {"method": "occlusion", "window": 4, "stride": 2, "target": 1}
-    ours = heatlens.explain(heatlens.wrap(predict, preprocess=None), x, score=lambda out: out["aux"], **options)
+    ours = heatlens.explain(heatlens.wrap(predict, preprocess=None), x, score_fn=lambda out: out["aux"], **options)
     reference = heatlens.explain(heatlens.wrap(lambda b: predict(b)["aux"], preprocess=None), x, **options)
     np.testing.assert_allclose(ours.maps, reference.maps, rtol=1e-5, atol=1e-7)
     with pytest.raises(ModelError, match=r"must return a numpy.ndarray.*Received: a list"):
-        heatlens.explain(heatlens.wrap(predict, preprocess=None), x, score=lambda out: [1.0] * len(x), **options)
+        heatlens.explain(heatlens.wrap(predict, preprocess=None), x, score_fn=lambda out: [1.0] * len(x), **options)

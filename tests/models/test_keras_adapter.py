@@ -139,7 +139,7 @@ def test_model_is_left_exactly_as_it_came(rng16):
     x = rng16.copy()
     net = heatlens.wrap(model, preprocess=None)
     heatlens.explain(net, rng16, target="top2")
-    net.split("conv2").head(rng16)
+    net.split("conv2").tail(net.trace(rng16, capture=["conv2"]).activations["conv2"], rng16)
     assert _untouched(model)
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
     assert not model.compiled
@@ -166,7 +166,7 @@ def test_split_reproduces_the_forward(rng16):
     model = small_cnn()
     net = heatlens.wrap(model, preprocess=None)
     parts = net.split("conv2")
-    act = parts.head(rng16)
+    act = net.trace(rng16, capture=["conv2"]).activations["conv2"]
     np.testing.assert_allclose(parts.tail(act, rng16), net.predict(rng16), atol=1e-5)
     bias_only = np.tile(model.get_layer("fc").bias.numpy(), (2, 1))
     np.testing.assert_allclose(parts.tail(np.zeros_like(act), rng16), bias_only, atol=1e-6)

@@ -14,9 +14,10 @@ import numpy as np
 
 from ..errors import MethodError
 from ..models.base import Network
+from ..models.objectives import LOGITS, Objective, Softmax
 from ..overlay import upsample
 from ..progress import progress_bar
-from .cam_template import AUGMENTATIONS, Contributions, augmented, fuse, layer_maps
+from .cam_template import AUGMENTATIONS, Contributions, LayerPass, augmented, fuse, layer_maps
 from .registry import MethodOutput, TargetFn, register
 from .shared import positive
 
@@ -26,21 +27,22 @@ Layer = str | Sequence[str] | None
 
 def _cam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer, contributions: Contributions,
          gradients: bool = True, eigen_smooth: bool = False, aug_smooth: bool = False,
-         grid: tuple[int, int] | None = None, prefix_tokens: int | None = None, score: str = "logit") -> MethodOutput:
+         grid: tuple[int, int] | None = None, prefix_tokens: int | None = None,
+         objective: Objective = LOGITS) -> MethodOutput:
     """The template: one layer -> maps on its grid; several layers or aug_smooth -> maps on the input grid."""
     names = [layer] if layer is None or isinstance(layer, str) else list(layer)
     if not names:
         raise MethodError("layer=[] names no layer; give a layer name, a list of names, or None")
     names = [network.spatial_layer(name, x.shape[1:], tokens=True) for name in names]
     maps, logits, ids = layer_maps(network, x, targets, names, contributions, gradients, eigen_smooth, grid,
-                                   prefix_tokens, score)
+                                   prefix_tokens, objective)
     if len(names) == 1 and not aug_smooth:
         return MethodOutput(maps[0], logits, ids, names[0])
     size = x.shape[1:3]
     fused = [fuse(maps, size)]
     for flip, scale in AUGMENTATIONS[1:] if aug_smooth else []:
         more, _, _ = layer_maps(network, augmented(x, flip, scale), ids, names, contributions, gradients,
-                                eigen_smooth, grid, prefix_tokens, score)
+                                eigen_smooth, grid, prefix_tokens, objective)
         fused.append(fuse(more, size)[..., ::-1] if flip else fuse(more, size))
     return MethodOutput(np.mean(fused, axis=0), logits, ids, ", ".join(names),
                         extras={"layers": names, "aug_smooth": aug_smooth})
@@ -61,44 +63,45 @@ def _gradient_cam(name: str, summary: str, paper: str, contributions: Contributi
     @_register_cam(name, summary, paper)
     def method(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
                aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None,
-               score: str = "logit") -> MethodOutput:
+               softmax: bool = False) -> MethodOutput:
         return _cam(network, x, targets, layer, contributions, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
-                    grid=grid, prefix_tokens=prefix_tokens, score=score)
+                    grid=grid, prefix_tokens=prefix_tokens, objective=Softmax() if softmax else LOGITS)
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = contributions.__doc__
     return method
 
 
-def _gradcam(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def _gradcam(p: LayerPass) -> np.ndarray:
     """L^c = ReLU(sum_k a_k^c A^k), a_k^c = 1/Z sum_ij dy^c / dA^k_ij."""
-    return _channel_weighted(g.mean(axis=(2, 3)), a)
+    return _channel_weighted(p.gradients.mean(axis=(2, 3)), p.activations)
 
 
-def _gradcam_plusplus(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray
-                      ) -> np.ndarray:
+def _gradcam_plusplus(p: LayerPass) -> np.ndarray:
     """w_k = sum_ij a_ij ReLU(g_ij), a_ij = g^2 / (2 g^2 + sum_ab A_ab g^3) (the paper's closed form for an
     exponential score; 0 where the gradient is 0); M = ReLU(sum_k w_k A_k)."""
+    a, g = p.activations, p.gradients
     g2, g3 = g**2, g**3
     denominator = 2 * g2 + a.sum(axis=(1, 2))[:, None, None, None, :] * g3
     alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, EPS), 0)
     return _channel_weighted((alpha * np.maximum(g, 0)).sum(axis=(2, 3)), a)
 
 
-def _xgradcam(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def _xgradcam(p: LayerPass) -> np.ndarray:
     """w_k = sum_ij (A_ij / sum_ab A_ab) g_ij; M = ReLU(sum_k w_k A_k)."""
+    a, g = p.activations, p.gradients
     share = a / (a.sum(axis=(1, 2), keepdims=True) + EPS)
     return _channel_weighted((g * share[:, None]).sum(axis=(2, 3)), a)
 
 
-def _layercam(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def _layercam(p: LayerPass) -> np.ndarray:
     """M = ReLU(sum_k ReLU(g_k) * A_k), per pixel."""
-    return np.maximum(g, 0) * a[:, None]
+    return np.maximum(p.gradients, 0) * p.activations[:, None]
 
 
-def _hirescam(_n: Network, _x: np.ndarray, _i: np.ndarray, _l: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def _hirescam(p: LayerPass) -> np.ndarray:
     """M = ReLU(sum_k g_k * A_k), per pixel (the ReLU as in the other CAMs)."""
-    return g * a[:, None]
+    return p.gradients * p.activations[:, None]
 
 
 gradcam = _gradient_cam(
@@ -127,8 +130,9 @@ def eigencam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = 
     """M = ReLU(projection of A on its first principal component over positions), signed to agree with
     the activations' channel sum; the same map for every target."""
 
-    def contributions(_n: Network, _x: np.ndarray, ids: np.ndarray, _l: str, a: np.ndarray, _g: None) -> np.ndarray:
-        return np.broadcast_to(a[:, None], (len(a), ids.shape[1], *a.shape[1:]))
+    def contributions(p: LayerPass) -> np.ndarray:
+        a = p.activations
+        return np.broadcast_to(a[:, None], (len(a), p.ids.shape[1], *a.shape[1:]))
 
     return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=True, aug_smooth=aug_smooth,
                 grid=grid, prefix_tokens=prefix_tokens)
@@ -143,8 +147,8 @@ def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = 
     the target's score, as pytorch-grad-cam does; softmax probabilities would saturate on confident
     models and flatten the weights); M = ReLU(sum_k w_k A_k)."""
 
-    def contributions(net: Network, inputs: np.ndarray, ids: np.ndarray, _l: str, a: np.ndarray, _g: None
-                      ) -> np.ndarray:
+    def contributions(p: LayerPass) -> np.ndarray:
+        net, inputs, ids, a = p.network, p.x, p.ids, p.activations
         n, c = len(a), a.shape[-1]
         whole_input = (0.0, 0.0, float(inputs.shape[1]), float(inputs.shape[2]))
         scores = np.zeros((n, ids.shape[1], c), np.float32)
@@ -174,8 +178,8 @@ def ablationcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer
     """w_k = (y^c - y^c_k) / y^c, y^c_k the score with channel k of the layer zeroed (only the rest of the
     network runs, via `split`); M = ReLU(sum_k w_k A_k). Where y^c is 0 the drop is used unscaled."""
 
-    def contributions(net: Network, inputs: np.ndarray, ids: np.ndarray, name: str, a: np.ndarray, _g: None
-                      ) -> np.ndarray:
+    def contributions(p: LayerPass) -> np.ndarray:
+        net, inputs, ids, name, a = p.network, p.x, p.ids, p.layer, p.activations
         if not net.layer(name, inputs.shape[1:]).spatial:
             raise MethodError("ablationcam works on spatial (h, w, C) layers, not token sequences")
         tail = net.split(name).tail

@@ -4,16 +4,31 @@ fused, and test-time augmentation. Framework-free, over numpy arrays from `Netwo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import LayerError, MethodError
 from ..models.base import Network, token_grid
+from ..models.objectives import LOGITS, Objective
 from ..overlay import upsample
 
-# (network, x, ids, layer, activations (N, h, w, C), gradients (N, K, h, w, C) or None)
-#   -> per-channel contributions (N, K, h, w, C); the map is their channel sum (or first component)
-Contributions = Callable[[Network, np.ndarray, np.ndarray, str, np.ndarray, np.ndarray | None], np.ndarray]
+
+@dataclass(frozen=True)
+class LayerPass:
+    """What a contributions function sees for one layer: the network and its inputs x, the target ids (N, K),
+    the layer's name, its activations A (N, h, w, C) and their gradients (N, K, h, w, C), None without them."""
+
+    network: Network
+    x: np.ndarray
+    ids: np.ndarray
+    layer: str
+    activations: np.ndarray
+    gradients: np.ndarray | None
+
+
+# per-channel contributions (N, K, h, w, C) of one layer; the map is their channel sum (or first component)
+Contributions = Callable[[LayerPass], np.ndarray]
 
 
 def as_grid(a: np.ndarray, grid: tuple[int, int] | None, prefix: int | None) -> np.ndarray:
@@ -43,9 +58,9 @@ def first_component(contributions: np.ndarray) -> np.ndarray:
 
 def layer_maps(network: Network, x: np.ndarray, targets: object, layers: Sequence[str], contributions: Contributions,
                gradients: bool, eigen_smooth: bool, grid: tuple[int, int] | None, prefix: int | None,
-               score: str = "logit") -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+               objective: Objective = LOGITS) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """One traced pass over all `layers`; per layer the ReLU'd map (N, K, h, w); plus logits and ids."""
-    trace = network.trace(x, targets, capture=layers, wrt=layers if gradients else (), score=score)
+    trace = network.trace(x, targets, capture=layers, wrt=layers if gradients else (), objective=objective)
     ids = trace.targets if trace.targets is not None else np.zeros((len(x), 1), np.int64)
     maps = []
     for layer in layers:
@@ -57,7 +72,7 @@ def layer_maps(network: Network, x: np.ndarray, targets: object, layers: Sequenc
         else:
             acts = as_grid(acts, grid, prefix)
             grads = as_grid(grads, grid, prefix) if gradients else None
-        contrib = contributions(network, x, ids, layer, acts, grads)
+        contrib = contributions(LayerPass(network, x, ids, layer, acts, grads))
         summed = first_component(contrib) if eigen_smooth else contrib.sum(axis=-1)
         maps.append(np.maximum(summed, 0).astype(np.float32))
     return maps, trace.logits, ids

@@ -19,8 +19,17 @@ import numpy as np
 
 from ..errors import LayerError, MethodError, ModelError, close_matches, first_line
 from ..preprocess import Box, whole_image
-from ..targets import check_ids, score_label
-from .objectives import ChannelMax, ChannelMean, Logits, Objective, Softmax, channel_layer, check_objective
+from ..targets import TopK, check_ids, check_scores, score_label
+from .objectives import (
+    ChannelMax,
+    ChannelMean,
+    Custom,
+    Logits,
+    Objective,
+    Softmax,
+    channel_layer,
+    check_objective,
+)
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
@@ -96,12 +105,38 @@ class Trace:
 
 @dataclass
 class Split:
-    """A network cut at a layer: `head(x)` runs up to the layer and returns its activation;
-    `tail(activation, x)` runs from that activation to the scores (`x` is the input the head saw: one row
-    per activation, or a single row shared by all; adapters that can run the rest alone never use it)."""
+    """A network cut at a layer: `tail(activation, x)` runs from that layer's activation to the scores (`x` is
+    the input that gave the activation: one row per activation, or a single row shared by all; adapters that
+    can run the rest alone never use it)."""
 
-    head: Callable[[np.ndarray], np.ndarray]
     tail: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TraceRequest:
+    """One chunk of a validated trace request, as the skeleton hands it to an adapter's `_trace_chunk`:
+    targets are ids (N, K), None, or a function the adapter resolves in its own pass (a TopK for
+    adapters with `compiled_targets`)."""
+
+    x: np.ndarray
+    targets: Targets
+    capture: tuple[str, ...]
+    wrt: tuple[str, ...]
+    relu: str
+    objective: Objective
+    inject: dict[str, np.ndarray]
+
+    @property
+    def top_k(self) -> int:
+        """k for targets ranked inside the adapter's pass (TopK), else 0."""
+        return self.targets.k if isinstance(self.targets, TopK) else 0
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer the pass must reach: captured, differentiated, injected and scored ones."""
+        scored = channel_layer(self.objective)
+        return list(dict.fromkeys([*self.capture, *(w for w in self.wrt if w != "input"), *self.inject,
+                                   *([scored] if scored else [])]))
 
 
 RELU_RULES = ("normal", "guided", "deconv")
@@ -204,17 +239,26 @@ class Network(abc.ABC):
     classes: Sequence[str] | None = None
     preprocess: Preprocess | None = None
     score_function: ScoreFunction | None = None
+    tensor_type: type = np.ndarray
 
-    @abc.abstractmethod
+    batch_size: int = 32
+    input_size: tuple[int, ...] | None = None
+    compiled_targets: bool = False  # True: callable targets other than TopK are resolved by a predict first
+
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         """Every named layer in execution order, with its output shape for inputs of `input_shape`
-        (h, w, C); by default the model's own input size, or the last input seen."""
+        (h, w, C); by default the model's own input size. Probed once per shape."""
+        shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
+        if shape not in self._layers:
+            self._layers[shape] = self._probe(shape)
+        return self._layers[shape]
 
-    @abc.abstractmethod
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Scores (N, classes) for model inputs x, batched, with no gradient work."""
+        """Scores (N, classes) for model inputs x, in batches of `batch_size`, with no gradient work."""
+        return np.concatenate([check_scores(self._predict_chunk(x[s : s + self.batch_size]),
+                                            len(x[s : s + self.batch_size]))
+                               for s in range(0, len(x), self.batch_size)])
 
-    @abc.abstractmethod
     def trace(
         self,
         x: np.ndarray,
@@ -230,22 +274,132 @@ class Network(abc.ABC):
         scores of `targets` w.r.t. each name in `wrt` ('input' or a layer).
 
         `targets` is class ids (N, K), or a function from the logits (N, classes) to ids, so targets
-        such as 'top1' are resolved inside the same pass instead of costing an extra forward.
+        such as 'top1' are resolved inside the same pass where the adapter can (else by a predict first).
         `relu`: 'normal', or 'guided' / 'deconv' to change every ReLU's backward rule for this pass.
         `inject`: per layer, an activation (N, ...) that replaces the layer's output in this pass (its
         gradient is then taken w.r.t. the injected value). `objective` (models.objectives): what is
         differentiated, the model's scores by default (`score`, the legacy strings, is read when it is None)."""
+        objective = requested_objective(objective, score)
+        if isinstance(objective, Custom):
+            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject)
+        inject = inject or {}
+        x = np.asarray(x, np.float32)
+        self._traced_layers(x, targets, capture, wrt, relu, inject, objective)
+        targets = self._pre_resolved(x, targets)
+        size = self.batch_size
+        parts = [
+            self._trace_chunk(TraceRequest(
+                x[s : s + size], targets if targets is None or callable(targets) else targets[s : s + size],
+                tuple(capture), tuple(wrt), relu, objective,
+                {name: np.asarray(value[s : s + size], np.float32) for name, value in sorted(inject.items())}))
+            for s in range(0, len(x), size)
+        ]
+        return merge_traces(parts, capture, wrt)
+
+    def split(self, layer: str) -> Split:
+        """Cut the network at `layer` (see Split): the adapter's own rest of the network where it has one,
+        else a full pass with the activation injected at the layer."""
+        fast = self._fast_tail(layer)
+
+        def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
+            if fast is not None:
+                return check_scores(fast(activation), len(activation))
+            return self.trace(self._tail_inputs(x, len(activation)), inject={layer: activation}).logits
+
+        return Split(tail=tail)
 
     @abc.abstractmethod
-    def split(self, layer: str) -> Split:
-        """Cut the network at `layer` (see Split)."""
+    def _predict_chunk(self, x: np.ndarray) -> np.ndarray:
+        """Scores (n, classes) of one batch of model inputs, as numpy."""
+
+    @abc.abstractmethod
+    def _trace_chunk(self, request: TraceRequest) -> Trace:
+        """One traced pass over one batch (see trace); the request is validated, its layers exist."""
+
+    def _probe(self, shape: tuple[int, ...]) -> list[LayerInfo]:
+        """LayerInfo of every layer for inputs of `shape`, from one forward pass (adapters with layers)."""
+        raise NotImplementedError
+
+    def _fast_tail(self, layer: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The network after `layer` as a function of its activation, or None (tails then run full passes)."""
+        self.layer(layer)
+        return None
+
+    def _declared_input_shape(self) -> tuple[int, ...] | None:
+        """The input shape (h, w, C) the model itself declares, if any."""
+        return None
+
+    def _probe_shape(self) -> tuple[int, ...]:
+        """The input shape layers are probed at: the preprocessing's crop or size, input_size, or the model's own."""
+        size = getattr(self.preprocess, "crop", None) or getattr(self.preprocess, "size", None)
+        if size:
+            return (size, size, 3)
+        if self.input_size:
+            return (*self.input_size, 3) if len(self.input_size) == 2 else tuple(self.input_size)
+        declared = self._declared_input_shape()
+        if declared is not None:
+            return declared
+        raise LayerError(
+            f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
+            "(CLI: --input-size)"
+        )
+
+    def _pre_resolved(self, x: np.ndarray, targets: Targets) -> Targets:
+        """Targets as the adapter can take them: ids, None, or callables it resolves in its own pass (any for
+        eager adapters; TopK, checked against the class count, for `compiled_targets` ones)."""
+        if targets is None or not callable(targets) or not self.compiled_targets:
+            return targets
+        if isinstance(targets, TopK):
+            targets(np.zeros((1, self._class_count(x.shape[1:])), np.float32))
+            return targets
+        scores = self.predict(x)
+        return check_ids(targets(scores), *scores.shape)
+
+    def _class_count(self, shape: tuple[int, ...]) -> int:
+        """How many scores the model outputs (one forward on zeros; adapters may read it from the model)."""
+        return int(self.predict(np.zeros((1, *shape), np.float32)).shape[1])
+
+    def _output_count(self, objective: Objective, shape: tuple[int, ...]) -> int:
+        """How many scores the objective has: the scored layer's channels, or the model's classes."""
+        layer = channel_layer(objective)
+        return self.layer(layer, shape).output_shape[-1] if layer else self._class_count(shape)
+
+    def _objective_scores(self, objective: Objective, logits: Any, held: dict[str, Any]) -> Any:
+        """What the pass differentiates (framework tensors): the scored layer's channels, the softmax of the
+        logits, or the logits."""
+        layer = channel_layer(objective)
+        if layer is not None:
+            return self._channel_scores(held[layer], isinstance(objective, ChannelMax))
+        return self._probabilities(logits) if isinstance(objective, Softmax) else logits
+
+    def _channel_scores(self, activation: Any, strongest: bool) -> Any:
+        """A layer's channels as scores (N, C): mean over positions, or (`strongest`) the strongest unit."""
+        raise NotImplementedError
+
+    def _probabilities(self, logits: Any) -> Any:
+        """Softmax over the classes, with the framework's ops."""
+        raise NotImplementedError
+
+    def _scores_of(self, out: Any) -> Any:
+        """The scores (N, K) of a raw model output: the custom score function's, or the model's logits."""
+        return self._logits_of(out) if self.score_function is None else self._custom_scores(out, self.tensor_type)
+
+    def _logits_of(self, out: Any) -> Any:
+        """The model's score tensor in its raw output (a tensor, or one inside a tuple or dict)."""
+        raise NotImplementedError
+
+    def _check_reached(self, names: Sequence[str], held: dict[str, Any]) -> None:
+        """Refuse a pass that did not run one of the layers it needed."""
+        missing = [name for name in names if name not in held]
+        if missing:
+            raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
 
     def rescored(self, score: ScoreFunction) -> Network:
         """This network with custom scores: `score(raw model output)` -> (N,) or (N, K), written with the
         framework's ops (e.g. a sum of classes, or one output of a multi-output model). Every primitive then
         sees those scores instead of the classes; the model itself is shared, not copied."""
         if not callable(score):
-            raise MethodError(f"score must be 'logit', 'softmax' or a callable. Received: {score!r}")
+            raise MethodError(f"score_fn must be a function of the model's raw output. Received: {score!r}")
         view = copy.copy(self)
         view.score_function = score
         view.classes = None

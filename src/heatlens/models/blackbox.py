@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import HeatlensError, MethodError, ModelError, first_line
 from ..preprocess import AsGiven
-from ..targets import check_ids, check_scores
-from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace
+from ..targets import check_ids
+from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace, TraceRequest
 from .objectives import Objective
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -47,23 +47,19 @@ class BlackBoxNetwork(Network):
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         return []
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        chunks = []
-        for start in range(0, len(x), self.batch_size):
-            chunk = x[start : start + self.batch_size]
-            given = _as_photos(chunk) if isinstance(self.preprocess, AsGiven) else np.array(chunk)
-            if self.layout == "NCHW":
-                given = np.ascontiguousarray(given.transpose(0, 3, 1, 2))
-            try:
-                output = self.function(given)  # a copy: a function that writes into its input changes nothing
-            except HeatlensError:
-                raise
-            except Exception as exc:
-                raise ModelError(f"{self.name} failed on inputs of shape {chunk.shape}: "
-                                 f"{type(exc).__name__}: {first_line(exc)}") from exc
-            scores = output if self.score_function is None else self._custom_scores(output, np.ndarray)
-            chunks.append(check_scores(self._as_scores(scores), len(chunk)))
-        return np.concatenate(chunks)
+    def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        given = _as_photos(chunk) if isinstance(self.preprocess, AsGiven) else np.array(chunk)
+        if self.layout == "NCHW":
+            given = np.ascontiguousarray(given.transpose(0, 3, 1, 2))
+        try:
+            output = self.function(given)  # a copy: a function that writes into its input changes nothing
+        except HeatlensError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{self.name} failed on inputs of shape {chunk.shape}: "
+                             f"{type(exc).__name__}: {first_line(exc)}") from exc
+        scores = output if self.score_function is None else self._custom_scores(output, np.ndarray)
+        return self._as_scores(scores)
 
     def _as_scores(self, output: object) -> np.ndarray:
         """A predict function's output as a real numeric array: framework tensors are detached and copied to
@@ -88,7 +84,11 @@ class BlackBoxNetwork(Network):
                 f"{self.name} is a black-box predict function: it has no layers or gradients, so only "
                 "perturbation methods (occlusion, rise, lime, shap_partition) can explain it"
             )
-        scores = self.predict(x)
+        return super().trace(x, targets)
+
+    def _trace_chunk(self, request: TraceRequest) -> Trace:
+        scores = self.predict(request.x)
+        targets = request.targets
         ids = None if targets is None else check_ids(targets(scores) if callable(targets) else targets, *scores.shape)
         return Trace(logits=scores, targets=ids)
 

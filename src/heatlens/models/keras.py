@@ -22,21 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import HeatlensError, LayerError, ModelError, close_matches
-from ..targets import TopK, check_ids, check_scores
+from ..targets import check_ids, check_scores
 from . import keras_positions, keras_randomise
-from .base import (
-    LayerInfo,
-    LayerRecorder,
-    Network,
-    Preprocess,
-    Split,
-    Targets,
-    Trace,
-    merge_traces,
-    requested_objective,
-)
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
 from .keras_rectifiers import final_softmax, logits_out, rectifiers, swap_attribute
-from .objectives import ChannelMax, Custom, Objective, Softmax, channel_layer
+from .objectives import Objective, channel_layer
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +44,14 @@ class _OwnRetracingFilter(logging.Filter):
 logging.getLogger("tensorflow").addFilter(_OwnRetracingFilter())
 
 
-class _StopForwardError(Exception):
-    """Raised inside a wrapped layer to end a forward pass once the wanted activation is in hand."""
-
-
 _GRAPH_ONLY = (TypeError, NotImplementedError, tf.errors.OperatorNotAllowedInGraphError)
 
 
 class KerasNetwork(Network):
     """A Keras 3 model (functional, Sequential or subclassed) seen through the Network primitives."""
+
+    tensor_type = tf.Tensor
+    compiled_targets = True
 
     def __init__(
         self,
@@ -100,52 +89,8 @@ class KerasNetwork(Network):
         self._eager: set[tuple] = set()
         self._rests: dict[str, Callable[[tf.Tensor], tf.Tensor] | None] = {}
 
-    def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
-        shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
-        if shape not in self._layers:
-            self._layers[shape] = self._probe(shape)
-        return self._layers[shape]
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        chunks = [
-            check_scores(self._compiled(("forward",), self._make_forward, (tf.constant(chunk),), chunk.shape),
-                         len(chunk))
-            for chunk in _chunks(np.asarray(x, np.float32), self.batch_size)
-        ]
-        return np.concatenate(chunks)
-
-    def trace(
-        self,
-        x: np.ndarray,
-        targets: Targets = None,
-        capture: Sequence[str] = (),
-        wrt: Sequence[str] = (),
-        relu: str = "normal",
-        inject: dict[str, np.ndarray] | None = None,
-        objective: Objective | None = None,
-        score: str | None = None,
-    ) -> Trace:
-        objective = requested_objective(objective, score)
-        if isinstance(objective, Custom):
-            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject)
-        inject = inject or {}
-        self._traced_layers(x, targets, capture, wrt, relu, inject, objective)
-        x = np.asarray(x, np.float32)
-        if callable(targets) and not isinstance(targets, TopK):
-            scores = self.predict(x)
-            targets = check_ids(targets(scores), *scores.shape)
-        if isinstance(targets, TopK):
-            targets(np.zeros((1, self._class_count(x.shape[1:])), np.float32))
-        parts = [
-            self._trace_chunk(
-                chunk,
-                targets if targets is None or callable(targets) else targets[s : s + len(chunk)],
-                (tuple(capture), tuple(wrt), relu, objective),
-                {name: np.asarray(value[s : s + len(chunk)], np.float32) for name, value in sorted(inject.items())},
-            )
-            for s, chunk in zip(range(0, len(x), self.batch_size), _chunks(x, self.batch_size), strict=True)
-        ]
-        return merge_traces(parts, capture, wrt)
+    def _predict_chunk(self, x: np.ndarray) -> np.ndarray:
+        return self._compiled(("forward",), self._make_forward, (tf.constant(np.asarray(x, np.float32)),), x.shape)
 
     def layer_at(self, index: int, end: str, input_shape: tuple[int, ...] | None = None) -> str:
         return keras_positions.layer_at(self.model, index, end)
@@ -156,56 +101,22 @@ class KerasNetwork(Network):
     def randomised(self, layers: Sequence[str], seed: int = 0) -> KerasNetwork:
         return keras_randomise.randomised(self, layers, seed)
 
-    def split(self, layer: str) -> Split:
+    def _fast_tail(self, layer: str) -> Callable[[np.ndarray], np.ndarray] | None:
         self._layer_object(layer)
+        rest = self._rest(layer)
+        if rest is None:
+            return None
+        return lambda activation: self._guard(lambda: rest(tf.constant(activation, tf.float32)).numpy(),
+                                              activation.shape)
 
-        def head(x: np.ndarray) -> np.ndarray:
-            calls = self.layer(layer, x.shape[1:]).calls
-            box: dict[str, Any] = {"calls": 0}
-
-            def stop(out: Any) -> None:
-                box["calls"] += 1
-                if box["calls"] == calls:
-                    box["out"] = out
-                    raise _StopForwardError
-
-            with _wrapped({self._layer_object(layer): stop}), contextlib.suppress(_StopForwardError):
-                self._guard(lambda: self.model(tf.constant(x, tf.float32), training=False), x.shape)
-            if "out" not in box:
-                raise LayerError(f"layer '{layer}' was not reached by the model's forward pass")
-            return np.asarray(box["out"])
-
-        def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
-            rest = self._rest(layer)
-            if rest is not None:
-                return check_scores(self._guard(lambda: rest(tf.constant(activation, tf.float32)).numpy(), x.shape),
-                                    len(activation))
-            calls = self.layer(layer, x.shape[1:]).calls
-            count = {"calls": 0}
-            replacement = tf.constant(activation)
-
-            def swap(out: Any) -> Any:
-                count["calls"] += 1
-                return tf.cast(replacement, out.dtype) if count["calls"] == calls else None
-
-            full = self._tail_inputs(x, len(activation))
-            with _wrapped({self._layer_object(layer): swap}):
-                out = self._guard(lambda: self.model(tf.constant(full, tf.float32), training=False), full.shape)
-            return check_scores(np.asarray(self._scores_of(out)), len(activation))
-
-        return Split(head=head, tail=tail)
-
-    def _trace_chunk(self, x: np.ndarray, targets: Targets, what: tuple, inject: dict[str, np.ndarray]) -> Trace:
-        capture, wrt, relu, objective = what
-        top_k = targets.k if isinstance(targets, TopK) else 0
+    def _trace_chunk(self, request: TraceRequest) -> Trace:
+        x, targets, capture, wrt, inject = request.x, request.targets, request.capture, request.wrt, request.inject
+        top_k = request.top_k
         n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
         ids = np.zeros((len(x), n_targets), np.int32)
         if targets is not None and not top_k:
-            by_layer = channel_layer(objective)
-            outputs = (self.layer(by_layer, x.shape[1:]).output_shape[-1] if by_layer
-                       else self._class_count(x.shape[1:]))
-            ids = check_ids(targets, len(x), outputs).astype(np.int32)
-        key = (capture, wrt, n_targets, bool(top_k), relu, objective, tuple(inject), x.shape[1:])
+            ids = check_ids(targets, len(x), self._output_count(request.objective, x.shape[1:])).astype(np.int32)
+        key = (capture, wrt, n_targets, bool(top_k), request.relu, request.objective, tuple(inject), x.shape[1:])
         args = (tf.constant(x), tf.constant(ids), tuple(tf.constant(v) for v in inject.values()))
         logits, ids_out, acts, grads = self._compiled(key, lambda: self._make_step(*key), args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
@@ -258,14 +169,9 @@ class KerasNetwork(Network):
                     logits = self._scores_of(self.model(x, training=False))
                 if top_k:
                     ids = tf.math.top_k(logits, n_targets).indices
-                if by_layer:
-                    outputs = _channel_scores(held[by_layer], isinstance(objective, ChannelMax))
-                else:
-                    outputs = tf.nn.softmax(logits, axis=1) if isinstance(objective, Softmax) else logits
+                self._check_reached(names, held)
+                outputs = self._objective_scores(objective, logits, held)
                 picked = [tf.reduce_sum(tf.gather(outputs, ids[:, k], batch_dims=1)) for k in range(n_targets)]
-            missing = [name for name in names if name not in held]
-            if missing:
-                raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
             sources = [x if w == "input" else held[w] for w in wrt]
             per_target = [tape.gradient(score, sources) for score in picked] if wrt else []
             grads = []
@@ -290,19 +196,11 @@ class KerasNetwork(Network):
             self._guard(lambda: self.model(np.zeros((1, *shape), np.float32), training=False), (1, *shape))
         return recorder.infos()
 
-    def _probe_shape(self) -> tuple[int, ...]:
-        size = getattr(self.preprocess, "crop", None)
-        if size:
-            return (size, size, 3)
-        if self.input_size:
-            return (*self.input_size, 3) if len(self.input_size) == 2 else tuple(self.input_size)
+    def _declared_input_shape(self) -> tuple[int, ...] | None:
         declared = getattr(self.model, "input_shape", None)
         if isinstance(declared, tuple) and len(declared) == 4 and None not in declared[1:]:
             return tuple(int(d) for d in declared[1:])
-        raise LayerError(
-            f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
-            "(CLI: --input-size)"
-        )
+        return None
 
     def _rest(self, layer: str) -> Callable[[tf.Tensor], tf.Tensor] | None:
         """The model after `layer` as its own compiled function (cached), or None where the layer's
@@ -318,9 +216,17 @@ class KerasNetwork(Network):
                 self._rests[layer] = None
         return self._rests[layer]
 
-    def _scores_of(self, out: Any) -> tf.Tensor:
-        """The scores (N, K) of a raw model output: the custom score function's, or the model's logits."""
-        return _scores(out) if self.score_function is None else self._custom_scores(out, tf.Tensor)
+    def _logits_of(self, out: Any) -> tf.Tensor:
+        return _scores(out)
+
+    def _probabilities(self, logits: tf.Tensor) -> tf.Tensor:
+        return tf.nn.softmax(logits, axis=1)
+
+    def _channel_scores(self, activation: tf.Tensor, strongest: bool) -> tf.Tensor:
+        axes = list(range(1, len(activation.shape) - 1))
+        if not axes:
+            return activation
+        return tf.reduce_max(activation, axis=axes) if strongest else tf.reduce_mean(activation, axis=axes)
 
     def _class_count(self, shape: tuple[int, ...]) -> int:
         """How many scores the model outputs (read from its output shape, or one forward on zeros)."""
@@ -341,7 +247,7 @@ class KerasNetwork(Network):
         try:
             with logits_out(self._softmax):
                 return fn()
-        except (_StopForwardError, HeatlensError):
+        except HeatlensError:
             raise
         except Exception as exc:
             ours = _own_error(exc)
@@ -444,14 +350,6 @@ def _graph_kept(model: keras.Model) -> Iterator[None]:
             layer._outbound_nodes[:] = outbound
 
 
-def _channel_scores(activation: tf.Tensor, strongest: bool) -> tf.Tensor:
-    """A layer's channels as scores (N, C): mean over positions, or (`strongest`) the strongest unit."""
-    axes = list(range(1, len(activation.shape) - 1))
-    if not axes:
-        return activation
-    return tf.reduce_max(activation, axis=axes) if strongest else tf.reduce_mean(activation, axis=axes)
-
-
 def _scores(out: Any) -> tf.Tensor:
     """The score tensor of a model output: a tensor, the first of a list/tuple, or ['logits']."""
     if isinstance(out, dict):
@@ -478,6 +376,3 @@ def error_line(exc: BaseException) -> str:
         return errors[-1] if errors else lines[-1]
     return lines[0]
 
-
-def _chunks(x: np.ndarray, size: int) -> list[np.ndarray]:
-    return [x[s : s + size] for s in range(0, len(x), size)]

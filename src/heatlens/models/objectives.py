@@ -45,6 +45,7 @@ class Custom:
     fn: Callable[[Any], Any]
 
 
+LOGITS = Logits()
 Objective = Logits | Softmax | ChannelMean | ChannelMax | Custom
 ChannelObjective = ChannelMean | ChannelMax
 OBJECTIVES = (Logits, Softmax, ChannelMean, ChannelMax, Custom)

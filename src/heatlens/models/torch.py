@@ -18,18 +18,8 @@ import torch
 from ..errors import HeatlensError, LayerError, ModelError, close_matches, first_line
 from ..targets import check_ids, check_scores
 from . import torch_positions, torch_randomise
-from .base import (
-    LayerInfo,
-    LayerRecorder,
-    Network,
-    Preprocess,
-    Split,
-    Targets,
-    Trace,
-    merge_traces,
-    requested_objective,
-)
-from .objectives import ChannelMax, Custom, Objective, Softmax, channel_layer
+from .base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
+from .objectives import channel_layer
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 
@@ -37,10 +27,6 @@ _SCRIPTED = (
     "TorchScript models cannot be hooked, so their layers are out of reach for layer methods (e.g. Grad-CAM); "
     "load the Python module instead (--model my_pkg.my_module:factory)"
 )
-
-
-class _StopForwardError(Exception):
-    """Raised inside a hook to end a forward pass early, once the wanted activation is in hand."""
 
 
 class TorchNetwork(Network):
@@ -75,6 +61,8 @@ class TorchNetwork(Network):
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
         self._rests: dict[str, torch.nn.Module | None] = {}
 
+    tensor_type = torch.Tensor
+
     @property
     def device(self) -> torch.device:
         tensor = next(self.module.parameters(), None)
@@ -88,48 +76,11 @@ class TorchNetwork(Network):
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         if self.scripted:
             raise ModelError(_SCRIPTED)
-        shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
-        if shape not in self._layers:
-            self._layers[shape] = self._probe(shape)
-        return self._layers[shape]
+        return super().layers(input_shape)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        chunks = []
+    def _predict_chunk(self, x: np.ndarray) -> np.ndarray:
         with self._session(), torch.no_grad():
-            for start in range(0, len(x), self.batch_size):
-                chunk = x[start : start + self.batch_size]
-                out = self._run(self._to_tensor(chunk))
-                chunks.append(check_scores(self._scores_of(out).float().cpu().numpy(), len(chunk)))
-        return np.concatenate(chunks)
-
-    def trace(
-        self,
-        x: np.ndarray,
-        targets: Targets = None,
-        capture: Sequence[str] = (),
-        wrt: Sequence[str] = (),
-        relu: str = "normal",
-        inject: dict[str, np.ndarray] | None = None,
-        objective: Objective | None = None,
-        score: str | None = None,
-    ) -> Trace:
-        objective = requested_objective(objective, score)
-        if isinstance(objective, Custom):
-            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject)
-        inject = inject or {}
-        layer_names = self._traced_layers(x, targets, capture, wrt, relu, inject, objective)
-        if layer_names and self.scripted:
-            raise ModelError(_SCRIPTED)
-        parts = [
-            self._trace_chunk(
-                x[s : s + self.batch_size],
-                targets if targets is None or callable(targets) else targets[s : s + self.batch_size],
-                capture, wrt, (relu, objective),
-                {name: value[s : s + self.batch_size] for name, value in inject.items()},
-            )
-            for s in range(0, len(x), self.batch_size)
-        ]
-        return merge_traces(parts, capture, wrt)
+            return self._scores_of(self._run(self._to_tensor(x))).float().cpu().numpy()
 
     def layer_at(self, index: int, end: str, input_shape: tuple[int, ...] | None = None) -> str:
         if self.scripted:
@@ -145,57 +96,25 @@ class TorchNetwork(Network):
     def randomised(self, layers: Sequence[str], seed: int = 0) -> TorchNetwork:
         return torch_randomise.randomised(self, layers, seed)
 
-    def split(self, layer: str) -> Split:
+    def _fast_tail(self, layer: str) -> Callable[[np.ndarray], np.ndarray] | None:
         names = [name for name, _ in self.module.named_modules() if name]
         if layer not in names:
             raise LayerError(f"unknown layer '{layer}' in {self.name}.{close_matches(layer, names)}")
+        rest = self._rest(layer)
+        if rest is None:
+            return None
 
-        def head(x: np.ndarray) -> np.ndarray:
-            info, module = self.layer(layer, x.shape[1:]), self._module(layer)
-            box: dict[str, torch.Tensor] = {}
-
-            def stop(_mod: torch.nn.Module, _inp: Any, out: Any) -> None:
-                box["calls"] = box.get("calls", 0) + 1
-                if box["calls"] == info.calls:
-                    box["out"] = _as_tensor(out, layer).detach()
-                    raise _StopForwardError
-
-            with self._session(), torch.no_grad(), _hooked({module: stop}), contextlib.suppress(_StopForwardError):
-                self._run(self._to_tensor(x))
-            if "out" not in box:
-                raise LayerError(f"layer '{layer}' was not reached by the model's forward pass")
-            return _to_numpy(box["out"])
-
-        def tail(activation: np.ndarray, x: np.ndarray) -> np.ndarray:
+        def tail(activation: np.ndarray) -> np.ndarray:
             replacement = self._to_tensor(activation) if activation.ndim == 4 else torch.as_tensor(activation)
-            rest = self._rest(layer)
-            if rest is not None:
-                with self._session(), torch.no_grad():
-                    out = self._run_module(rest, replacement.to(self.device))
-                return check_scores(self._scores_of(out).float().cpu().numpy(), len(activation))
-            info, module = self.layer(layer, x.shape[1:]), self._module(layer)
-            count = {"calls": 0}
+            with self._session(), torch.no_grad():
+                out = self._run_module(rest, replacement.to(self.device))
+            return self._scores_of(out).float().cpu().numpy()
 
-            def swap(_mod: torch.nn.Module, _inp: Any, out: Any) -> torch.Tensor | None:
-                count["calls"] += 1
-                return replacement.to(out.device, out.dtype) if count["calls"] == info.calls else None
+        return tail
 
-            with self._session(), torch.no_grad(), _hooked({module: swap}):
-                out = self._run(self._to_tensor(self._tail_inputs(x, len(activation))))
-            return check_scores(self._scores_of(out).float().cpu().numpy(), len(activation))
-
-        return Split(head=head, tail=tail)
-
-    def _trace_chunk(
-        self,
-        x: np.ndarray,
-        targets: Targets,
-        capture: Sequence[str],
-        wrt: Sequence[str],
-        rules: tuple[str, Objective],
-        inject: dict[str, np.ndarray],
-    ) -> Trace:
-        relu, objective = rules
+    def _trace_chunk(self, request: TraceRequest) -> Trace:
+        x, targets, capture, wrt, inject = request.x, request.targets, request.capture, request.wrt, request.inject
+        relu, objective = request.relu, request.objective
         grad_layers = {w for w in wrt if w != "input"}
         held: dict[str, torch.Tensor] = {}
         live: dict[str, torch.Tensor] = {}
@@ -236,15 +155,12 @@ class TorchNetwork(Network):
             if relu != "normal" and rectifiers.calls == 0:
                 raise ModelError(f"{self.name} calls no ReLU or ReLU6, so the '{relu}' rule has nothing to change")
             scores = check_scores(logits.detach().float().cpu().numpy(), len(x))
-            missing = [name for name in [*capture, *grad_layers] if name not in held]
-            if missing:
-                raise LayerError(f"layer '{missing[0]}' was not run by the model's forward pass")
-            if by_layer:
-                outputs = _channel_scores(live[by_layer], isinstance(objective, ChannelMax))
-                chosen = targets(outputs.detach().float().cpu().numpy()) if callable(targets) else targets
+            self._check_reached([*capture, *grad_layers], held)
+            outputs = self._objective_scores(objective, logits, live)
+            if callable(targets):
+                chosen = targets(outputs.detach().float().cpu().numpy() if by_layer else scores)
             else:
-                outputs = torch.softmax(logits.float(), dim=1) if isinstance(objective, Softmax) else logits
-                chosen = targets(scores) if callable(targets) else targets
+                chosen = targets
             ids = None if targets is None else check_ids(chosen, len(x), outputs.shape[1])
             gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
         return Trace(
@@ -293,17 +209,6 @@ class TorchNetwork(Network):
             self._run(self._to_tensor(np.zeros((1, *shape), dtype=np.float32)))
         return recorder.infos()
 
-    def _probe_shape(self) -> tuple[int, ...]:
-        size = getattr(self.preprocess, "crop", None) or getattr(self.preprocess, "size", None)
-        if size:
-            return (size, size, 3)
-        if self.input_size:
-            return (*self.input_size, 3) if len(self.input_size) == 2 else tuple(self.input_size)
-        raise LayerError(
-            f"cannot list the layers of {self.name} without an input size: pass input_size=(H, W) to wrap() "
-            "(CLI: --input-size)"
-        )
-
     def _rest(self, layer: str) -> torch.nn.Module | None:
         """The network after `layer` as its own module (cached), or None where it cannot be cut cleanly."""
         if layer not in self._rests:
@@ -311,9 +216,15 @@ class TorchNetwork(Network):
                 self._rests[layer] = rest_of_network(self.module, layer)
         return self._rests[layer]
 
-    def _scores_of(self, out: Any) -> torch.Tensor:
-        """The scores (N, K) of a raw model output: the custom score function's, or the model's logits."""
-        return _logits(out) if self.score_function is None else self._custom_scores(out, torch.Tensor)
+    def _logits_of(self, out: Any) -> torch.Tensor:
+        return _logits(out)
+
+    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits.float(), dim=1)
+
+    def _channel_scores(self, activation: torch.Tensor, strongest: bool) -> torch.Tensor:
+        flat = activation.flatten(2) if activation.ndim > 2 else activation[..., None]
+        return flat.amax(dim=2) if strongest else flat.mean(dim=2)
 
     def _run(self, inputs: torch.Tensor) -> Any:
         """The whole model's forward (see _run_module)."""
@@ -323,7 +234,7 @@ class TorchNetwork(Network):
         """A forward; the model's own failures become one-line ModelErrors naming the input shape."""
         try:
             return module(inputs)
-        except (HeatlensError, _StopForwardError):
+        except HeatlensError:
             raise
         except Exception as exc:
             shape = (inputs.shape[0], *inputs.shape[2:], inputs.shape[1]) if inputs.ndim == 4 else tuple(inputs.shape)
@@ -388,12 +299,6 @@ def _hooked(hooks: dict[torch.nn.Module, Callable[..., Any]]) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
-
-
-def _channel_scores(activation: torch.Tensor, strongest: bool) -> torch.Tensor:
-    """A layer's channels as scores (N, C): mean over positions, or (`strongest`) the strongest unit."""
-    flat = activation.flatten(2) if activation.ndim > 2 else activation[..., None]
-    return flat.amax(dim=2) if strongest else flat.mean(dim=2)
 
 
 def _as_tensor(out: Any, name: str) -> torch.Tensor:
