@@ -20,16 +20,7 @@ import numpy as np
 from ..errors import LayerError, MethodError, ModelError, close_matches, first_line
 from ..preprocess import Box, whole_image
 from ..targets import TopK, check_ids, check_scores, score_label
-from .objectives import (
-    ChannelMax,
-    ChannelMean,
-    Custom,
-    Logits,
-    Objective,
-    Softmax,
-    channel_layer,
-    check_objective,
-)
+from .objectives import LOGITS, ChannelMax, Custom, Objective, Softmax, channel_layer, check_objective
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
@@ -140,30 +131,10 @@ class TraceRequest:
 
 
 RELU_RULES = ("normal", "guided", "deconv")
-LEGACY_SCORES = {"logit": Logits(), "softmax": Softmax()}
-LEGACY_LAYER_SCORES = {"layer_mean": ChannelMean, "layer_max": ChannelMax}
-
-
 def check_relu(relu: str) -> None:
     """Refuse an unknown ReLU rule before any work is done."""
     if relu not in RELU_RULES:
         raise ValueError(f"relu must be one of {RELU_RULES}. Received: {relu!r}")
-
-
-def requested_objective(objective: Objective | None, score: str | None) -> Objective:
-    """The objective of a trace request: `objective` (a type from models.objectives), or the legacy string
-    `score` ('logit', 'softmax', 'layer_mean:NAME', 'layer_max:NAME'); Logits() when neither is given."""
-    if objective is not None:
-        return check_objective(objective)
-    if score is None:
-        return Logits()
-    if isinstance(score, str) and score in LEGACY_SCORES:
-        return LEGACY_SCORES[score]
-    kind, _, layer = score.partition(":") if isinstance(score, str) else ("", "", "")
-    if kind in LEGACY_LAYER_SCORES and layer:
-        return LEGACY_LAYER_SCORES[kind](layer)
-    raise MethodError(f"score must be one of {', '.join(LEGACY_SCORES)}, or a callable of the model's output "
-                      f"(explain(..., score=fn)). Received: {score!r}")
 
 
 def layer_position(name: object) -> tuple[int, str] | None:
@@ -267,8 +238,7 @@ class Network(abc.ABC):
         wrt: Sequence[str] = (),
         relu: str = "normal",
         inject: dict[str, np.ndarray] | None = None,
-        objective: Objective | None = None,
-        score: str | None = None,
+        objective: Objective = LOGITS,
     ) -> Trace:
         """One pass that returns only what is asked: activations at `capture`, and gradients of the
         scores of `targets` w.r.t. each name in `wrt` ('input' or a layer).
@@ -278,8 +248,8 @@ class Network(abc.ABC):
         `relu`: 'normal', or 'guided' / 'deconv' to change every ReLU's backward rule for this pass.
         `inject`: per layer, an activation (N, ...) that replaces the layer's output in this pass (its
         gradient is then taken w.r.t. the injected value). `objective` (models.objectives): what is
-        differentiated, the model's scores by default (`score`, the legacy strings, is read when it is None)."""
-        objective = requested_objective(objective, score)
+        differentiated, the model's scores by default."""
+        check_objective(objective)
         if isinstance(objective, Custom):
             return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject)
         inject = inject or {}

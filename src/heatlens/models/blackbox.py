@@ -11,7 +11,7 @@ from ..errors import HeatlensError, MethodError, ModelError, first_line
 from ..preprocess import AsGiven
 from ..targets import check_ids
 from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace, TraceRequest
-from .objectives import Objective
+from .objectives import LOGITS, Objective
 
 Predict = Callable[[np.ndarray], np.ndarray]
 LAYOUTS = ("NHWC", "NCHW")
@@ -77,8 +77,8 @@ class BlackBoxNetwork(Network):
         return scores
 
     def trace(self, x: np.ndarray, targets: Targets = None, capture: Sequence[str] = (), wrt: Sequence[str] = (),
-              relu: str = "normal", inject: dict[str, np.ndarray] | None = None, objective: Objective | None = None,
-              score: str | None = None) -> Trace:
+              relu: str = "normal", inject: dict[str, np.ndarray] | None = None,
+              objective: Objective = LOGITS) -> Trace:
         if capture or wrt or inject or relu != "normal":
             raise MethodError(
                 f"{self.name} is a black-box predict function: it has no layers or gradients, so only "
