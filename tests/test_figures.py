@@ -40,7 +40,7 @@ def value_axes(figure):
 def test_symmetric_limit_titles_label_and_grey_photo(rng, photos):
     maps = rng.normal(size=(2, 3, H, W)) * np.array([1.0, 3.0, 0.5])[:, None, None]
     maps[1] *= 10
-    result = made(maps, photos, params={"score": "logit"})
+    result = made(maps, photos, params={"softmax": False})
     figure = result.plot_signed()
     axes = value_axes(figure)
     assert len(axes) == 6
@@ -115,7 +115,7 @@ def test_labels_say_what_the_values_are(photos):
     assert value_label(made(maps, photos)) == "SHAP value (change in the class's score)"
     noted = made(maps, photos, method="occlusion", notes=["the model's softmax was removed: logits are explained"])
     assert value_label(noted) == "occlusion (drop in the class's logit when the pixel is covered)"
-    asked = made(maps, photos, method="lime", params={"score": "probability"})
+    asked = made(maps, photos, method="lime", params={"softmax": True})
     assert value_label(asked) == "LIME weight (change in the class's probability when the superpixel is shown)"
     assert value_label(made(maps, photos, method="gradcam")) == "gradcam value (from the class's score)"
 

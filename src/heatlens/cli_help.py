@@ -18,7 +18,7 @@ MEANINGS: dict[str, str] = {
     "aug_smooth": "average the map over flipped and rescaled copies of the image (test-time augmentation)",
     "grid": "for vision transformers: the (rows, columns) grid the layer's tokens are laid out on",
     "prefix_tokens": "for vision transformers: how many leading tokens (class, register) are not patches",
-    "score": "what is explained: the class 'logit', or -o score=module:function of the model's raw output",
+    "softmax": "true: explain the class probabilities instead of the logits",
     "batch_size": "inputs per model call ('auto' where offered: as many as fit)",
     "progress": "show a progress bar while it runs",
     "seed": "random seed: the same seed gives the same map",

@@ -46,11 +46,13 @@ SCORE_UNITS = {
 
 
 def score_kind(result: Explanation) -> str:
-    """What the explained scores are: 'logit' or 'probability' where the call's `score` option or its notes
-    say so (and only one of them), a custom score's name, else 'score'."""
-    chosen = result.params.get("score")
-    if isinstance(chosen, str) and chosen:
-        return chosen if chosen in ("logit", "probability") else f"'{chosen}' score"
+    """What the explained scores are: a custom score's name (`score_fn`), 'probability' or 'logit' as the `softmax`
+    option says, else 'logit' or 'probability' where the notes say so (and only one of them), else 'score'."""
+    custom = result.params.get("score_fn")
+    if isinstance(custom, str) and custom:
+        return f"'{custom}' score"
+    if isinstance(result.params.get("softmax"), bool):
+        return "probability" if result.params["softmax"] else "logit"
     text = " ".join(result.notes).lower()
     logit, probability = "logit" in text, "probabilit" in text
     if logit != probability:
