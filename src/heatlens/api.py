@@ -13,7 +13,8 @@ import numpy as np
 from . import overlay
 from .errors import LayerError, MethodError, ModelError, TargetError, close_matches
 from .explanation import Explanation
-from .images import ImageLike, as_batch, as_float_batch, load_image
+from .images import ImageLike, load_image
+from .inputs import float_array, model_inputs
 from .methods import get_method
 from .methods.colours import photo_pixels
 from .methods.options import check_option_types, takes_several
@@ -58,7 +59,7 @@ def explain(
             result.names = None if name is None else [name]
         return results
     images = photos or images
-    if isinstance(network.preprocess, AsGiven) and _float_array(images):
+    if isinstance(network.preprocess, AsGiven) and float_array(images):
         network = copy.copy(network)  # float arrays reach a predict function as floats
         network.preprocess = None
     if "score" in options:
@@ -69,7 +70,7 @@ def explain(
         network = network.rescored(score_fn)
     info = get_method(method)
     _check_options(info.name, info.fn, options, layer, info.uses_layer)
-    photos, x = _model_inputs(network, images)
+    photos, x = model_inputs(network, images)
     size = x.shape[1:3] if photos is None else photos.shape[1:3]
     ids = static_ids(target, len(x), network.classes)
     wanted = ids if ids is not None else resolver(target, network.classes)
@@ -116,15 +117,6 @@ def explain(
     )
 
 
-def _model_inputs(network: Network, images: Any) -> tuple[np.ndarray | None, np.ndarray]:
-    """(photos or None, model inputs): photos for networks that prepare them, model-ready floats otherwise
-    (also float arrays for a predict function that takes the images as given)."""
-    if network.preprocess is None or (isinstance(network.preprocess, AsGiven) and _float_array(images)):
-        return None, as_float_batch(images)
-    photos = as_batch(images)
-    return photos, network.prepare(photos)
-
-
 def _image_names(images: Any) -> list[str] | None:
     """The file names of images given as paths (shown over their photos), else None."""
     items = images if isinstance(images, list | tuple) else [images]
@@ -133,16 +125,12 @@ def _image_names(images: Any) -> list[str] | None:
     return None
 
 
-def _float_array(images: Any) -> bool:
-    return isinstance(images, np.ndarray) and images.dtype.kind == "f"
-
-
 def _photo_list(network: Network, images: Any) -> list[np.ndarray] | None:
     """A list of photos loaded (uint8 RGB, each its own size) for a network that prepares photos; None for
     anything else (one image, an array batch, model-ready floats)."""
     if network.preprocess is None or not isinstance(images, list | tuple) or not images:
         return None
-    if isinstance(network.preprocess, AsGiven) and any(_float_array(image) for image in images):
+    if isinstance(network.preprocess, AsGiven) and any(float_array(image) for image in images):
         return None
     return [load_image(image) for image in images]
 
