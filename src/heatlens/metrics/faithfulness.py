@@ -35,10 +35,8 @@ def morf(model: Any, images: Any, explanation: Any = "gradcam", target: TargetSp
     """Mean over p in `percentages` of s(x_p): x_p is x with the p% most relevant pixels removed by noisy linear
     imputation (noise: the Gaussian's standard deviation in model-input units); s the target's probability (or
     logit). Lower is better: removing what a faithful map ranks first destroys the prediction."""
-    sub = subject(model, images, explanation, target, options)
-    curves, passes, params = _road(sub, ("morf",), percentages, noise, score, batch_size, progress, seed)
-    return MetricResult("morf", sub.method, curves["morf"].mean(-1), False, passes, sub.ids,
-                        curves={"fraction": curves["fraction"], "scores": curves["morf"]}, params=params)
+    return _one_order("morf", False, subject(model, images, explanation, target, options), percentages, noise,
+                      score, batch_size, progress, seed)
 
 
 @register("lerf", "faithfulness", True, "the target's score with the least relevant pixels imputed (ROAD LeRF)",
@@ -49,10 +47,16 @@ def lerf(model: Any, images: Any, explanation: Any = "gradcam", target: TargetSp
          seed: int = 0) -> MetricResult:
     """Mean over p in `percentages` of s(x_p): x_p is x with the p% least relevant pixels removed by noisy linear
     imputation. Higher is better: what a faithful map ranks last can go without the prediction changing."""
-    sub = subject(model, images, explanation, target, options)
-    curves, passes, params = _road(sub, ("lerf",), percentages, noise, score, batch_size, progress, seed)
-    return MetricResult("lerf", sub.method, curves["lerf"].mean(-1), True, passes, sub.ids,
-                        curves={"fraction": curves["fraction"], "scores": curves["lerf"]}, params=params)
+    return _one_order("lerf", True, subject(model, images, explanation, target, options), percentages, noise,
+                      score, batch_size, progress, seed)
+
+
+def _one_order(name: str, higher_is_better: bool, sub: Subject, percentages: Sequence[float], noise: float, score: str,
+               batch_size: int | str, progress: bool, seed: int) -> MetricResult:
+    """MoRF or LeRF alone: the mean score over the percentages removed in that order."""
+    curves, passes, params = _road(sub, (name,), percentages, noise, score, batch_size, progress, seed)
+    return MetricResult(name, sub.method, curves[name].mean(-1), higher_is_better, passes, sub.ids,
+                        curves={"fraction": curves["fraction"], "scores": curves[name]}, params=params)
 
 
 @register("road", "faithfulness", True, "half the gap between the LeRF and MoRF scores under imputation (ROAD)",
