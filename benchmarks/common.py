@@ -1,10 +1,13 @@
-"""Shared benchmark helpers: a ResNet-50-sized torch model and interleaved median timing."""
+"""Shared benchmark helpers: a ResNet-50-sized torch model, interleaved median timing, and the time a run spends
+inside a network's predict."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,3 +76,22 @@ def report(title: str, medians: dict[str, float], floor: str) -> None:
     print(f"  {'variant':<48} {'median s':>9} {'x floor':>8}")
     for name, seconds in medians.items():
         print(f"  {name:<48} {seconds:>9.4f} {seconds / medians[floor]:>8.2f}")
+
+
+@contextlib.contextmanager
+def predict_timer(network: Any) -> Iterator[list[float]]:
+    """Yields [seconds]: the time spent inside network.predict while the block runs (reset it to 0.0 between runs);
+    the network's own predict is put back afterwards."""
+    predict, inside = network.predict, [0.0]
+
+    def timed_predict(batch: Any) -> Any:
+        start = time.perf_counter()
+        out = predict(batch)
+        inside[0] += time.perf_counter() - start
+        return out
+
+    network.predict = timed_predict
+    try:
+        yield inside
+    finally:
+        network.predict = predict

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from common import interleaved
+from common import interleaved, predict_timer
 
 import heatlens
 from heatlens import metrics
@@ -74,24 +74,13 @@ def main() -> None:
 
 def _own_work(net: heatlens.models.Network, deletion: Callable[[], None]) -> float:
     """The share of deletion's time outside the model's predict calls (median of three runs)."""
-    predict, inside = net.predict, [0.0]
-
-    def counted(batch: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
-        out = predict(batch)
-        inside[0] += time.perf_counter() - start
-        return out
-
-    net.predict = counted
     shares = []
-    try:
+    with predict_timer(net) as inside:
         for _ in range(3):
             inside[0] = 0.0
             start = time.perf_counter()
             deletion()
             shares.append(1 - inside[0] / (time.perf_counter() - start))
-    finally:
-        net.predict = predict
     return float(np.median(shares))
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+from common import predict_timer
 
 import heatlens
 from heatlens.methods.batching import batch_size_for
@@ -72,22 +73,13 @@ def main() -> None:
         "heatlens occlusion": lambda: heatlens.explain(model_net, x, method="occlusion", window=2 * side, stride=side,
                                                        progress=False),
     }
-    predict, in_model = model_net.predict, [0.0]
-
-    def instrumented(batch: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
-        out = predict(batch)
-        in_model[0] += time.perf_counter() - start
-        return out
-
-    model_net.predict = instrumented
     own = {}
-    for name, fn in runs.items():
-        in_model[0] = 0.0
-        results[name] = timed(fn)
-        own[name] = 1 - in_model[0] / results[name]
-        floor = min(floor, timed(passes))  # the floor again after each method: drift on a shared CPU
-    model_net.predict = predict
+    with predict_timer(model_net) as in_model:
+        for name, fn in runs.items():
+            in_model[0] = 0.0
+            results[name] = timed(fn)
+            own[name] = 1 - in_model[0] / results[name]
+            floor = min(floor, timed(passes))  # the floor again after each method: drift on a shared CPU
     for name, fn in _lime_peer(model_net, x, args.budget).items():
         results[name] = timed(fn)
     print(f"\nEfficientNet-Lite0, {args.size}x{args.size}, budget {args.budget}, auto batch size {batch}, "
