@@ -84,6 +84,9 @@ WeightsOption = Annotated[str | None, typer.Option(help="Weights file for keras:
 FrameworkOption = Annotated[str | None, typer.Option(
     help="Framework of the zoo model: torch or keras (default: the one installed, torch where both are)")]
 ClassesOption = Annotated[str | None, typer.Option(help="For user models: 'imagenet' or a text file, one name a line")]
+DeviceOption = Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")]
+SamplesOption = Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Also take images in sub-folders")]
 TrustOption = Annotated[int, typer.Option(
     "--trust-model-file", count=True,
     help="allow model files that run code when loaded (.pt2, TorchScript); twice: also pickled objects inside .pt2",
@@ -132,9 +135,9 @@ def _one_line(message: object) -> str:
 @_user_errors
 def explain(
     images: Annotated[list[Path] | None, typer.Argument(help="Image files, or folders of images, to explain")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also explain images in sub-folders")] = False,
+    recursive: RecursiveOption = False,
     strict: Annotated[bool, typer.Option(help="Stop at the first unreadable image (default: skip it)")] = False,
-    sample: Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")] = None,
+    sample: SamplesOption = None,
     model: ModelOption = DEFAULT_MODEL,
     method: Annotated[str, typer.Option(
         help="See `heatlens methods`; several comma-separated (gradcam,lime) write one comparison per image"
@@ -166,7 +169,7 @@ def explain(
                        "files written, layer and method")] = False,
     preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
-    device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
+    device: DeviceOption = "cpu",
     weights: WeightsOption = None,
     framework: FrameworkOption = None,
     trust_model_file: TrustOption = 0,

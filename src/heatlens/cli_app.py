@@ -10,6 +10,7 @@ import typer
 
 from .cli import (
     ClassesOption,
+    DeviceOption,
     FrameworkOption,
     ModelOption,
     PreprocessOption,
@@ -32,7 +33,7 @@ def app_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 7860,
     preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
-    device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
+    device: DeviceOption = "cpu",
     weights: WeightsOption = None,
     framework: FrameworkOption = None,
     trust_model_file: TrustOption = 0,

@@ -12,12 +12,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from . import samples
 from .cli import (
     ClassesOption,
+    DeviceOption,
     FrameworkOption,
     ModelOption,
     PreprocessOption,
+    RecursiveOption,
+    SamplesOption,
     TrustOption,
     WeightsOption,
     _absolute,
@@ -49,8 +51,8 @@ from .preprocess import FITS
 @_user_errors
 def evaluate(
     images: Annotated[list[Path] | None, typer.Argument(help="Image files, or folders of images")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also use images in sub-folders")] = False,
-    sample: Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")] = None,
+    recursive: RecursiveOption = False,
+    sample: SamplesOption = None,
     method: Annotated[str, typer.Option(help="Methods to compare, comma-separated (see `heatlens methods`)")] = (
         "gradcam"),
     metric: Annotated[str, typer.Option(
@@ -71,7 +73,7 @@ def evaluate(
     fit: Annotated[str, typer.Option(help="How a photo meets the model's square input: crop, resize or pad")] = "crop",
     preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
-    device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
+    device: DeviceOption = "cpu",
     weights: WeightsOption = None,
     framework: FrameworkOption = None,
     trust_model_file: TrustOption = 0,

@@ -10,12 +10,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from . import samples
 from .cli import (
     ClassesOption,
+    DeviceOption,
     FrameworkOption,
     ModelOption,
     PreprocessOption,
+    RecursiveOption,
+    SamplesOption,
     TrustOption,
     WeightsOption,
     _check_cmap,
@@ -42,8 +44,8 @@ from .report import report as write_report
 @_user_errors
 def report(
     images: Annotated[list[Path] | None, typer.Argument(help="Image files, or folders of images, to report on")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take images in sub-folders")] = False,
-    sample: Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")] = None,
+    recursive: RecursiveOption = False,
+    sample: SamplesOption = None,
     model: ModelOption = DEFAULT_MODEL,
     method: Annotated[str, typer.Option(help="Methods, comma-separated (gradcam,scorecam,lime): one grid row "
                                              "each; see `heatlens methods`")] = "gradcam",
@@ -72,7 +74,7 @@ def report(
     page_size: Annotated[int, typer.Option(min=1, help="Photos per page of the report")] = 20,
     preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
-    device: Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")] = "cpu",
+    device: DeviceOption = "cpu",
     weights: WeightsOption = None,
     framework: FrameworkOption = None,
     trust_model_file: TrustOption = 0,
