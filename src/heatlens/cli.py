@@ -38,7 +38,7 @@ from .images import load_image, output_folder
 from .methods import METHODS, MethodInfo, get_method
 from .models import DEFAULT_MODEL, ZOO, Network, load_model, names_keras_model
 from .models.base import layer_position
-from .models.quiet import preload_tensorflow
+from .models.loading.quiet import preload_tensorflow
 from .models.zoo import installed_framework
 from .preprocess import FITS
 from .user_imports import import_user_object

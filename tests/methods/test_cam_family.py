@@ -114,7 +114,7 @@ def test_ablationcam(setup):
 def test_ablation_fast_tail_equals_full_passes(setup, monkeypatch):
     model, x, *_ = setup
     fast = ours(model, x, "ablationcam")
-    monkeypatch.setattr("heatlens.models.torch.rest_of_network", lambda *_: None)
+    monkeypatch.setattr("heatlens.models.adapters.torch.rest_of_network", lambda *_: None)
     np.testing.assert_allclose(ours(model, x, "ablationcam"), fast, atol=1e-6)
 
 

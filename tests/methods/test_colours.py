@@ -100,7 +100,7 @@ def test_a_keras_caffe_model_shows_lime_superpixels_in_the_photos_colours(cat, t
     keras = pytest.importorskip("keras")
     from keras.applications import vgg16
 
-    from heatlens.models.keras_loading import AppPreprocess
+    from heatlens.models.loading.keras_files import AppPreprocess
 
     keras.utils.set_random_seed(0)
     model = keras.applications.VGG16(weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None)

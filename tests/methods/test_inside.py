@@ -190,7 +190,7 @@ def test_filters_grow_a_keras_vgg16_without_its_top_tenfold():
     keras = pytest.importorskip("keras")
     from keras.applications import vgg16
 
-    from heatlens.models.keras_loading import AppPreprocess
+    from heatlens.models.loading.keras_files import AppPreprocess
 
     keras.utils.set_random_seed(0)
     model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))

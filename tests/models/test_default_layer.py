@@ -70,7 +70,7 @@ class Inception(nn.Module):
 
 
 def efficientnet() -> nn.Module:
-    from heatlens.models.efficientnet_lite import EfficientNetLite
+    from heatlens.models.zoo.efficientnet_lite import EfficientNetLite
 
     return EfficientNetLite("lite0")
 

@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 from toy_models import TinyCNN
 
 from heatlens import MethodError
+from heatlens.models.adapters.torch import TorchNetwork
 from heatlens.models.objectives import ChannelMax, ChannelMean, Custom, Softmax
-from heatlens.models.torch import TorchNetwork
 
 
 @pytest.fixture

@@ -55,8 +55,8 @@ def _wrapped(model: Any, preprocess: Any, classes: Any, name: str | None, option
     names = class_names(classes)
     keras = sys.modules.get("keras")
     if keras is not None and isinstance(model, keras.Model):
-        from .keras import KerasNetwork
-        from .keras_apps import keras_preprocessing
+        from .adapters.keras import KerasNetwork
+        from .loading.keras_apps import keras_preprocessing
 
         prep, names, notes = keras_preprocessing(model, preprocess, names, _preprocess)
         network = KerasNetwork(model, preprocess=prep, classes=names, name=name, **options)
@@ -64,11 +64,11 @@ def _wrapped(model: Any, preprocess: Any, classes: Any, name: str | None, option
         return network
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
-        from .torch import TorchNetwork
+        from .adapters.torch import TorchNetwork
 
         return TorchNetwork(model, preprocess=_preprocess(preprocess), classes=names, name=name, **options)
     if callable(model) and not isinstance(model, type):
-        from .blackbox import BlackBoxNetwork
+        from .adapters.blackbox import BlackBoxNetwork
 
         prep = AsGiven() if preprocess == "auto" else _preprocess(preprocess)
         return BlackBoxNetwork(model, preprocess=prep, classes=names, name=name, **options)
@@ -137,7 +137,7 @@ def _loaded(name: str, device: str, framework: str | None, weights: str | None, 
         raise ModelError(f"weights= is for keras:NAME models; '{name}' loads its own weights")
     if ":" in name or Path(name).suffix or Path(name).exists():
         try:
-            from .torch_loading import load_torch
+            from .loading.torch_files import load_torch
         except ImportError:
             raise ModelError("loading torch models needs torch: pip install 'heatlens[torch]'") from None
         return wrap(load_torch(name, device, trust), name=options.pop("name", name), **options)
@@ -151,8 +151,8 @@ def names_keras_model(name: str) -> bool:
 
 def _load_keras(name: str, weights: str | None, options: dict[str, Any]) -> Network:
     try:
-        from .keras import KerasNetwork
-        from .keras_loading import load_application, load_keras_file
+        from .adapters.keras import KerasNetwork
+        from .loading.keras_files import load_application, load_keras_file
     except ImportError:
         raise ModelError("Keras models need keras and tensorflow: pip install 'heatlens[keras]'") from None
     if name.startswith("keras:"):

@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 pytest.importorskip("keras")
 
 import heatlens
-from heatlens.models.pth import read_state_dict
+from heatlens.models.loading.pth import read_state_dict
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from toy_models import TinyCNN
 
 import heatlens
-from heatlens.models import torch_positions
+from heatlens.models.adapters import torch_positions
 
 
 @pytest.mark.parametrize(("text", "position"), [

@@ -19,7 +19,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 
 def rectify(x: tf.Tensor, upper: float | None, rule: str) -> tf.Tensor:

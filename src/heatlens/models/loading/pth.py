@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 _MAGIC = 0x1950A86A20F9469CFC6C
 _PROTOCOL = 1001

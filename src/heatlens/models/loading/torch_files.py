@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import HeatlensError, ModelError, first_line
-from ..user_imports import current_folder_on_path, import_user_object
+from ...errors import HeatlensError, ModelError, first_line
+from ...user_imports import current_folder_on_path, import_user_object
 from .pt2_archive import hidden_code
 
 MODEL_FILE_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import HeatlensError, LayerError, ModelError, close_matches, first_line
-from ..targets import check_ids, check_scores
+from ...errors import HeatlensError, LayerError, ModelError, close_matches, first_line
+from ...targets import check_ids, check_scores
+from ..base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
+from ..objectives import channel_layer
 from . import torch_positions, torch_randomise
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
-from .objectives import channel_layer
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 import heatlens
 from heatlens import ModelError
 from heatlens.cli import app
-from heatlens.models.pt2_archive import hidden_code
-from heatlens.models.pth import read_state_dict
-from heatlens.models.torch import TorchNetwork
+from heatlens.models.adapters.torch import TorchNetwork
+from heatlens.models.loading.pt2_archive import hidden_code
+from heatlens.models.loading.pth import read_state_dict
 
 runner = CliRunner()
 WEIGHTS_CONFIG = "data/weights/model_weights_config.json"

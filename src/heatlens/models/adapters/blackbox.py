@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..errors import HeatlensError, MethodError, ModelError, first_line
-from ..preprocess import AsGiven
-from ..targets import check_ids
-from .base import LayerInfo, Network, Preprocess, Split, Targets, Trace, TraceRequest
-from .objectives import LOGITS, Objective
+from ...errors import HeatlensError, MethodError, ModelError, first_line
+from ...preprocess import AsGiven
+from ...targets import check_ids
+from ..base import LayerInfo, Network, Preprocess, Split, Targets, Trace, TraceRequest
+from ..objectives import LOGITS, Objective
 
 Predict = Callable[[np.ndarray], np.ndarray]
 LAYOUTS = ("NHWC", "NCHW")

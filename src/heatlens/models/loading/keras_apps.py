@@ -13,8 +13,8 @@ from typing import Any
 
 import keras
 
-from ..classes import imagenet_classes
-from .keras_loading import AppPreprocess, declared_size
+from ...classes import imagenet_classes
+from .keras_files import AppPreprocess, declared_size
 
 DEFAULT_SIZE = 224
 LARGER_DEFAULTS = {"Xception": 299, "InceptionV3": 299, "InceptionResNetV2": 299, "NASNetLarge": 331}

@@ -9,8 +9,8 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 import heatlens
-from heatlens.models.efficientnet_lite import Conv2dSame, EfficientNetLite
-from heatlens.models.efficientnet_lite_spec import rename_checkpoint
+from heatlens.models.zoo.efficientnet_lite import Conv2dSame, EfficientNetLite
+from heatlens.models.zoo.efficientnet_lite_spec import rename_checkpoint
 
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..errors import ModelError, close_matches
-from ..preprocess import Box, ResizeCrop, whole_image
-from .keras import error_line
+from ...errors import ModelError, close_matches
+from ...preprocess import Box, ResizeCrop, whole_image
+from ..adapters.keras import error_line
 
 
 def declared_size(model: keras.Model) -> int | None:

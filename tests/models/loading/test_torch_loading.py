@@ -14,8 +14,8 @@ from toy_models import tiny_cnn
 
 import heatlens
 from heatlens import ModelError
-from heatlens.models.torch import TorchNetwork
-from heatlens.models.torch_loading import load_torch
+from heatlens.models.adapters.torch import TorchNetwork
+from heatlens.models.loading.torch_files import load_torch
 
 
 @pytest.fixture

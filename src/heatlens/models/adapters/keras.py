@@ -21,12 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import HeatlensError, LayerError, ModelError, close_matches
-from ..targets import check_ids, check_scores
+from ...errors import HeatlensError, LayerError, ModelError, close_matches
+from ...targets import check_ids, check_scores
+from ..base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
+from ..objectives import Objective, channel_layer
 from . import keras_positions, keras_randomise
-from .base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
 from .keras_rectifiers import final_softmax, logits_out, rectifiers, swap_attribute
-from .objectives import Objective, channel_layer
 
 log = logging.getLogger(__name__)
 

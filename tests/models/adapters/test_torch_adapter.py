@@ -11,7 +11,7 @@ from toy_models import TinyCNN, count_hooks
 
 import heatlens
 from heatlens import LayerError, ModelError, TargetError
-from heatlens.models.torch import TorchNetwork
+from heatlens.models.adapters.torch import TorchNetwork
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from ..errors import LayerError
-from .base import pick_position
+from ...errors import LayerError
+from ..base import pick_position
 
 
 def layer_at(module: torch.nn.Module, index: int, end: str, run: Callable[[], Any]) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import keras
 
-from ..errors import LayerError
-from .base import pick_position
+from ...errors import LayerError
+from ..base import pick_position
 
 
 def layer_at(model: keras.Model, index: int, end: str) -> str:

@@ -13,7 +13,7 @@ from keras_models import small_cnn
 
 import heatlens
 from heatlens import LayerError
-from heatlens.models import keras_positions
+from heatlens.models.adapters import keras_positions
 
 
 def _keras_answer(model: keras.Model, index: int) -> str | None:

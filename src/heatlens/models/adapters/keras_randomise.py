@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from ..errors import MethodError, ModelError, first_line
-from .base import check_parameter_layers
+from ...errors import MethodError, ModelError, first_line
+from ..base import check_parameter_layers
 from .keras_rectifiers import final_softmax
 
 if TYPE_CHECKING:

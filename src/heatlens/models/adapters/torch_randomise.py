@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import ModelError, first_line
-from .base import check_parameter_layers
+from ...errors import ModelError, first_line
+from ..base import check_parameter_layers
 
 if TYPE_CHECKING:
     from .torch import TorchNetwork

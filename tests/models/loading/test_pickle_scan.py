@@ -10,7 +10,7 @@ import pickletools
 import pytest
 from model_files import Payload
 
-from heatlens.models.pickle_scan import SAFE_IMPORTS, UncheckablePickleError, unsafe_import
+from heatlens.models.loading.pickle_scan import SAFE_IMPORTS, UncheckablePickleError, unsafe_import
 
 
 class _Recorder(pickle.Unpickler):

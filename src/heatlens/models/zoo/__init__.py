@@ -11,10 +11,10 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..classes import imagenet_classes
-from ..errors import ModelError, close_matches, first_line
-from ..preprocess import ResizeCrop
-from .base import Network
+from ...classes import imagenet_classes
+from ...errors import ModelError, close_matches, first_line
+from ...preprocess import ResizeCrop
+from ..base import Network
 
 FRAMEWORKS = ("torch", "keras")
 
@@ -53,9 +53,9 @@ def _torch_lite(size: str, weights: str, options: dict, device: str) -> Network:
     try:
         import torch
 
+        from ..adapters.torch import TorchNetwork
+        from ..loading.torch_files import place
         from .efficientnet_lite import EfficientNetLite, fold_batch_norms
-        from .torch import TorchNetwork
-        from .torch_loading import place
     except ImportError:
         raise ModelError("the torch build of the zoo models needs torch: pip install 'heatlens[torch]'") from None
     from .efficientnet_lite_spec import rename_checkpoint
@@ -75,12 +75,12 @@ def _keras_lite(size: str, weights: str, options: dict, device: str) -> Network:
     if device != "cpu":
         raise ModelError("the Keras build runs where TensorFlow places it; leave device='cpu' for framework='keras'")
     try:
+        from ..adapters.keras import KerasNetwork
         from . import efficientnet_lite_keras
-        from .keras import KerasNetwork
     except ImportError:
         raise ModelError("the Keras build of the zoo models needs keras: pip install 'heatlens[keras]'") from None
+    from ..loading.pth import read_state_dict
     from .efficientnet_lite_spec import rename_checkpoint
-    from .pth import read_state_dict
 
     model = efficientnet_lite_keras.build(size)
     efficientnet_lite_keras.load_weights(model, rename_checkpoint(read_state_dict(weights)))

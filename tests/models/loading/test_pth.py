@@ -14,7 +14,7 @@ import pytest
 from model_files import Checkpoint, Global, Storage, Tensor, dumps, payload, plain_checkpoint
 
 from heatlens import ModelError
-from heatlens.models.pth import read_state_dict
+from heatlens.models.loading.pth import read_state_dict
 
 
 def refused(path, match: str) -> str:
