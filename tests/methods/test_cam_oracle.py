@@ -1,6 +1,5 @@
 """pytorch-grad-cam (package grad-cam) as an independent oracle for the CAM family, where the definitions
-agree. It needs torchvision, which does not import beside the pinned torch; `make test` runs this file in
-a second environment (.venv-oracles, torch 2.14.1 + torchvision 0.29.1 + grad-cam). Maps are compared the
+agree. `make test` requires it (HEATLENS_ORACLES=required: a missing oracle fails, not skips). Maps are compared the
 way pytorch-grad-cam returns them: ReLU'd, bilinearly resized to the input, min-max scaled per image."""
 
 from __future__ import annotations

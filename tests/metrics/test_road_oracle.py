@@ -1,7 +1,7 @@
 """pytorch-grad-cam (package grad-cam) as an independent oracle for ROAD (ROADMostRelevantFirst,
 ROADLeastRelevantFirst, their averages over percentiles, ROADCombined) and for average drop / increase in
-confidence (CamMultImageConfidenceChange, DropInConfidence, IncreaseInConfidence). It needs torchvision, so `make
-test` runs it in .venv-oracles (HEATLENS_ORACLES=required .venv-oracles/bin/python -m pytest THIS_FILE).
+confidence (CamMultImageConfidenceChange, DropInConfidence, IncreaseInConfidence). `make test` requires it
+(HEATLENS_ORACLES=required: a missing oracle fails, not skips).
 
 Conventions, set equal here:
 - pytorch-grad-cam's `percentile` q is the map's percentile below which pixels are kept: ROADMostRelevantFirst(q)
