@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -18,17 +19,28 @@ from .inputs import float_array, model_inputs
 from .methods import get_method
 from .methods.colours import photo_pixels
 from .methods.options import check_option_types, takes_several
+from .methods.registry import LayerSpec
 from .models import Network, to_network
 from .preprocess import AsGiven
 from .targets import TargetSpec, resolve, resolver, score_label, score_names, static_ids
 
 
+@overload
+def explain(model: Any, images: ImageLike, method: str = ..., target: TargetSpec = ..., layer: LayerSpec = ...,
+            upsample: bool = ..., **options: Any) -> Explanation: ...
+
+
+@overload
+def explain(model: Any, images: Sequence[ImageLike], method: str = ..., target: TargetSpec = ...,
+            layer: LayerSpec = ..., upsample: bool = ..., **options: Any) -> Explanation | list[Explanation]: ...
+
+
 def explain(
     model: Any,
-    images: ImageLike | list[ImageLike],
+    images: ImageLike | Sequence[ImageLike],
     method: str = "gradcam",
     target: TargetSpec = "top1",
-    layer: str | None = None,
+    layer: LayerSpec = None,
     upsample: bool = True,
     **options: Any,
 ) -> Explanation | list[Explanation]:
@@ -39,7 +51,7 @@ def explain(
     predict(images) -> scores function (it receives the images as given); see heatlens.wrap.
     images: a path, a PIL image, an (H, W, 3) or (N, H, W, 3) uint8 array, or a list of those; a list of
     photos of different sizes gives a list of Explanations, one per photo (a per-image target list is
-    split with them).
+    split with them; one image or an array batch gives one Explanation).
     target: 'top1', 'top3', a class id, a class name, a list of those, a per-image list of lists, or a
     callable from the scores (N, classes) to class ids. Returns maps (N, K, H, W) at the photo's
     resolution (upsample=False: at the layer's), raw and finite.
@@ -55,11 +67,11 @@ def explain(
         per_image = _per_image_targets(target, len(photos))
         results = [explain(network, photo, method, aim, layer, upsample, **options)
                    for photo, aim in zip(photos, per_image, strict=True)]
-        for result, name in zip(results, names or [None] * len(results), strict=True):
-            result.names = None if name is None else [name]
+        for index, result in enumerate(results):
+            result.names = None if names is None else [names[index]]
         return results
-    images = photos or images
-    if isinstance(network.preprocess, AsGiven) and float_array(images):
+    given: ImageLike | Sequence[ImageLike] = photos or images
+    if isinstance(network.preprocess, AsGiven) and float_array(given):
         network = copy.copy(network)  # float arrays reach a predict function as floats
         network.preprocess = None
     if "score" in options:
@@ -70,8 +82,8 @@ def explain(
         network = network.rescored(score_fn)
     info = get_method(method)
     _check_options(info.name, info.fn, options, layer, info.uses_layer)
-    photos, x = model_inputs(network, images)
-    size = x.shape[1:3] if photos is None else photos.shape[1:3]
+    shown, x = model_inputs(network, given)
+    size = x.shape[1:3] if shown is None else shown.shape[1:3]
     ids = static_ids(target, len(x), network.classes)
     wanted = ids if ids is not None else resolver(target, network.classes)
     notes = list(getattr(network, "notes", []))
@@ -112,8 +124,8 @@ def explain(
         classes=classes,
         notes=notes,
         names=names,
-        _images=photos if photos is not None or x.shape[-1] != 3 else photo_pixels(network, x),
-        _inputs=x if photos is None else None,
+        _images=shown if shown is not None or x.shape[-1] != 3 else photo_pixels(network, x),
+        _inputs=x if shown is None else None,
     )
 
 

@@ -11,7 +11,9 @@ import numpy as np
 from .classes import find_class, imagenet_wnids, is_imagenet
 from .errors import HeatlensError, ModelError, TargetError, first_line
 
-TargetSpec = str | int | Sequence[int | str] | Callable[[np.ndarray], np.ndarray]
+TargetSpec = (str | int | np.integer | Sequence[int | str] | Sequence[Sequence[int | str]] | np.ndarray
+              | Callable[[np.ndarray], np.ndarray])
+"""What `target=` accepts: a name or id, a list of them, a per-image list of lists, an id array, a callable."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,8 @@ class Targets:
     def as_records(self) -> list[list[dict]]:
         """Per image, per target: {'id', 'name', 'score', 'probability'} (and 'wnid' for ImageNet's classes)
         for manifests and reports."""
-        wnids = self.wnids if self.wnids is not None else [[None] * len(row) for row in self.names]
+        wnids: Sequence[Sequence[str | None]] = (
+            self.wnids if self.wnids is not None else [[None] * len(row) for row in self.names])
         return [
             [
                 {"id": int(i), "name": n, **({"wnid": w} if w is not None else {}), "score": float(s),
@@ -148,8 +151,9 @@ def static_ids(spec: TargetSpec, n: int, classes: Sequence[str] | None) -> np.nd
     if isinstance(spec, str | int | np.integer) and not isinstance(spec, bool):
         return np.full((n, 1), _one_id(spec, classes), dtype=np.int64)
     if isinstance(spec, Sequence) and not isinstance(spec, str) and len(spec) > 0:
-        if all(isinstance(s, Sequence) and not isinstance(s, str) for s in spec):
-            lengths = sorted({len(row) for row in spec})
+        per_image = [s for s in spec if isinstance(s, Sequence) and not isinstance(s, str)]
+        if len(per_image) == len(spec):
+            lengths = sorted({len(row) for row in per_image})
             if len(lengths) > 1:
                 raise TargetError(f"per-image target lists must all have the same length. Received lengths "
                                   f"{lengths}; explain the images separately or pad with more classes")
@@ -157,7 +161,7 @@ def static_ids(spec: TargetSpec, n: int, classes: Sequence[str] | None) -> np.nd
                 raise TargetError(f"the target gives {len(spec)} per-image lists for {n} images; give one per image")
             if lengths == [0]:
                 raise TargetError("the target names no class: give at least one class id or name per image")
-            return np.array([[_one_id(s, classes) for s in row] for row in spec], dtype=np.int64)
+            return np.array([[_one_id(s, classes) for s in row] for row in per_image], dtype=np.int64)
         row = [_one_id(s, classes) for s in spec]
         return np.tile(np.array(row, dtype=np.int64), (n, 1))
     raise TargetError(

@@ -8,7 +8,7 @@ layer laid out on its grid (`grid`, `prefix_tokens`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,14 +18,13 @@ from ..models.objectives import LOGITS, Objective, Softmax
 from ..overlay import upsample
 from ..progress import progress_bar
 from .cam_template import AUGMENTATIONS, Contributions, LayerPass, augmented, fuse, layer_maps
-from .registry import MethodOutput, TargetFn, register
+from .registry import LayerSpec, MethodOutput, TargetFn, register
 from .shared import positive
 
 EPS = 1e-7
-Layer = str | Sequence[str] | None
 
 
-def _cam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer, contributions: Contributions,
+def _cam(network: Network, x: np.ndarray, targets: TargetFn, layer: LayerSpec, contributions: Contributions,
          gradients: bool = True, eigen_smooth: bool = False, aug_smooth: bool = False,
          grid: tuple[int, int] | None = None, prefix_tokens: int | None = None,
          objective: Objective = LOGITS) -> MethodOutput:
@@ -61,7 +60,7 @@ def _gradient_cam(name: str, summary: str, paper: str, contributions: Contributi
     """Register a gradient-weighted CAM whose contributions function carries the formula (its docstring)."""
 
     @_register_cam(name, summary, paper)
-    def method(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, eigen_smooth: bool = False,
+    def method(network: Network, x: np.ndarray, targets: TargetFn, layer: LayerSpec = None, eigen_smooth: bool = False,
                aug_smooth: bool = False, grid: tuple[int, int] | None = None, prefix_tokens: int | None = None,
                softmax: bool = False) -> MethodOutput:
         return _cam(network, x, targets, layer, contributions, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
@@ -74,13 +73,13 @@ def _gradient_cam(name: str, summary: str, paper: str, contributions: Contributi
 
 def _gradcam(p: LayerPass) -> np.ndarray:
     """L^c = ReLU(sum_k a_k^c A^k), a_k^c = 1/Z sum_ij dy^c / dA^k_ij."""
-    return _channel_weighted(p.gradients.mean(axis=(2, 3)), p.activations)
+    return _channel_weighted(p.traced_gradients.mean(axis=(2, 3)), p.activations)
 
 
 def _gradcam_plusplus(p: LayerPass) -> np.ndarray:
     """w_k = sum_ij a_ij ReLU(g_ij), a_ij = g^2 / (2 g^2 + sum_ab A_ab g^3) (the paper's closed form for an
     exponential score; 0 where the gradient is 0); M = ReLU(sum_k w_k A_k)."""
-    a, g = p.activations, p.gradients
+    a, g = p.activations, p.traced_gradients
     g2, g3 = g**2, g**3
     denominator = 2 * g2 + a.sum(axis=(1, 2))[:, None, None, None, :] * g3
     alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, EPS), 0)
@@ -89,19 +88,19 @@ def _gradcam_plusplus(p: LayerPass) -> np.ndarray:
 
 def _xgradcam(p: LayerPass) -> np.ndarray:
     """w_k = sum_ij (A_ij / sum_ab A_ab) g_ij; M = ReLU(sum_k w_k A_k)."""
-    a, g = p.activations, p.gradients
+    a, g = p.activations, p.traced_gradients
     share = a / (a.sum(axis=(1, 2), keepdims=True) + EPS)
     return _channel_weighted((g * share[:, None]).sum(axis=(2, 3)), a)
 
 
 def _layercam(p: LayerPass) -> np.ndarray:
     """M = ReLU(sum_k ReLU(g_k) * A_k), per pixel."""
-    return np.maximum(p.gradients, 0) * p.activations[:, None]
+    return np.maximum(p.traced_gradients, 0) * p.activations[:, None]
 
 
 def _hirescam(p: LayerPass) -> np.ndarray:
     """M = ReLU(sum_k g_k * A_k), per pixel (the ReLU as in the other CAMs)."""
-    return p.gradients * p.activations[:, None]
+    return p.traced_gradients * p.activations[:, None]
 
 
 gradcam = _gradient_cam(
@@ -125,7 +124,7 @@ hirescam = _gradient_cam(
 @_register_cam("eigencam", "Eigen-CAM: first principal component of the activations (class-agnostic)",
                "Muhammad & Yeasin 2020, Eigen-CAM: Class Activation Map using Principal Components",
                gradients=False)
-def eigencam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, aug_smooth: bool = False,
+def eigencam(network: Network, x: np.ndarray, targets: TargetFn, layer: LayerSpec = None, aug_smooth: bool = False,
              grid: tuple[int, int] | None = None, prefix_tokens: int | None = None) -> MethodOutput:
     """M = ReLU(projection of A on its first principal component over positions), signed to agree with
     the activations' channel sum; the same map for every target."""
@@ -140,7 +139,7 @@ def eigencam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = 
 
 @_register_cam("scorecam", "Score-CAM: channels weighted by the target's score on inputs masked by them",
                "Wang et al. 2020, Score-CAM: Score-Weighted Visual Explanations for CNNs", gradients=False)
-def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, batch_size: int = 32,
+def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: LayerSpec = None, batch_size: int = 32,
              eigen_smooth: bool = False, aug_smooth: bool = False, grid: tuple[int, int] | None = None,
              prefix_tokens: int | None = None, progress: bool = True) -> MethodOutput:
     """H_k = normalise(upsample(A_k)); s_k = y^c(x * H_k); w = softmax_k(s) (the paper's Algorithm 1 on
@@ -173,7 +172,7 @@ def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = 
 @_register_cam("ablationcam", "Ablation-CAM: channels weighted by the score drop when each is zeroed",
                "Desai & Ramaswamy 2020, Ablation-CAM: Visual Explanation for Deep Convolutional Network "
                "via Gradient-free Localization", gradients=False)
-def ablationcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer = None, batch_size: int = 32,
+def ablationcam(network: Network, x: np.ndarray, targets: TargetFn, layer: LayerSpec = None, batch_size: int = 32,
                 eigen_smooth: bool = False, aug_smooth: bool = False, progress: bool = True) -> MethodOutput:
     """w_k = (y^c - y^c_k) / y^c, y^c_k the score with channel k of the layer zeroed (only the rest of the
     network runs, via `split`); M = ReLU(sum_k w_k A_k). Where y^c is 0 the drop is used unscaled."""
@@ -224,4 +223,4 @@ def cam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = 
         )
     h, w = grads.shape[2:4]
     weighted = _channel_weighted(mean[:, :, 0, 0] * (h * w), trace.activations[layer]).sum(axis=-1)
-    return MethodOutput(weighted.astype(np.float32), trace.logits, trace.targets, layer)
+    return MethodOutput(weighted.astype(np.float32), trace.logits, trace.ids, layer)

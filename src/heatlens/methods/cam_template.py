@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LayerError, MethodError
-from ..models.base import Network, token_grid
+from ..models.base import Network, Targets, token_grid
 from ..models.objectives import LOGITS, Objective
 from ..overlay import upsample
 
@@ -25,6 +25,12 @@ class LayerPass:
     layer: str
     activations: np.ndarray
     gradients: np.ndarray | None
+
+    @property
+    def traced_gradients(self) -> np.ndarray:
+        """The gradients, for the contributions of a gradient-weighted CAM (whose pass always traces them)."""
+        assert self.gradients is not None, f"the pass over '{self.layer}' traced no gradients"
+        return self.gradients
 
 
 # per-channel contributions (N, K, h, w, C) of one layer; the map is their channel sum (or first component)
@@ -56,7 +62,7 @@ def first_component(contributions: np.ndarray) -> np.ndarray:
     return projection.reshape(n, k, h, w).astype(np.float32)
 
 
-def layer_maps(network: Network, x: np.ndarray, targets: object, layers: Sequence[str], contributions: Contributions,
+def layer_maps(network: Network, x: np.ndarray, targets: Targets, layers: Sequence[str], contributions: Contributions,
                gradients: bool, eigen_smooth: bool, grid: tuple[int, int] | None, prefix: int | None,
                objective: Objective = LOGITS) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """One traced pass over all `layers`; per layer the ReLU'd map (N, K, h, w); plus logits and ids."""
@@ -71,7 +77,7 @@ def layer_maps(network: Network, x: np.ndarray, targets: object, layers: Sequenc
                                  "(h, w, C) map: drop them")
         else:
             acts = as_grid(acts, grid, prefix)
-            grads = as_grid(grads, grid, prefix) if gradients else None
+            grads = as_grid(grads, grid, prefix) if grads is not None else None
         contrib = contributions(LayerPass(network, x, ids, layer, acts, grads))
         summed = first_component(contrib) if eigen_smooth else contrib.sum(axis=-1)
         maps.append(np.maximum(summed, 0).astype(np.float32))

@@ -32,7 +32,7 @@ def _magnitude(attributions: np.ndarray) -> np.ndarray:
 def _input_gradients(network: Network, x: np.ndarray, targets: TargetFn, relu: str = "normal") -> MethodOutput:
     trace = network.trace(x, targets, wrt=["input"], relu=relu)
     grads = trace.gradients["input"]
-    return MethodOutput(_magnitude(grads), trace.logits, trace.targets, attributions=grads)
+    return MethodOutput(_magnitude(grads), trace.logits, trace.ids, attributions=grads)
 
 
 @register("saliency", "Saliency: |d score / d input|, max over colour channels",

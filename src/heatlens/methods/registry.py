@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +10,8 @@ import numpy as np
 from ..errors import MethodError, close_matches
 
 TargetFn = Callable[[np.ndarray], np.ndarray]
+LayerSpec = str | Sequence[str] | None
+"""A layer option: a name or position, a list of them (for the methods that fuse several), or None (the default)."""
 
 
 @dataclass

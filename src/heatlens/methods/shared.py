@@ -13,7 +13,7 @@ from .registry import TargetFn
 def explained(network: Network, x: np.ndarray, targets: TargetFn) -> tuple[np.ndarray, np.ndarray]:
     """The logits of x and the target ids, resolved once before any sampling or masking."""
     trace = network.trace(x, targets)
-    return trace.logits, trace.targets
+    return trace.logits, trace.ids
 
 
 def positive(name: str, value: int) -> None:

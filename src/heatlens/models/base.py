@@ -93,6 +93,13 @@ class Trace:
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     gradients: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def ids(self) -> np.ndarray:
+        """The target ids (N, K) of a pass that was given targets."""
+        if self.targets is None:
+            raise ValueError("this pass was traced without targets, so it has no target ids")
+        return self.targets
+
 
 @dataclass
 class Split:
