@@ -55,11 +55,12 @@ def _wrapped(model: Any, preprocess: Any, classes: Any, name: str | None, option
     names = class_names(classes)
     keras = sys.modules.get("keras")
     if keras is not None and isinstance(model, keras.Model):
-        from .adapters.keras import KerasNetwork
+        from .adapters.keras_common import keras_adapter
         from .loading.keras_apps import keras_preprocessing
 
+        adapter = keras_adapter()
         prep, names, notes = keras_preprocessing(model, preprocess, names, _preprocess)
-        network = KerasNetwork(model, preprocess=prep, classes=names, name=name, **options)
+        network = adapter(model, preprocess=prep, classes=names, name=name, **options)
         network.notes[:0] = notes
         return network
     torch = sys.modules.get("torch")
@@ -151,15 +152,16 @@ def names_keras_model(name: str) -> bool:
 
 def _load_keras(name: str, weights: str | None, options: dict[str, Any]) -> Network:
     try:
-        from .adapters.keras import KerasNetwork
+        from .adapters.keras_common import keras_adapter
         from .loading.keras_files import load_application, load_keras_file
     except ImportError:
         raise ModelError("Keras models need keras and tensorflow: pip install 'heatlens[keras]'") from None
+    adapter = keras_adapter()
     if name.startswith("keras:"):
         model, own = load_application(name.removeprefix("keras:"), weights)
         spec = options.pop("preprocess", "auto")
         options.setdefault("classes", imagenet_classes())
-        return KerasNetwork(model, preprocess=own if spec == "auto" else _preprocess(spec), name=name, **options)
+        return adapter(model, preprocess=own if spec == "auto" else _preprocess(spec), name=name, **options)
     path = Path(name)
     if not path.is_file():
         raise ModelError(f"no model file at '{name}'")

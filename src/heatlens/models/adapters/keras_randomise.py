@@ -20,25 +20,26 @@ from ..base import check_parameter_layers
 from .keras_rectifiers import final_softmax
 
 if TYPE_CHECKING:
-    from .keras import KerasNetwork
+    from .keras_common import KerasBase
 
 ALIASES = {"kernel": ("kernel", "depthwise"), "depthwise_kernel": ("depthwise",), "pointwise_kernel": ("pointwise",),
            "recurrent_kernel": ("recurrent",)}
 
 
-def parameter_layers(network: KerasNetwork, input_shape: tuple[int, ...] | None = None) -> list[str]:
+def parameter_layers(network: KerasBase, input_shape: tuple[int, ...] | None = None) -> list[str]:
     """The layers (not nested models) that hold weights and that the forward pass runs, in execution order."""
     holders = set(_holders(network.model))
     return [info.name for info in network.layers(input_shape) if info.name in holders]
 
 
-def randomised(network: KerasNetwork, layers: Sequence[str], seed: int = 0) -> KerasNetwork:
-    """A KerasNetwork over a clone of the model where every weight of `layers` is re-drawn from its initializer."""
-    from .keras import _walk
+def randomised(network: KerasBase, layers: Sequence[str], seed: int = 0) -> KerasBase:
+    """A network of the same adapter over a clone of the model where every weight of `layers` is re-drawn from its
+    initializer."""
+    from .keras_common import walk
 
     layers = check_parameter_layers(network.name, layers, _holders(network.model))
     model = _clone(network)
-    found = dict(_walk(model))
+    found = dict(walk(model))
     for name in layers:
         for j, (variable, initializer) in enumerate(_initialized(found[name], name)):
             draw = _seeded(initializer, _seed(seed, name, j))
@@ -53,12 +54,12 @@ def randomised(network: KerasNetwork, layers: Sequence[str], seed: int = 0) -> K
 
 
 def _holders(model: keras.Model) -> list[str]:
-    from .keras import _walk
+    from .keras_common import walk
 
-    return [name for name, layer in _walk(model) if not isinstance(layer, keras.Model) and layer.weights]
+    return [name for name, layer in walk(model) if not isinstance(layer, keras.Model) and layer.weights]
 
 
-def _clone(network: KerasNetwork) -> keras.Model:
+def _clone(network: KerasBase) -> keras.Model:
     """A copy of the model with its own variables holding the same values."""
     model = network.model
     try:

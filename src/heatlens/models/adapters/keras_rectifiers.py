@@ -1,10 +1,11 @@
-"""Guided backprop and deconvnet ReLUs for Keras (TensorFlow backend), while a graph is traced.
+"""Guided backprop and deconvnet ReLUs for Keras on any backend, while a graph is traced.
 
 ReLU layers and every layer whose `activation` is relu / relu6 (Conv2D(activation="relu"), Activation)
 get a rectifier with the same forward value and a different backward rule (Springenberg et al. 2015;
 Zeiler & Fergus 2014):
     guided:  dL/dx = max(dL/dy, 0) * [0 < x < upper]
     deconv:  dL/dx = max(dL/dy, 0)
+The rectifier itself (a `Rectify`: the backend's custom-gradient function) comes from the backend adapter.
 The replacements are instance attributes that are removed again on exit, whatever happens. A final
 softmax is replaced the same way by the identity, so the logits before it are explained (the Keras
 Grad-CAM tutorial sets the last activation to None for this; heatlens leaves the model as it is).
@@ -17,40 +18,23 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from ...errors import ModelError
 
-
-def rectify(x: tf.Tensor, upper: float | None, rule: str) -> tf.Tensor:
-    """max(x, 0) (clipped at `upper`) whose gradient follows `rule` ('guided' or 'deconv')."""
-
-    @tf.custom_gradient
-    def rectifier(t: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
-        y = tf.nn.relu(t) if upper is None else tf.clip_by_value(t, 0.0, upper)
-
-        def grad(dy: tf.Tensor) -> tf.Tensor:
-            positive = tf.nn.relu(dy)
-            if rule == "deconv":
-                return positive
-            inside = t > 0 if upper is None else tf.logical_and(t > 0, t < upper)
-            return positive * tf.cast(inside, dy.dtype)
-
-        return y, grad
-
-    return rectifier(x)
+Rectify = Callable[[Any, float | None, str], Any]  # (x, upper, rule) -> max(x, 0), clipped, with the rule's gradient
 
 
 @contextlib.contextmanager
-def rectifiers(model: keras.Model, rule: str, layers: Iterable[tuple[str, keras.Layer]]) -> Iterator[None]:
-    """Within the block, every ReLU of `layers` rectifies by `rule`; 'normal' changes nothing."""
+def rectifiers(model: keras.Model, rule: str, layers: Iterable[tuple[str, keras.Layer]],
+               rectify: Rectify) -> Iterator[None]:
+    """Within the block, every ReLU of `layers` rectifies by `rule` through `rectify`; 'normal' changes nothing."""
     if rule == "normal":
         yield
         return
     patched: list[Callable[[], None]] = []
     try:
         for name, layer in layers:
-            replacement = _replacement(name, layer, rule)
+            replacement = _replacement(name, layer, rule, rectify)
             if replacement is not None:
                 patched.append(swap_attribute(layer, *replacement))
         if not patched:
@@ -78,7 +62,7 @@ def swap_attribute(layer: keras.Layer, attribute: str, value: Any) -> Callable[[
 _MISSING = object()
 
 
-def _replacement(name: str, layer: keras.Layer, rule: str) -> tuple[str, Any] | None:
+def _replacement(name: str, layer: keras.Layer, rule: str, rectify: Rectify) -> tuple[str, Any] | None:
     if isinstance(layer, keras.layers.ReLU):
         if float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
             raise ModelError(f"layer '{name}' is a leaky or thresholded ReLU; '{rule}' backprop needs plain ReLUs")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ModelError, close_matches
 from ...preprocess import Box, ResizeCrop, whole_image
-from ..adapters.keras import error_line
+from ..adapters.keras_common import error_line
 
 
 def declared_size(model: keras.Model) -> int | None:

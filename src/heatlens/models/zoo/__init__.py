@@ -75,16 +75,17 @@ def _keras_lite(size: str, weights: str, options: dict, device: str) -> Network:
     if device != "cpu":
         raise ModelError("the Keras build runs where TensorFlow places it; leave device='cpu' for framework='keras'")
     try:
-        from ..adapters.keras import KerasNetwork
+        from ..adapters.keras_common import keras_adapter
         from . import efficientnet_lite_keras
     except ImportError:
         raise ModelError("the Keras build of the zoo models needs keras: pip install 'heatlens[keras]'") from None
+    adapter = keras_adapter()
     from ..loading.pth import read_state_dict
     from .efficientnet_lite_spec import rename_checkpoint
 
     model = efficientnet_lite_keras.build(size)
     efficientnet_lite_keras.load_weights(model, rename_checkpoint(read_state_dict(weights)))
-    return KerasNetwork(model, **options)
+    return adapter(model, **options)
 
 
 ZOO = {
@@ -113,10 +114,10 @@ def load_zoo_model(name: str, device: str = "cpu", framework: str | None = None)
 
 
 def installed_framework() -> str:
-    """'torch' where torch is installed, else 'keras' where Keras and TensorFlow are (found, not imported)."""
+    """'torch' where torch is installed, else 'keras' where Keras and TensorFlow or JAX are (found, not imported)."""
     if _found("torch"):
         return "torch"
-    if _found("keras") and _found("tensorflow"):
+    if _found("keras") and (_found("tensorflow") or _found("jax")):
         return "keras"
     raise ModelError("the zoo models need torch or Keras: pip install 'heatlens[torch]' or 'heatlens[keras]'")
 

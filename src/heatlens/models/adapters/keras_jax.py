@@ -1,0 +1,92 @@
+"""Adapter for Keras 3 models on the JAX backend: jax.vjp inside a cached jax.jit over `model.stateless_call`.
+
+The model's variables are arguments of the compiled functions, not constants folded into them. A gradient
+w.r.t. a layer's output is the gradient w.r.t. a zero perturbation added to that output on the layer's last
+call: the perturbation is the differentiated input, so one forward and one pullback per target give it.
+Everything backend-neutral (layer taps, the step cache, probing, errors) is in keras_common.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from .keras_common import KerasBase, StepKey, walk, wrapped
+from .keras_jax_rectifiers import rectify
+from .keras_rectifiers import rectifiers
+
+State = tuple[list[jax.Array], list[jax.Array]]
+
+
+class KerasJaxNetwork(KerasBase):
+    """A Keras 3 model on JAX seen through the Network primitives."""
+
+    backend = "jax"
+    compiler = "jax.jit"
+    graph_only = (jax.errors.ConcretizationTypeError, jax.errors.NonConcreteBooleanIndexError,
+                  jax.errors.TracerArrayConversionError, jax.errors.TracerIntegerConversionError)
+    tensor_type = jax.Array
+
+    def _compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return jax.jit(fn)
+
+    def _predict_chunk(self, x: np.ndarray) -> np.ndarray:
+        args = (self._state(x), jnp.asarray(x, jnp.float32))
+        return np.asarray(self._compiled(("forward",), lambda: self._forward, args, x.shape))
+
+    def _forward(self, state: State, x: jax.Array) -> jax.Array:
+        return self._scores_of(self.model.stateless_call(*state, x, training=False)[0])
+
+    def _compile_rest(self, rest: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+        run = jax.jit(lambda state, a: self._scores_of(rest.stateless_call(*state, a, training=False)[0]))
+        return lambda activation: np.asarray(run(_variables(rest), jnp.asarray(activation, jnp.float32)))
+
+    def _step_args(self, x: np.ndarray, ids: np.ndarray, values: tuple[np.ndarray, ...]) -> tuple:
+        return self._state(x), jnp.asarray(x), jnp.asarray(ids), tuple(jnp.asarray(v) for v in values)
+
+    def _state(self, x: np.ndarray) -> State:
+        """The model's variables (a subclassed model is built by one eager call first, as Keras does)."""
+        if not self.model.built:
+            self._guard(lambda: self.model(x[:1], training=False), x.shape)
+        return _variables(self.model)
+
+    def _make_step(self, key: StepKey) -> Callable[..., tuple]:
+        capture, wrt, n_targets, top_k, relu, objective, _, shape = key
+
+        def forward(state: State, x: jax.Array, sources: dict[str, jax.Array], values: tuple) -> tuple:
+            held: dict[str, jax.Array] = {}
+            names, taps = self._taps(key, held, values, lambda name, out: out + sources[name].astype(out.dtype))
+            with rectifiers(self.model, relu, walk(self.model), rectify), wrapped(taps):
+                out = self.model.stateless_call(*state, sources.get("input", x), training=False)[0]
+                logits = self._scores_of(out)
+            self._check_reached(names, held)
+            return self._objective_scores(objective, logits, held), (logits, [held[c] for c in capture])
+
+        def step(state: State, x: jax.Array, ids: jax.Array, values: tuple) -> tuple:
+            sources = {w: x if w == "input" else jnp.zeros((len(x), *(self.layer(w, shape).output_shape or ())))
+                       for w in wrt}
+            outputs: jax.Array
+            logits: jax.Array
+            acts: list[jax.Array]
+            if wrt:
+                outputs, pullback, (logits, acts) = jax.vjp(lambda s: forward(state, x, s, values), sources,
+                                                            has_aux=True)
+            else:
+                outputs, (logits, acts) = forward(state, x, sources, values)
+            if top_k:
+                ids = jax.lax.top_k(logits, n_targets)[1]
+            per_target = [pullback(jax.nn.one_hot(ids[:, k], outputs.shape[1], dtype=outputs.dtype))[0]
+                          for k in range(n_targets)] if wrt else []
+            return logits, ids, acts, [jnp.stack([g[w] for g in per_target], axis=1) for w in wrt]
+
+        return step
+
+
+def _variables(model: keras.Model) -> State:
+    """The values of a model's trainable and non-trainable variables, as stateless_call takes them."""
+    return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
