@@ -143,6 +143,19 @@ def test_expected_gradients_with_one_background_image_on_a_linear_model(x):
     np.testing.assert_allclose(result.attributions[:, 0], (x - background) * weight_image(model, 0), atol=1e-5)
 
 
+def test_expected_gradients_prepares_background_photos_of_different_sizes_one_by_one(rng):
+    """Two photos of different sizes that crop to the same inputs are one reference x': A = (x - x') * w."""
+    model = linear_model()
+    crop = heatlens.wrap(model, preprocess=lambda photos: photos[:, :H, :W].astype(np.float32) / 255)
+    photo = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    small, large = np.full((H + 1, W, 3), 51, np.uint8), np.full((H + 3, W + 2, 3), 51, np.uint8)
+    result = heatlens.explain(crop, photo, method="expected_gradients", target=0, background=[small, large],
+                              n_samples=4, upsample=False)
+    expected = (photo.astype(np.float32) / 255 - 0.2) * weight_image(model, 0)
+    np.testing.assert_allclose(result.attributions[0, 0], expected, atol=1e-5)
+    assert result.extras["background_size"] == 2
+
+
 def test_expected_gradients_at_a_layer_by_hand(rng):
     """After the layer: global average pooling and a linear layer, so dy/dA = w / (h w) everywhere."""
     torch.manual_seed(0)

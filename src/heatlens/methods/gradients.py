@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import MethodError
-from ..images import as_batch, as_float_batch
+from ..inputs import each_prepared
 from ..models.base import Network
 from ..overlay import upsample
 from ..progress import progress_bar
@@ -100,6 +100,7 @@ def _accumulate(network: Network, ids: np.ndarray, per_image: int, make: Sampler
                 total = np.zeros((len(ids), *grads.shape[1:]), np.float64)
             np.add.at(total, image, grads)
             advance(len(index))
+    assert total is not None, "every caller asks for at least one sample"
     return total.astype(np.float32)
 
 
@@ -177,8 +178,10 @@ def expected_gradients(network: Network, x: np.ndarray, targets: TargetFn, backg
                           "on the explained point, noise= a fraction of the input range added along the path")
     if background is None:
         raise MethodError("expected_gradients needs background=images (photos, or model-ready arrays)")
+    if isinstance(background, list | tuple) and not background:
+        raise MethodError("background=[] holds no images; give at least one")
     logits, ids = explained(network, x, targets)
-    reference = _prepared(network, background)
+    reference = each_prepared(network, background)
     if reference.shape[1:] != x.shape[1:]:
         raise MethodError(f"background inputs have shape {reference.shape[1:]}, the explained ones {x.shape[1:]}")
     if layer is not None:
@@ -228,14 +231,3 @@ def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
         raise MethodError(f"unknown integration method '{method}': use one of {', '.join(QUADRATURES)}")
     alphas = (np.arange(steps) + offsets[method]) / steps
     return alphas.astype(np.float32), np.full(steps, 1 / steps, np.float32)
-
-
-def _prepared(network: Network, images: object) -> np.ndarray:
-    """Background images as model inputs; photos of different sizes are prepared one by one."""
-    if network.preprocess is None:
-        return as_float_batch(images)
-    if isinstance(images, list | tuple):
-        if not images:
-            raise MethodError("background=[] holds no images; give at least one")
-        return np.concatenate([network.prepare(as_batch(image)) for image in images])
-    return network.prepare(as_batch(images))
