@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_corrupt, write_photos
 from PIL import Image
+from run_photos import write_corrupt, write_photos
 
 from heatlens.errors import HeatlensError, TargetError
 from heatlens.run import Plan, run

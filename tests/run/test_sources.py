@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_photos
+from run_photos import write_photos
 
 from heatlens.errors import HeatlensError
 from heatlens.run.sources import list_source
