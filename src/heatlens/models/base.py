@@ -123,6 +123,7 @@ class TraceRequest:
     relu: str
     objective: Objective
     inject: dict[str, np.ndarray]
+    rules: Any = None  # an LRP composite (methods/lrp_rules.Composite): the backward pass carries relevance
 
     @property
     def top_k(self) -> int:
@@ -246,6 +247,7 @@ class Network(abc.ABC):
         relu: str = "normal",
         inject: dict[str, np.ndarray] | None = None,
         objective: Objective = LOGITS,
+        rules: Any = None,
     ) -> Trace:
         """One pass that returns only what is asked: activations at `capture`, and gradients of the
         scores of `targets` w.r.t. each name in `wrt` ('input' or a layer).
@@ -255,10 +257,11 @@ class Network(abc.ABC):
         `relu`: 'normal', or 'guided' / 'deconv' to change every ReLU's backward rule for this pass.
         `inject`: per layer, an activation (N, ...) that replaces the layer's output in this pass (its
         gradient is then taken w.r.t. the injected value). `objective` (models.objectives): what is
-        differentiated, the model's scores by default."""
+        differentiated, the model's scores by default. `rules`: an LRP composite (methods/lrp_rules.py); the
+        gradients w.r.t. the input are then the relevance of each target for an output relevance of 1."""
         check_objective(objective)
         if isinstance(objective, Custom):
-            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject)
+            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject, rules=rules)
         inject = inject or {}
         x = np.asarray(x, np.float32)
         self._traced_layers(x, targets, capture, wrt, relu, inject, objective)
@@ -268,7 +271,7 @@ class Network(abc.ABC):
             self._trace_chunk(TraceRequest(
                 x[s : s + size], targets if targets is None or callable(targets) else targets[s : s + size],
                 tuple(capture), tuple(wrt), relu, objective,
-                {name: np.asarray(value[s : s + size], np.float32) for name, value in sorted(inject.items())}))
+                {name: np.asarray(value[s : s + size], np.float32) for name, value in sorted(inject.items())}, rules))
             for s in range(0, len(x), size)
         ]
         return merge_traces(parts, capture, wrt)
