@@ -20,6 +20,7 @@ from ...targets import check_ids, check_scores
 from ..base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
 from ..objectives import channel_layer
 from . import torch_positions, torch_randomise
+from .lrp_torch import relevance_rules
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 
@@ -147,8 +148,9 @@ class TorchNetwork(Network):
                  for name in dict.fromkeys([*capture, *grad_layers, *inject, *scored])}
         inputs = self._to_tensor(x)
         rectifiers = Rectifiers(relu) if relu != "normal" else contextlib.nullcontext()
+        rules = relevance_rules(self.module, request.rules) if request.rules is not None else contextlib.nullcontext()
         with self._session():
-            with _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers:
+            with _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers, rules:
                 if "input" in wrt:
                     inputs.requires_grad_()
                 logits = self._scores_of(self._run(inputs.clone() if "input" in wrt else inputs))
