@@ -39,6 +39,8 @@ from .models import DEFAULT_MODEL
 from .models.base import layer_position
 from .preprocess import FITS
 from .report import report as write_report
+from .run.report import report_run
+from .run.summary import is_run
 
 
 @_user_errors
@@ -86,7 +88,13 @@ def report(
     (methods x target classes), metric scores when asked, and every setting in its header.
 
     Everything that can be checked without the model is checked before it loads. An image that cannot be
-    read is left out with a warning and listed in the report."""
+    read is left out with a warning and listed in the report. The --out folder of a `heatlens run` gives the run's
+    report instead: per predicted class its mean map, accuracy on labelled images and map concentration."""
+    if images and len(images) == 1 and is_run(images[0]):
+        written = report_run(images[0], out, title)
+        out_console.print(f"report of the run in {escape(str(images[0]))} written to [bold]{escape(str(written))}[/]",
+                          highlight=False)
+        return
     chosen = _methods(method)
     _check_cmap(cmap)
     if fit not in FITS:
