@@ -33,11 +33,11 @@ def batch_size_for(network: Network, sample: np.ndarray, batch_size: int | str, 
 
 
 def _fastest(network: Network, sample: np.ndarray, candidates: list[int]) -> int:
-    per_input = {}
+    per_input: dict[int, float] = {}
     for size in candidates:
         batch = np.repeat(sample[None], size, axis=0)
         network.predict(batch)
         start = time.perf_counter()
         network.predict(batch)
         per_input[size] = (time.perf_counter() - start) / size
-    return min(per_input, key=per_input.get)
+    return min(per_input, key=per_input.__getitem__)

@@ -29,7 +29,7 @@ def inpainting_composer(network: Network, image: np.ndarray, masker: str) -> Cal
     mean_colour = (flat if colours is None else from_pixels(flat, colours)).astype(np.float32)
 
     def compose(keep: np.ndarray) -> np.ndarray:
-        holes = ~keep.all(axis=-1)
+        holes = np.asarray(~keep.all(axis=-1))
         out = np.empty(keep.shape, np.float32)
         for target, hole in zip(out, holes, strict=True):
             if not hole.any():

@@ -176,7 +176,7 @@ def _output_slice(out: Any) -> Any:
 def _value_range(network: Network, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel input values of a black and a white photo (or 0..1 for model-ready inputs)."""
     if network.preprocess is None:
-        return np.float32(0), np.float32(1)
+        return np.zeros((), np.float32), np.ones((), np.float32)
     black = network.prepare(np.zeros((1, *shape[:2], 3), np.uint8))[0].mean(axis=(0, 1))
     white = network.prepare(np.full((1, *shape[:2], 3), 255, np.uint8))[0].mean(axis=(0, 1))
     return np.minimum(black, white).astype(np.float32), np.maximum(black, white).astype(np.float32)

@@ -49,8 +49,12 @@ def lime(network: Network, x: np.ndarray, targets: TargetFn, num_samples: int = 
         z = _sample_matrix(samples, num_samples, int(seg.max()) + 1, seed)
         hidden = _hidden(network, x[i], seg, hide)
         kept = z.astype(bool)
-        scores = target_scores(network, lambda index, seg=seg, kept=kept, hidden=hidden, i=i: composite(
-            kept[index][:, seg], x[i], hidden), num_samples, ids[i], size, "LIME", progress)
+
+        def perturbed(index: np.ndarray, seg: np.ndarray = seg, kept: np.ndarray = kept, hidden: np.ndarray = hidden,
+                      i: int = i) -> np.ndarray:
+            return composite(kept[index][:, seg], x[i], hidden)
+
+        scores = target_scores(network, perturbed, num_samples, ids[i], size, "LIME", progress)
         fits.append(_surrogate(z, scores, kernel_width))
         maps[i] = fits[-1].weights[:, seg]
     return MethodOutput(maps, logits, ids, extras={

@@ -39,7 +39,7 @@ def composite(where: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> np.
 def fill_values(network: Network, x: np.ndarray, fill: str | float) -> np.ndarray:
     """What hidden pixels of x become: a number, each image's mean colour ('mean'), or a named baseline
     ('black', 'blurred', 'uniform')."""
-    if isinstance(fill, int | float | np.integer | np.floating) and not isinstance(fill, bool):
+    if not isinstance(fill, str):
         return np.full_like(x, fill)
     if fill == "mean":
         return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).copy()

@@ -72,7 +72,7 @@ def owen_values(network: Network, shape: tuple[int, ...], compose: Callable[[np.
                 for *_, item in queue:
                     _settle(values, settled, item)
                 break
-            batch = []
+            batch: list[tuple[WorkItem, tuple[Block, Block]]] = []
             while queue and 2 * len(batch) < round_size and evals + 2 * len(batch) < budget:
                 item = heapq.heappop(queue)[-1]
                 halves = _halves(item.block, min_block, split_channels)

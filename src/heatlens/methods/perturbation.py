@@ -35,8 +35,10 @@ def occlusion(network: Network, x: np.ndarray, targets: TargetFn, window: int = 
     size = batch_size_for(network, x[0], batch_size, len(masks))
     maps = np.zeros((len(x), ids.shape[1], h, w), np.float32)
     for i in range(len(x)):
-        scores = target_scores(network, lambda index, i=i: composite(masks[index], base[i], x[i]),
-                                len(masks), ids[i], size, "Occlusion", progress)
+        def occluded(index: np.ndarray, i: int = i) -> np.ndarray:
+            return composite(masks[index], base[i], x[i])
+
+        scores = target_scores(network, occluded, len(masks), ids[i], size, "Occlusion", progress)
         drops = logits[i, ids[i]][None] - scores
         total = np.einsum("pk,phw->khw", drops, masks.astype(np.float32))
         maps[i] = np.divide(total, covered, out=np.zeros_like(total), where=covered > 0)

@@ -3,6 +3,8 @@ within a budget of evaluations; the maskers that hide blocks, and the values sum
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..errors import MethodError
@@ -40,13 +42,14 @@ def shap_partition(network: Network, x: np.ndarray, targets: TargetFn, max_evals
                           f"{min_block}")
     positive("round_size", round_size)
     logits, ids = explained(network, x, targets)
-    inpainting = isinstance(masker, str) and masker.startswith("inpaint")
-    if inpainting:
+    if isinstance(masker, str) and masker.startswith("inpaint"):
         composers = [inpainting_composer(network, image, masker) for image in x]
     else:
-        masked = make_baseline(network, x, "blurred", None) if masker == "blur" else fill_values(network, x, masker)
-        composers = [lambda keep, image=image, fill=fill: np.where(keep, image, fill)
-                     for image, fill in zip(x, masked, strict=True)]
+        if masker == "blur":
+            masked = make_baseline(network, x, "blurred", np.random.default_rng(0))  # a blur draws no random numbers
+        else:
+            masked = fill_values(network, x, masker)
+        composers = [_keeping(image, fill) for image, fill in zip(x, masked, strict=True)]
     whole_round = batch_size == "auto" and round_size <= 64
     size = round_size if whole_round else batch_size_for(network, x[0], batch_size, round_size)
     attributions = np.zeros((len(x), ids.shape[1], *x.shape[1:]), np.float32)
@@ -61,3 +64,8 @@ def shap_partition(network: Network, x: np.ndarray, targets: TargetFn, max_evals
     return MethodOutput(maps, logits, ids, attributions=attributions, extras={
         "base_values": np.array(base_values), "partition_values": settled, "max_evals": max_evals,
         "round_size": round_size, "additivity_gap": maps.sum(axis=(2, 3)) - (full - np.array(base_values))})
+
+
+def _keeping(image: np.ndarray, fill: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """keep masks (B, H, W, C) -> model inputs: the image where kept, the fill elsewhere."""
+    return lambda keep: np.where(keep, image, fill)
