@@ -61,6 +61,7 @@ def test_ctrl_c_keeps_the_shards_and_says_how_to_resume(tmp_path: Path, monkeypa
     assert result.exit_code == 130 and "with --resume to continue" in result.output
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_photos(data, 48)
