@@ -4,6 +4,8 @@ its input box against where the pixels it keeps really come from."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,7 @@ def photos():
 @pytest.mark.parametrize(("resize", "crop", "mode"), [(100, 37, "bilinear"), (51, 50, "bicubic"), (20, 40, "bilinear")])
 def test_torchvision_image_classification(photos, resize, crop, mode):
     transform = _presets.ImageClassification(crop_size=crop, resize_size=resize, interpolation=InterpolationMode(mode))
-    pipeline = PhotoPipeline(resize=resize, crop=(crop, crop), interpolation=mode)
+    pipeline = PhotoPipeline(resize=resize, crop_size=(crop, crop), interpolation=mode)
     for photo in photos:
         expected = transform(Image.fromarray(photo)).numpy().transpose(1, 2, 0)
         np.testing.assert_allclose(pipeline(photo[None])[0], expected, atol=1e-5)
@@ -49,16 +51,16 @@ def test_hugging_face_processors(photos, backend, kind):
         np.testing.assert_allclose(pipeline(photo[None])[0], expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("pipeline", [PhotoPipeline(resize=100, crop=(37, 37), interpolation="nearest"),
-                                      PhotoPipeline(resize=(50, 70), crop=None, interpolation="nearest"),
-                                      PhotoPipeline(resize=80, crop=(60, 50), interpolation="nearest",
+@pytest.mark.parametrize("pipeline", [PhotoPipeline(resize=100, crop_size=(37, 37), interpolation="nearest"),
+                                      PhotoPipeline(resize=(50, 70), crop_size=None, interpolation="nearest"),
+                                      PhotoPipeline(resize=80, crop_size=(60, 50), interpolation="nearest",
                                                     crop_offset="floor")])
 def test_the_input_box_holds_the_pixels_the_model_sees(pipeline):
     """A photo whose red and green channels are its row and column: with nearest sampling, each model pixel
     says where it came from, and those places fill the box evenly (one source step per model pixel)."""
     rows, cols = np.mgrid[:151, :203]
     photo = np.stack([rows, cols, np.zeros_like(rows)], -1).astype(np.uint8)
-    plain = PhotoPipeline(**{**pipeline.__dict__, "mean": (0.0,) * 3, "std": (1.0,) * 3, "scale": 1.0})
+    plain = dataclasses.replace(pipeline, mean=(0.0,) * 3, std=(1.0,) * 3, scale=1.0)
     seen = plain(photo[None])[0]
     top, left, bottom, right = pipeline.input_box(151, 203)
     height, width = seen.shape[:2]

@@ -100,7 +100,7 @@ def pipeline_of(processor: Any, label: str) -> PhotoPipeline:
     mean, std = ((_triple(processor.image_mean), _triple(processor.image_std)) if processor.do_normalize
                  else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
     backend = getattr(processor, "backend", "pil")
-    return PhotoPipeline(resize=resize, crop=crop, interpolation=_filter(processor.resample), mean=mean, std=std,
+    return PhotoPipeline(resize=resize, crop_size=crop, interpolation=_filter(processor.resample), mean=mean, std=std,
                          scale=scale, crop_offset="floor", resampler="pil" if backend == "pil" else "torch",
                          source=f"{kind} ({backend})")
 

@@ -115,6 +115,6 @@ def _onnx_preprocessing(size: tuple[int, int] | None, pixels: bool) -> ResizeCro
     height, width = size or (preset.crop, preset.crop)
     if height == width:
         return dataclasses.replace(preset, resize=round(height / IMAGENET_CROP), crop=height)
-    return PhotoPipeline(resize=round(min(height, width) / IMAGENET_CROP), crop=(height, width),
+    return PhotoPipeline(resize=round(min(height, width) / IMAGENET_CROP), crop_size=(height, width),
                          interpolation="bicubic", mean=preset.mean, std=preset.std, scale=1.0,
                          source=f"'imagenet' at the graph's input size {height}x{width}")

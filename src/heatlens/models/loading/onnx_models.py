@@ -93,9 +93,3 @@ def _layout(shape: list[Any], name: str) -> str:
     raise ModelError(f"cannot tell from '{name}' whether its input {shape} is channels first or last: pass "
                      "layout='NCHW' or layout='NHWC'")
 
-
-def describe(model: OnnxModel) -> str:
-    """The graph's input, said in the result's notes."""
-    size = f"{model.size[0]}x{model.size[1]}" if model.size else "any size"
-    dtype = np.dtype(model.dtype).name
-    return f"{model.path.name} through onnxruntime: input '{model.input_name}' {model.layout} {dtype} at {size}"

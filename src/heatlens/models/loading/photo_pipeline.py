@@ -29,13 +29,13 @@ class PhotoPipeline:
     """Resize, centre crop, then (x * scale - mean) / std per channel, as the model's own library does it.
 
     resize: the short side (the long one scaled and truncated, as torchvision's Resize), an exact (h, w), or
-    None. crop: the centre crop's (h, w), or None. scale, mean and std act on 0..255 pixels (scale 1/255
+    None. crop_size: the centre crop's (h, w), or None. scale, mean and std act on 0..255 pixels (scale 1/255
     gives torchvision's 0..1 inputs). resampler: 'pil' (Pillow, what torchvision and timm use on photos) or
     'torch' (torchvision's tensor resize with antialiasing, what Hugging Face's default processors use).
     """
 
     resize: int | tuple[int, int] | None
-    crop: tuple[int, int] | None
+    crop_size: tuple[int, int] | None
     interpolation: str = "bilinear"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -53,15 +53,16 @@ class PhotoPipeline:
                              f"Received: {self.crop_offset!r}, {self.resampler!r}")
 
     @property
-    def size(self) -> int | None:
-        """The side of the square model input, when the pipeline always makes one (else None)."""
-        out = self.crop or (self.resize if isinstance(self.resize, tuple) else None)
+    def crop(self) -> int | None:
+        """The side of the square model input, when the pipeline always makes one (else None): the input size
+        heatlens probes layers at, as for ResizeCrop."""
+        out = self.crop_size or (self.resize if isinstance(self.resize, tuple) else None)
         return out[0] if out is not None and out[0] == out[1] else None
 
     @property
     def fit(self) -> str:
         """How the photo becomes the model input, in heatlens' words (see heatlens.wrap's fit=)."""
-        return "resize" if isinstance(self.resize, tuple) and self.crop is None else "crop"
+        return "resize" if isinstance(self.resize, tuple) and self.crop_size is None else "crop"
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         pixels = np.stack([self._resampled(img) for img in images]).astype(np.float32)
@@ -87,9 +88,9 @@ class PhotoPipeline:
 
     def _crop_box(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(top, left, crop height, crop width) in the resized photo; negative offsets where the crop pads."""
-        if self.crop is None:
+        if self.crop_size is None:
             return 0, 0, height, width
-        ch, cw = self.crop
+        ch, cw = self.crop_size
         return _offset(height, ch, self.crop_offset), _offset(width, cw, self.crop_offset), ch, cw
 
     def _resampled(self, img: np.ndarray) -> np.ndarray:

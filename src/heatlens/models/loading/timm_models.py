@@ -61,8 +61,9 @@ def _pipeline(config: dict[str, Any], label: str) -> PhotoPipeline:
     pct = config.get("crop_pct") or 0.875
     scaled = (int(height / pct), int(width / pct))
     resize: int | tuple[int, int] = scaled if mode == "squash" else _short_side(scaled, label)
-    return PhotoPipeline(resize=resize, crop=(height, width), interpolation=config.get("interpolation") or "bilinear",
-                         mean=tuple(config["mean"]), std=tuple(config["std"]), source=f"timm data config of {label}")
+    return PhotoPipeline(resize=resize, crop_size=(height, width),
+                         interpolation=config.get("interpolation") or "bilinear", mean=tuple(config["mean"]),
+                         std=tuple(config["std"]), source=f"timm data config of {label}")
 
 
 def _short_side(scaled: tuple[int, int], label: str) -> int:

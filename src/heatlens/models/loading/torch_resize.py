@@ -19,6 +19,6 @@ def resized(img: np.ndarray, height: int, width: int, interpolation: str) -> np.
     """A uint8 (H, W, 3) photo resized to (height, width) by torchvision on the CPU, as uint8 (h, w, 3)."""
     if (height, width) == img.shape[:2]:
         return img
-    tensor = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+    tensor = torch.from_numpy(np.require(img, requirements=["C", "W"])).permute(2, 0, 1)  # torch wants it writable
     out = functional.resize(tensor, [height, width], interpolation=MODES[interpolation], antialias=True)
     return out.permute(1, 2, 0).numpy()

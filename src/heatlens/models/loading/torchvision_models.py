@@ -109,14 +109,14 @@ def _pipeline(entry: Any, label: str) -> PhotoPipeline | None:
     transforms = entry.transforms()
     source = f"torchvision {type(entry).__name__}.{entry.name}.transforms()"
     if isinstance(transforms, _presets.ImageClassification):
-        return PhotoPipeline(resize=transforms.resize_size[0], crop=(transforms.crop_size[0],) * 2,
+        return PhotoPipeline(resize=transforms.resize_size[0], crop_size=(transforms.crop_size[0],) * 2,
                              interpolation=_filter(transforms), **_normalised(transforms), source=source)
     if isinstance(transforms, _presets.SemanticSegmentation):
         size = transforms.resize_size[0] if transforms.resize_size else None
-        return PhotoPipeline(resize=size, crop=None, interpolation=_filter(transforms),
+        return PhotoPipeline(resize=size, crop_size=None, interpolation=_filter(transforms),
                              **_normalised(transforms), source=source)
     if isinstance(transforms, _presets.ObjectDetection):
-        return PhotoPipeline(resize=None, crop=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), source=source)
+        return PhotoPipeline(resize=None, crop_size=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), source=source)
     raise ModelError(f"{label} is a {type(transforms).__name__} model: heatlens explains models of photos "
                      "(classification, detection, segmentation)")
 
