@@ -137,3 +137,26 @@ def test_the_meter_shows_rate_and_time_left() -> None:
     assert meter.status(meter.start + 10.0).startswith("20/100 images (20%)")
     meter.done = 60
     assert meter.status(meter.start + 10.0) == "60/100 images (60%), 4.0 images/s, 0:00:10 left"
+
+
+def test_a_full_disk_stops_the_run_with_the_fix_and_resuming_completes_it(tiny_network, photos: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    write_table = pq.write_table
+    calls = []
+
+    def full_after_one(table, where, **kwargs):
+        calls.append(where)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(where))
+        return write_table(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", full_after_one)
+    with pytest.raises(HeatlensError, match=r"No space left on device.*rerun the same command with --resume"):
+        run(tiny_network, photos, tmp_path / "cut", GRADCAM, shard_size=4, progress=False)
+    monkeypatch.setattr(pq, "write_table", write_table)
+    assert len(shard_files(tmp_path / "cut")) == 0 and not list((tmp_path / "cut" / "shards").glob("*.tmp"))
+    run(tiny_network, photos, tmp_path / "cut", GRADCAM, shard_size=4, resume=True, progress=False)
+    run(tiny_network, photos, tmp_path / "whole", GRADCAM, shard_size=4, progress=False)
+    assert read_rows(tmp_path / "cut").equals(read_rows(tmp_path / "whole"))

@@ -91,6 +91,10 @@ def run(
             tables = run_on_ray(model_factory or (lambda: model), plan, folder, label_ids, todo, batch_size,
                                 address, actors, threads or 1)
             _commit_in_shards(tables, shard_size, meter, commit, attempt=_attempt(folder))
+    except OSError as exc:  # a full disk: the shards written so far are whole, and resuming continues after them
+        where = f" ('{exc.filename}')" if exc.filename else ""
+        raise HeatlensError(f"cannot write the run into '{folder}': {exc.strerror or exc}{where}; free some space, "
+                            "then rerun the same command with --resume") from None
     finally:
         meter.close()
     summary = Summary(written[0], written[1], time.monotonic() - started, len(items) - len(todo))
@@ -136,11 +140,7 @@ def _attempt(folder: Path) -> int:
 
 
 def _written(folder: Path, name: str, tables: Sequence[Any]) -> tuple[int, list[dict[str, Any]]]:
-    try:
-        return write_shard(shard_path(folder, name), tables)
-    except OSError as exc:
-        raise HeatlensError(f"cannot write the shard '{shard_path(folder, name)}': {exc.strerror or exc}; free some "
-                            "space, then rerun the same command with --resume") from None
+    return write_shard(shard_path(folder, name), tables)
 
 
 def _start(folder: Path, settings: dict[str, Any], resume: bool, source: str | os.PathLike, path_column: str,
