@@ -160,3 +160,36 @@ def test_a_full_disk_stops_the_run_with_the_fix_and_resuming_completes_it(tiny_n
     run(tiny_network, photos, tmp_path / "cut", GRADCAM, shard_size=4, resume=True, progress=False)
     run(tiny_network, photos, tmp_path / "whole", GRADCAM, shard_size=4, progress=False)
     assert read_rows(tmp_path / "cut").equals(read_rows(tmp_path / "whole"))
+
+
+class NanOnWhiteCorner(torch.nn.Module):
+    """TinyCNN whose scores are NaN for an image with a white top-left pixel: one image the model cannot score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        from toy_models import TinyCNN
+
+        self.features = TinyCNN().features
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.head(self.features(x).mean(dim=(2, 3)))
+        white = (x[:, :, 0, 0] == 255).all(dim=1, keepdim=True)
+        return torch.where(white, torch.full_like(scores, float("nan")), scores)
+
+
+def test_an_image_the_model_cannot_explain_is_recorded_and_a_wrong_setting_stops_the_run(tmp_path: Path) -> None:
+    import heatlens
+
+    network = heatlens.wrap(NanOnWhiteCorner(), preprocess=None)
+    paths = write_photos(tmp_path / "data", 8)
+    photo = np.asarray(Image.open(paths[4]).convert("RGB")).copy()
+    photo[0, 0] = 255
+    Image.fromarray(photo).save(paths[4])
+    summary = run(network, tmp_path / "data", tmp_path / "out", GRADCAM, batch_size=4, progress=False)
+    assert (summary.images, summary.errors) == (7, 1)
+    (failed,) = read_errors(tmp_path / "out")
+    assert failed["path"] == str(paths[4]) and "NaN" in failed["error"]
+    with pytest.raises(HeatlensError, match="unknown layer 'nope'"):
+        run(network, tmp_path / "data", tmp_path / "again", Plan(("gradcam",), layer="nope"), progress=False)
