@@ -18,6 +18,17 @@ from heatlens import ModelError
 SIZE = 48
 
 
+class Pixels(torch.nn.Module):
+    """The network taking uint8 (N, H, W, 3) pixels and scaling them itself."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.permute(0, 3, 1, 2).float() / 255)
+
+
 class ChannelsLast(torch.nn.Module):
     """The same network taking (N, H, W, 3): what a TensorFlow export looks like."""
 
@@ -63,6 +74,8 @@ def test_a_fixed_batch_of_one_and_refusals(model, tmp_path, cat):
     assert onnx.batch_size == 1 and onnx.classes is None
     scores = onnx.predict(onnx.prepare(np.stack([cat, cat[::-1]])))
     assert scores.shape[0] == 2
+    with pytest.raises(ModelError, match=r"input_size= does not apply to the ONNX model"):
+        heatlens.load_model(path, input_size=(SIZE, SIZE))
     with pytest.raises(ModelError, match="holds its own weights"):
         heatlens.load_model(path, weights="random")
     with pytest.raises(ModelError, match="no model file"):
@@ -70,3 +83,16 @@ def test_a_fixed_batch_of_one_and_refusals(model, tmp_path, cat):
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(ModelError, match="not an ONNX model"):
         heatlens.load_model(str(tmp_path / "junk.onnx"))
+
+
+def test_a_graph_taking_uint8_pixels_gets_them_resized_but_not_normalised(model, tmp_path, cat):
+    path = tmp_path / "pixels.onnx"
+    torch.onnx.export(Pixels(model), torch.zeros(1, SIZE, SIZE, 3, dtype=torch.uint8), path, dynamo=False,
+                      input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+    onnx = heatlens.load_model(str(path))
+    prepared = onnx.prepare(cat[None])
+    assert onnx.layout == "NHWC" and prepared.min() >= 0 and prepared.max() > 3  # pixels, not mean/std units
+    np.testing.assert_array_equal(prepared, np.round(prepared))
+    with torch.no_grad():
+        expected = Pixels(model)(torch.from_numpy(np.rint(prepared).astype(np.uint8))).numpy()
+    np.testing.assert_allclose(onnx.predict(prepared), expected, rtol=1e-5, atol=1e-5)

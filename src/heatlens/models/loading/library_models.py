@@ -70,7 +70,8 @@ def _torch_network(name: str, loaded: Loaded, device: str, options: dict[str, An
     from .torch_files import place
 
     spec = options.pop("preprocess", "auto")
-    preprocess = loaded.preprocess if spec == "auto" else _preprocess(spec)
+    own = loaded.preprocess if loaded.preprocess is not None else "auto"  # 'auto': wrap's 'imagenet'
+    preprocess = own if spec == "auto" else _preprocess(spec)
     options.setdefault("classes", loaded.classes)
     network = wrap(place(loaded.model, device), preprocess=preprocess, name=options.pop("name", name), **options)
     return noted(network, loaded.notes)
@@ -99,9 +100,14 @@ def _onnx_network(name: str, device: str, options: dict[str, Any]) -> Network:
     classes = class_names(options.pop("classes", None))
     if classes is None and model.classes == 1000:
         classes = list(imagenet_classes())
-    batch_size = model.batch or options.pop("batch_size", 32)
-    return BlackBoxNetwork(model, preprocess=preprocess, classes=classes, name=options.pop("name", name),
-                           batch_size=batch_size, layout=model.layout, **options)
+    batch_size = model.batch or options.pop("batch_size", 32)  # a graph with a fixed batch takes only that
+    label = options.pop("name", name)
+    options.pop("batch_size", None)
+    if options:
+        raise ModelError(f"{', '.join(sorted(options))}= does not apply to the ONNX model '{name}' (it takes "
+                         "preprocess=, classes=, name=, batch_size= and layout=), so drop it")
+    return BlackBoxNetwork(model, preprocess=preprocess, classes=classes, name=label, batch_size=batch_size,
+                           layout=model.layout)
 
 
 def _onnx_preprocessing(size: tuple[int, int] | None, pixels: bool) -> ResizeCrop | PhotoPipeline:
