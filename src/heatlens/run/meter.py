@@ -33,7 +33,8 @@ class Summary:
 
     def line(self) -> str:
         before = f" ({self.resumed} done before, not redone)" if self.resumed else ""
-        return (f"{self.images} images explained, {self.errors} failed (listed in errors.csv) in "
+        listed = " (listed in errors.csv)" if self.errors else ""
+        return (f"{self.images} images explained, {self.errors} failed{listed} in "
                 f"{clock(self.seconds)}: {self.rate:.1f} images/s{before}")
 
 
