@@ -35,8 +35,8 @@ def load_library_model(name: str, device: str, weights: str | None, trust: bool 
                          "file, so drop it")
     if Path(name).suffix == ONNX_SUFFIX and not name.startswith(tuple(PREFIXES)):
         if weights is not None:
-            raise ModelError(f"weights= is for torchvision:, timm: and factory models; '{name}' holds its own "
-                             "weights, so drop it")
+            raise ModelError(f"weights= is for keras:, torchvision:, timm: and factory models; '{name}' holds "
+                             "its own weights, so drop it")
         return _onnx_network(name, device, options)
     prefix = next(p for p in PREFIXES if name.startswith(p))
     spec = name.removeprefix(prefix)
