@@ -92,3 +92,16 @@ def test_refusals(weight_files, tmp_path):
         heatlens.load_model("torchvision:resnet34", weights=str(weight_files / "r18.safetensors"))
     with pytest.raises(ModelError, match="trust= is for"):
         heatlens.load_model("torchvision:resnet18", weights="random", trust=True)
+
+
+def test_densenet_files_with_torchvisions_old_key_names_load(tmp_path):
+    torch.manual_seed(3)
+    densenet = torchvision.models.densenet121(weights=None)
+    old = {key.replace(".norm1.", ".norm.1.").replace(".conv2.", ".conv.2."): value  # as its 2017 file has them
+           for key, value in densenet.state_dict().items() if not key.endswith("num_batches_tracked")}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old
+    torch.save(old, tmp_path / "densenet121-old.pth")
+    network = heatlens.load_model("torchvision:densenet121", weights=str(tmp_path / "densenet121-old.pth"))
+    loaded = network.module.state_dict()
+    for key, value in densenet.state_dict().items():
+        torch.testing.assert_close(loaded[key], value, rtol=0, atol=0)

@@ -97,7 +97,10 @@ def classifier_classes(module: torch.nn.Module, state: Mapping[str, torch.Tensor
 
 
 def load_weights(module: torch.nn.Module, state: Mapping[str, torch.Tensor], file: str, model: str) -> None:
-    """`state` copied into `module`, or a ModelError naming what does not fit."""
+    """`state` copied into `module`, or a ModelError naming what does not fit. Batch norms' step counters,
+    which files saved before torch 0.4.1 lack and which no prediction uses, keep the module's own values."""
+    counters = {key: value for key, value in module.state_dict().items() if key.endswith(".num_batches_tracked")}
+    state = {**counters, **state}
     reason = mismatch(module, state)
     if reason is not None:
         raise ModelError(f"the weights in '{file}' do not fit {model}: {reason}. Were they saved from another "

@@ -4,6 +4,7 @@ the preprocessing of the weights entry they come from and its class names, both 
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from ...errors import ModelError, close_matches, first_line
 from .loaded import RANDOM, RANDOM_NOTE, Loaded, weights_needed
 from .photo_pipeline import PhotoPipeline
 from .state_dicts import classifier_classes, load_weights, read_weights
+
+LEGACY_DENSENET = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))\.(?=[12]\.[a-z_]+$)")  # norm.1.weight: norm1.weight
 
 
 def load_torchvision(spec: str, weights: str | None) -> Loaded:
@@ -65,7 +68,13 @@ def _state(label: str, weights: str | None, entry: Any) -> dict[str, torch.Tenso
         return None
     if weights is None:
         raise ModelError(weights_needed(label, _cached(entry)))
-    return read_weights(weights)
+    return _current_keys(read_weights(weights))
+
+
+def _current_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys of torchvision's older published files renamed as today's modules have them: DenseNet's
+    'denselayer1.norm.1.weight' is now 'denselayer1.norm1.weight' (torchvision renames them when it loads)."""
+    return {LEGACY_DENSENET.sub(r"\1", key): value for key, value in state.items()}
 
 
 def _cached(entry: Any) -> str:
