@@ -1,6 +1,7 @@
 """--engine ray against the local engine on 200 generated images: identical rows (predictions, targets, float16
-maps) and errors, also after a Ray shard is lost and the run resumed. Ray runs in a subprocess inside a network
-namespace this test creates (only loopback up), so its start-up probes never leave the machine."""
+maps) and errors, also after a Ray shard is lost and the run resumed; an actor pool that would take every CPU is
+refused. Ray runs in a subprocess inside a network namespace this test creates (only loopback up), so its start-up
+probes never leave the machine."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ shard_files(Path(out))[1].unlink()
 again = CliRunner().invoke(app, ["run", data, "--out", out, "--engine", "ray", "--resume", *options])
 assert again.exit_code == 0, again.output
 print(again.output)
+crowded = CliRunner().invoke(app, ["run", data, "--out", out + "-crowded", "--engine", "ray", "--actors", "10000",
+                                   *options])
+assert crowded.exit_code == 2 and "CPUs in the Ray cluster and it has" in crowded.output, crowded.output
 """
 needs = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None or shutil.which("unshare") is None or os.geteuid() != 0,

@@ -64,7 +64,12 @@ def run_on_ray(factory: Callable[[], Network], plan: Plan, out: Path, label_ids:
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})  # one model thread set per actor
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        count = actors or gpus or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)  # a full pool can hang
+        cpus = int(ray.cluster_resources().get("CPU", 2))
+        count = actors or gpus or max(1, cpus - 1)
+        if not gpus and count >= cpus:
+            raise HeatlensError(f"--actors {count} needs {count + 1} CPUs in the Ray cluster and it has {cpus}: an "
+                                "actor pool that takes every CPU leaves none to read the listing, and hangs; give "
+                                f"--actors {max(1, cpus - 1)} or fewer")
         context = ray.data.DataContext.get_current()
         context.use_datasource_v2 = False  # the v2 datasource leaves a one-file listing in one block (one actor busy)
         context.enable_progress_bars = False  # heatlens' own meter shows the progress
