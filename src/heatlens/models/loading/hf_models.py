@@ -84,7 +84,7 @@ def pipeline_of(processor: Any, label: str) -> PhotoPipeline:
     used = [step for step in UNSUPPORTED_STEPS if getattr(processor, step, None)]
     if used:
         raise ModelError(f"{label}'s {kind} uses {used[0]}, a step heatlens does not reproduce: pass preprocess=")
-    size = _size(processor.size) if processor.do_resize else {}
+    size = _size(processor.size) if getattr(processor, "do_resize", False) else {}
     resize: int | tuple[int, int] | None = None
     crop = _crop(processor) if getattr(processor, "do_center_crop", False) else None
     if "shortest_edge" in size and getattr(processor, "crop_pct", None) is not None:  # ConvNeXt's own rule
@@ -96,13 +96,14 @@ def pipeline_of(processor: Any, label: str) -> PhotoPipeline:
         resize = (size["height"], size["width"])
     elif size:
         raise ModelError(f"{label}'s {kind} resizes to {size}, which heatlens does not reproduce: pass preprocess=")
-    scale = float(processor.rescale_factor) if processor.do_rescale else 1.0
-    mean, std = ((_triple(processor.image_mean), _triple(processor.image_std)) if processor.do_normalize
+    scale = float(processor.rescale_factor) if getattr(processor, "do_rescale", False) else 1.0
+    normalise = getattr(processor, "do_normalize", False)
+    mean, std = ((_triple(processor.image_mean), _triple(processor.image_std)) if normalise
                  else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
     backend = getattr(processor, "backend", "pil")
-    return PhotoPipeline(resize=resize, crop_size=crop, interpolation=_filter(processor.resample), mean=mean, std=std,
-                         scale=scale, crop_offset="floor", resampler="pil" if backend == "pil" else "torch",
-                         source=f"{kind} ({backend})")
+    return PhotoPipeline(resize=resize, crop_size=crop, interpolation=_filter(getattr(processor, "resample", None)),
+                         mean=mean, std=std, scale=scale, crop_offset="floor",
+                         resampler="pil" if backend == "pil" else "torch", source=f"{kind} ({backend})")
 
 
 def _size(size: Any) -> dict[str, int]:
