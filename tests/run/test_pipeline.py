@@ -109,6 +109,9 @@ def test_target_label_explains_each_images_label_from_the_manifest(tiny_network,
     rows = read_rows(tmp_path / "out").to_pylist()
     assert [r["target_ids"] for r in rows] == [[1], [3], [0], [2], [0], [3]]
     assert [r["label_id"] for r in rows] == [1, 3, 0, 2, 0, 3]
+    manifest.write_text(f"path,label\n{paths[0]},9\n")
+    with pytest.raises(TargetError, match=r"the label '9' is no class id of TinyCNN, which has classes 0\.\.3"):
+        run(tiny_network, manifest, tmp_path / "nine", Plan(("gradcam",), target="label"), progress=False)
     manifest.write_text(f"path,label\n{paths[0]},b\n{paths[1]},\n")
     with pytest.raises(TargetError, match="needs a label for every image, and 1 have none"):
         run(tiny_network, manifest, tmp_path / "again", Plan(("gradcam",), target="label"), progress=False)
@@ -184,12 +187,13 @@ def test_an_image_the_model_cannot_explain_is_recorded_and_a_wrong_setting_stops
 
     network = heatlens.wrap(NanOnWhiteCorner(), preprocess=None)
     paths = write_photos(tmp_path / "data", 8)
-    photo = np.asarray(Image.open(paths[4]).convert("RGB")).copy()
-    photo[0, 0] = 255
-    Image.fromarray(photo).save(paths[4])
+    for bad in (paths[0], paths[4]):  # the first images of the first and of the second batch
+        photo = np.asarray(Image.open(bad).convert("RGB")).copy()
+        photo[0, 0] = 255
+        Image.fromarray(photo).save(bad)
     summary = run(network, tmp_path / "data", tmp_path / "out", GRADCAM, batch_size=4, progress=False)
-    assert (summary.images, summary.errors) == (7, 1)
-    (failed,) = read_errors(tmp_path / "out")
-    assert failed["path"] == str(paths[4]) and "NaN" in failed["error"]
+    assert (summary.images, summary.errors) == (6, 2)
+    failed = read_errors(tmp_path / "out")
+    assert [f["path"] for f in failed] == [str(paths[0]), str(paths[4])] and all("NaN" in f["error"] for f in failed)
     with pytest.raises(HeatlensError, match="unknown layer 'nope'"):
         run(network, tmp_path / "data", tmp_path / "again", Plan(("gradcam",), layer="nope"), progress=False)

@@ -83,21 +83,29 @@ class BatchExplainer:
         return pa.table({name: _arrow_column(name, values) for name, values in columns.items()})
 
     def _guarded(self, batch: list[Decoded]) -> dict[str, list[Any]]:
-        """_explained, and where the batch fails, each image on its own: the ones that still fail are recorded
-        with the reason. Until one image has been explained, a failure is the settings' and stops the run."""
+        """_explained, and where the batch fails, each image on its own (see _one_by_one)."""
         try:
             cols = self._explained(batch)
         except HeatlensError as exc:
-            if not self.explained_any or len(batch) == 1:
-                if not self.explained_any:
-                    raise
-                batch[0].error = f"{type(exc).__name__}: {first_line(exc)}"
-                return {"id": []}
-            singles = [self._guarded([d]) for d in batch]
-            kept = [part for part in singles if part["id"]]
-            return {name: [v for part in kept for v in part[name]] for name in kept[0]} if kept else {"id": []}
+            if len(batch) > 1 or self.explained_any:
+                return self._one_by_one(batch, exc)
+            raise
         self.explained_any = True
         return cols
+
+    def _one_by_one(self, batch: list[Decoded], error: HeatlensError) -> dict[str, list[Any]]:
+        """Each image explained alone; the ones that fail are recorded with the reason. Until one image has been
+        explained, a failure of them all is the settings' (a wrong layer, option or target) and stops the run."""
+        parts = []
+        for decoded in batch:
+            try:
+                parts.append(self._explained([decoded]))
+                self.explained_any = True
+            except HeatlensError as exc:
+                decoded.error = f"{type(exc).__name__}: {first_line(exc)}"
+        if not self.explained_any:
+            raise error
+        return {name: [v for part in parts for v in part[name]] for name in parts[0]} if parts else {"id": []}
 
     def _explained(self, batch: list[Decoded]) -> dict[str, list[Any]]:
         """Columns for images of one input shape: every method on the same targets (the first method's)."""

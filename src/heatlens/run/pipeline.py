@@ -196,6 +196,10 @@ def _label_ids(items: list[Item], network: Network, needed: bool) -> dict[str, i
                               "--classes, or give labels as class ids")
         else:
             ids[label] = find_class(label, network.classes)
+    count = len(network.classes) if network.classes is not None else None
+    if count is not None and (wrong := [label for label, i in ids.items() if not 0 <= i < count]):
+        raise TargetError(f"the label '{wrong[0]}' is no class id of {network.name}, which has classes 0..{count - 1}; "
+                          "fix the manifest's label column")
     return ids
 
 
