@@ -89,8 +89,12 @@ def load_model(
     **options: Any,
 ) -> Network:
     """A model by name: a zoo model (framework 'torch' or 'keras'), 'keras:Xception' (any
-    keras.applications class; weights from `weights=PATH`, the local Keras cache, or 'random'), a
-    Keras file (.keras, .h5), 'package.module:factory', a torch.export .pt2 file or a TorchScript file.
+    keras.applications class; weights from `weights=PATH`, the local Keras cache, or 'random'),
+    'torchvision:resnet50' or 'timm:convnext_tiny' (weights from `weights=PATH`, a .safetensors or .pth state
+    dict, or 'random'; the library's own preprocessing and classes), 'hf:FOLDER' (a Hugging Face
+    image-classification folder), an .onnx file (black-box, through onnxruntime), a Keras file (.keras, .h5),
+    'package.module:factory' (optionally with `weights=PATH`), a torch.export .pt2 file or a TorchScript file.
+    Nothing downloads.
     Torch models are placed on `device` ('cpu', 'cuda', 'cuda:1', ...), where their work then runs.
     .pt2 and TorchScript files are programs: they load only with trust=True, and a .pt2 holding code
     beside its graph (pickles, compiled libraries, eval'd expressions) only with trust='pickle'.
@@ -134,14 +138,19 @@ def _loaded(name: str, device: str, framework: str | None, weights: str | None, 
             raise ModelError(f"trust= is for .pt2 and TorchScript files; '{name}' loads through Keras "
                              "(files in its safe mode), so drop it")
         return _load_keras(name, weights, options)
-    if weights is not None:
-        raise ModelError(f"weights= is for keras:NAME models; '{name}' loads its own weights")
+    from .loading.library_models import load_library_model, names_library_model
+
+    if names_library_model(name):
+        return load_library_model(name, device, weights, trust, options)
     if ":" in name or Path(name).suffix or Path(name).exists():
         try:
             from .loading.torch_files import load_torch
         except ImportError:
             raise ModelError("loading torch models needs torch: pip install 'heatlens[torch]'") from None
-        return wrap(load_torch(name, device, trust), name=options.pop("name", name), **options)
+        return wrap(load_torch(name, device, trust, weights), name=options.pop("name", name), **options)
+    if weights is not None:
+        raise ModelError(f"weights= is for keras:, torchvision:, timm: and factory models; '{name}' loads its own "
+                         "weights")
     return load_zoo_model(name, device)
 
 

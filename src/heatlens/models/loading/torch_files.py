@@ -1,6 +1,6 @@
-"""Torch models from files and import paths: 'package.module:factory', torch.export programs (.pt2) and
-TorchScript files, placed on the device asked for. Model files are programs, so they load only when the
-caller trusts them; whole pickled modules and bare weight files are never loaded."""
+"""Torch models from files and import paths: 'package.module:factory' (with weights from a state dict file if
+asked), torch.export programs (.pt2) and TorchScript files, placed on the device asked for. Model files are
+programs, so they load only when the caller trusts them; whole pickled modules are never loaded."""
 
 from __future__ import annotations
 
@@ -12,20 +12,23 @@ import torch
 from ...errors import HeatlensError, ModelError, first_line
 from ...user_imports import current_folder_on_path, import_user_object
 from .pt2_archive import hidden_code
+from .state_dicts import load_weights, read_weights
 
 MODEL_FILE_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
 WEIGHT_SUFFIXES = {".pth", ".safetensors", ".bin", ".ckpt", ".npz", ".npy"}
-SUPPORTED = ("a zoo name (`heatlens models`), keras:NAME, a .keras or .h5 file, a torch.export .pt2 file, a "
-             "TorchScript file (.pt, .ts, .jit) or 'package.module:factory'")
+SUPPORTED = ("a zoo name (`heatlens models`), keras:NAME, torchvision:NAME, timm:NAME, hf:FOLDER, an .onnx file, a "
+             ".keras or .h5 file, a torch.export .pt2 file, a TorchScript file (.pt, .ts, .jit) or "
+             "'package.module:factory'")
 SAFE_ALTERNATIVE = ("a state_dict saved as .safetensors, or as .pth read with torch.load(weights_only=True), "
                     "loaded into your network by a factory 'package.module:factory'")
 
 
-def load_torch(spec: str, device: str = "cpu", trust: bool | str = False) -> torch.nn.Module:
-    """A user model: 'package.module:factory' (a callable returning a module, called with no arguments),
-    a torch.export program (.pt2, unflattened so its layers can be hooked) or a TorchScript file
-    (predictions only). Files load only with trust=True; trust='pickle' also admits
-    a .pt2 with pickles or other code beside its graph."""
+def load_torch(spec: str, device: str = "cpu", trust: bool | str = False,
+               weights: str | None = None) -> torch.nn.Module:
+    """A user model: 'package.module:factory' (a callable returning a module, called with no arguments; its
+    state dict then read from `weights`, a .safetensors or torch.save file, if given), a torch.export program
+    (.pt2, unflattened so its layers can be hooked) or a TorchScript file (predictions only). Files load only
+    with trust=True; trust='pickle' also admits a .pt2 with pickles or other code beside its graph."""
     path = Path(spec)
     unknown = bool(path.suffix) and path.suffix not in MODEL_FILE_SUFFIXES | WEIGHT_SUFFIXES and ":" not in spec
     if unknown and not (trust and path.is_file()):
@@ -33,12 +36,18 @@ def load_torch(spec: str, device: str = "cpu", trust: bool | str = False) -> tor
     if path.suffix in MODEL_FILE_SUFFIXES | WEIGHT_SUFFIXES or path.is_file():
         if not path.is_file():
             raise ModelError(f"no model file at '{spec}'")
+        if weights is not None:
+            raise ModelError(f"weights= is for keras:, torchvision:, timm: and factory models; '{path.name}' "
+                             "holds its own weights, so drop it")
         return place(_load_file(path, trust, unknown), device)
     if ":" not in spec:
         raise ModelError(f"unknown model '{spec}': expected {SUPPORTED}")
     if trust:
         raise ModelError(f"trust= is for .pt2 and TorchScript files; '{spec}' is your own Python code, so drop it")
-    return place(_build(spec), device)
+    module = _build(spec)
+    if weights is not None:
+        load_weights(module, read_weights(weights), weights, spec)
+    return place(module, device)
 
 
 def place(model: torch.nn.Module, device: str) -> torch.nn.Module:
@@ -75,17 +84,16 @@ def _build(spec: str) -> torch.nn.Module:
 
 def _unsupported(path: Path) -> ModelError:
     """The error for a file whose extension is no model format heatlens reads (.onnx, .tflite, .pb, ...)."""
-    onnx = " (for ONNX: onnxruntime's session.run in it, with layout='NCHW')" if path.suffix == ".onnx" else ""
     return ModelError(f"heatlens cannot load '{path.name}': {path.suffix} is not a model format it reads; give "
-                      f"{SUPPORTED}, or wrap your own predict(images) -> scores function with heatlens.wrap{onnx}")
+                      f"{SUPPORTED}, or wrap your own predict(images) -> scores function with heatlens.wrap")
 
 
 def _load_file(path: Path, trust: bool | str, unknown: bool = False) -> torch.nn.Module:
     """A trusted model file; `unknown`: its extension is none of heatlens' (tried as TorchScript)."""
     if path.suffix in WEIGHT_SUFFIXES:
-        raise ModelError(f"'{path}' holds weights, not a network: load them into your network in a factory "
-                         "'package.module:factory' (torch.load(path, weights_only=True) or "
-                         "safetensors.torch.load_file) and pass the factory as the model")
+        raise ModelError(f"'{path}' holds weights, not a network: name the network and pass the file as weights=, "
+                         "e.g. load_model('torchvision:resnet50', weights=PATH) or your own factory "
+                         "'package.module:factory' (CLI: --model NAME --weights PATH)")
     kind = "is a torch.export program" if path.suffix == ".pt2" else "would load as TorchScript"
     if not trust:
         raise ModelError(f"'{path}' {kind}, a format that can run code when it is loaded, so heatlens loads it "
