@@ -74,13 +74,16 @@ out_console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 ModelOption = Annotated[
-    str, typer.Option("--model", "-m", help="Zoo name, keras:NAME, a .keras/.h5 file, package.module:factory, "
-                      "or a .pt2/TorchScript file (with --trust-model-file)")
+    str, typer.Option("--model", "-m", help="Zoo name, keras:NAME, torchvision:NAME, timm:NAME, hf:FOLDER, an "
+                      ".onnx/.keras/.h5 file, package.module:factory, or a .pt2/TorchScript file "
+                      "(with --trust-model-file)")
 ]
 PreprocessOption = Annotated[
     str, typer.Option(help="'auto' (the model's own), 'imagenet', 'efficientnet_lite' or 'none' (inputs as they are)")
 ]
-WeightsOption = Annotated[str | None, typer.Option(help="Weights file for keras:NAME models, or 'random'")]
+WeightsOption = Annotated[str | None, typer.Option(
+    help="Weights file for keras:NAME, torchvision:NAME, timm:NAME and factory models (a state dict as "
+         ".safetensors or .pth), or 'random'")]
 FrameworkOption = Annotated[str | None, typer.Option(
     help="Framework of the zoo model: torch or keras (default: the one installed, torch where both are)")]
 ClassesOption = Annotated[str | None, typer.Option(help="For user models: 'imagenet' or a text file, one name a line")]

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import ModelError
+
 RANDOM = "random"  # weights='random': an untrained network, for demos and tests
 RANDOM_NOTE = "random weights (weights='random'): the maps show an untrained network, nothing it learned"
 
@@ -22,7 +24,8 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-def weights_needed(label: str, hint: str = "") -> str:
-    """The message for a named architecture loaded without weights=."""
-    return (f"{label} needs its weights from a file, as heatlens never downloads: pass weights=PATH (CLI: --weights "
-            f"PATH), a state dict as .safetensors or .pth{hint}, or weights='random' for an untrained network")
+def weights_needed(label: str, hint: str = "") -> ModelError:
+    """The error for a named architecture loaded without weights=."""
+    return ModelError(f"{label} needs its weights from a file, as heatlens never downloads: pass weights=PATH (CLI: "
+                      f"--weights PATH), a state dict as .safetensors or .pth{hint}, or weights='random' for an "
+                      "untrained network")

@@ -76,8 +76,9 @@ def _providers(device: str) -> list[str]:
     kind = device.split(":")[0]
     wanted = PROVIDERS.get(kind)
     if wanted is None or wanted[0] not in onnxruntime.get_available_providers():
+        gpu = ", or install onnxruntime-gpu" if kind == "cuda" else ""
         raise ModelError(f"onnxruntime cannot run on '{device}' here (it has {', '.join(_available())}): "
-                         "pass device='cpu'" + (", or install onnxruntime-gpu" if kind == "cuda" else ""))
+                         f"pass device='cpu'{gpu}")
     return wanted
 
 

@@ -26,7 +26,7 @@ def load_timm(spec: str, weights: str | None) -> Loaded:
         raise ModelError(f"unknown timm model '{spec}'.{close_matches(name, timm.list_models())} "
                          "(timm.list_models() lists them)")
     if weights is None:
-        raise ModelError(weights_needed(label))
+        raise weights_needed(label)
     state = None if weights == RANDOM else read_weights(weights)
     module = _created(spec, label)
     notes = [RANDOM_NOTE] if state is None else []

@@ -67,7 +67,7 @@ def _state(label: str, weights: str | None, entry: Any) -> dict[str, torch.Tenso
     if weights == RANDOM:
         return None
     if weights is None:
-        raise ModelError(weights_needed(label, _cached(entry)))
+        raise weights_needed(label, _cached(entry))
     return _current_keys(read_weights(weights))
 
 
