@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from ..explanation import Explanation
 from .core import MetricResult
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 SHOWN_STEPS = 6
@@ -38,7 +39,8 @@ def figure(result: MetricResult, explanation: Explanation, image: int = 0, targe
     chosen = _chosen_steps(len(names), steps)
     shown = _step_maps(explanation, curves["maps"][image, target, chosen], image)
     style = display.style(shown)
-    tiles = [(explanation.images[image], display.image_name(explanation, image), None)]
+    tiles: list[tuple[np.ndarray, str, display.Key | None]] = [
+        (explanation.images[image], display.image_name(explanation, image), None)]
     for slot, step in enumerate(chosen):
         picture, key = display.overlay_tile(shown, 0, slot, style)
         title = "original" if step == 0 else f"+ {names[step]} randomised"
@@ -50,17 +52,17 @@ def figure(result: MetricResult, explanation: Explanation, image: int = 0, targe
     figure_ = Figure(figsize=(tile * columns + 5.5, max((high + 1.0) * rows, 4.5) + 0.9), layout="constrained")
     outer = figure_.add_gridspec(1, 2, width_ratios=[tile * columns, 5.0])
     grid = outer[0, 0].subgridspec(2 * rows, columns, height_ratios=[high, 0.1] * rows)
-    for n, (picture, title, key) in enumerate(tiles):
+    for n, (picture, title, bar) in enumerate(tiles):
         r, c = divmod(n, COLUMNS)
         ax, bar_ax = figure_.add_subplot(grid[2 * r, c]), figure_.add_subplot(grid[2 * r + 1, c])
         ax.set_axis_off()
         ax.set_anchor("S")  # the picture sits on its colour bar
         ax.imshow(picture, interpolation="antialiased")
         ax.set_title(title, fontsize=9)
-        if key is None:
+        if bar is None:
             bar_ax.set_axis_off()
         else:
-            display.colour_bar(figure_, bar_ax, key)
+            display.colour_bar(figure_, bar_ax, bar)
     _curve(figure_.add_subplot(outer[0, 1]), curves, names, image, target, chosen)
     target_name = explanation.targets.names[image][target]
     figure_.suptitle(f"Model randomisation (Adebayo et al. 2018): {display.method_line(explanation)} on "
@@ -70,12 +72,12 @@ def figure(result: MetricResult, explanation: Explanation, image: int = 0, targe
     return figure_
 
 
-def save(result: MetricResult, explanation: Explanation, path: str | Path, dpi: int = 100, **options: object) -> Path:
+def save(result: MetricResult, explanation: Explanation, path: str | Path, dpi: int = 100, **options: Any) -> Path:
     """Write `figure(result, explanation, **options)` as a PNG; returns the path."""
     return display.save(figure(result, explanation, **options), path, dpi=dpi)
 
 
-def _curve(ax: object, curves: dict, names: list[str], image: int, target: int, chosen: list[int]) -> None:
+def _curve(ax: Axes, curves: dict, names: list[str], image: int, target: int, chosen: list[int]) -> None:
     """Spearman and SSIM against the steps, the steps shown as tiles marked, a dashed line at 0."""
     steps = np.arange(len(names))
     for name, style in (("spearman", "-o"), ("ssim", "-s")):
@@ -109,7 +111,7 @@ def _checked(result: MetricResult, explanation: Explanation, image: int, target:
 
 def _chosen_steps(count: int, steps: list[int] | None) -> list[int]:
     if steps is None:  # the original, the first step (the classifier, where most maps change) and then evenly
-        later = np.round(np.linspace(1, count - 1, max(1, min(count, SHOWN_STEPS) - 1))) if count > 1 else []
+        later = np.round(np.linspace(1, count - 1, max(1, min(count, SHOWN_STEPS) - 1))) if count > 1 else ()
         return sorted({0, *(int(s) for s in later)})
     if not steps or any(not 0 <= s < count for s in steps):
         raise HeatlensError(f"steps must be step numbers in 0..{count - 1}. Received: {steps!r}")
