@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal, TypedDict
 
 import gradio as gr
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 NONE = "none"
 AUTO_CMAP = "auto"
 CMAPS = (AUTO_CMAP, "jet", "turbo", "viridis", "inferno", "magma", "bwr", "coolwarm", "RdBu_r", "gray")
-BUTTONS = ("download", "fullscreen")  # not Gradio's "share", which posts to Hugging Face
+# not Gradio's "share", which posts to Hugging Face
+BUTTONS: tuple[Literal["download", "fullscreen"], ...] = ("download", "fullscreen")
 MODEL_QUEUE = "model"  # the events that run the model share one queue
 CSS = """
 .heatlens-error { color: #b00020; font-weight: 600; }
@@ -38,6 +40,13 @@ CSS = """
 """  # the tiles are shown whole, each with its colour bar and its title under it (not cropped to squares)
 SLOW = ("The CAM family and the gradient methods take seconds; LIME, SHAP partition, occlusion, RISE and Score-CAM "
         "a minute or more on a CPU (the page shows their progress).")
+
+
+class Queue(TypedDict):
+    """The keywords that put an event in a Gradio concurrency queue."""
+
+    concurrency_id: str
+    concurrency_limit: int
 
 
 @dataclass(frozen=True)
@@ -54,14 +63,14 @@ class Page:
     table: gr.Dataframe
     download: gr.File
 
-    def results(self) -> set:
+    def results(self) -> list[gr.components.Component]:
         """What an explanation updates."""
-        return {self.state, self.left, self.right, self.status}
+        return [self.state, self.left, self.right, self.status]
 
-    def everything(self) -> set:
+    def everything(self) -> list[gr.components.Component]:
         """What a new photo updates."""
-        return {self.state, self.photo, self.predictions, self.classes, self.status, self.left, self.right,
-                self.table, self.download}
+        return [self.state, self.photo, self.predictions, self.classes, self.status, self.left, self.right,
+                self.table, self.download]
 
 
 def build(network: Network) -> gr.Blocks:
@@ -116,16 +125,16 @@ def build(network: Network) -> gr.Blocks:
         page = Page(state, photo, predictions, classes, status, left, right, table, download)
         act = Handlers(network, page)
         choices = [state, method, other, classes, layer, alpha, cmap]
-        model = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": 1}  # one model call at a time, whoever asks
+        model = Queue(concurrency_id=MODEL_QUEUE, concurrency_limit=1)  # one model call at a time, whoever asks
         upload.upload(act.open_upload, [upload], page.everything(), **model).then(
             act.explain, choices, page.results(), **model)
         sample.input(act.open_sample, [sample], page.everything(), **model).then(
             act.explain, choices, page.results(), **model)
         run.click(act.explain, choices, page.results(), **model)
-        alpha.release(act.redraw, [state, alpha, cmap], {left, right, status})
-        cmap.input(act.redraw, [state, alpha, cmap], {left, right, status})
-        score.click(act.score, [state, metrics], {table, status}, **model)
-        pack.click(act.pack, [state, alpha, cmap], {download, status})
+        alpha.release(act.redraw, [state, alpha, cmap], [left, right, status])
+        cmap.input(act.redraw, [state, alpha, cmap], [left, right, status])
+        score.click(act.score, [state, metrics], [table, status], **model)
+        pack.click(act.pack, [state, alpha, cmap], [download, status])
     return blocks
 
 
@@ -179,8 +188,8 @@ class Handlers:
 
     def _open(self, opening: Callable[[], work.Session]) -> dict:
         page = self.page
-        cleared = {page.left: [], page.right: gr.update(value=[], visible=False), page.table: None,
-                   page.download: None}
+        cleared: dict[gr.components.Component, Any] = {
+            page.left: [], page.right: gr.update(value=[], visible=False), page.table: None, page.download: None}
         try:
             opened = opening()
         except Exception as exc:
