@@ -715,3 +715,4 @@ app.command(name="app")(_app_command)
 from .cli_report import report as _report  # noqa: E402
 
 app.command(name="report")(_report)
+from . import cli_run as _cli_run  # noqa: E402, F401 - its @app.command registers `heatlens run`
