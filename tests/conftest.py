@@ -1,6 +1,14 @@
-"""Shared fixtures: the offline default model (loaded once) and a bundled photo."""
+"""Shared fixtures: the offline default model (loaded once) and a bundled photo.
+
+Triton (torch's compiler back end) is loaded first: libtriton crashes the process (a segmentation fault) when it
+is loaded after TensorFlow, and torchvision, timm, transformers and torch.export load it through torch._dynamo."""
 
 from __future__ import annotations
+
+import contextlib
+
+with contextlib.suppress(ImportError):
+    import triton  # noqa: F401
 
 import numpy as np
 import pytest

@@ -87,7 +87,7 @@ def test_custom_score_function_by_import_path(tmp_path):
         (["explain", "--sample", "cat", "--preprocess", "none"], "preprocess= does not apply"),
         (["explain", "--sample", "cat", "--weights", "x.h5"], "weights= does not apply"),
         (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--weights", "x.h5"],
-         "weights= is for keras:NAME models"),
+         "no weights file at 'x.h5'"),
         (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--framework", "keras"],
          "framework='keras' picks the build of a zoo model"),
         (["explain", "--sample", "cat", "--model", "toy_models:tiny_cnn", "--classes", "missing.txt"],
