@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LayerError, MethodError
-from ..models.base import Network, Targets, token_grid
+from ..models.base import LayerInfo, Network, Targets
 from ..models.objectives import LOGITS, Objective
+from ..models.tokens import token_grid
 from ..overlay import upsample
 
 
@@ -43,6 +44,16 @@ def as_grid(a: np.ndarray, grid: tuple[int, int] | None, prefix: int | None) -> 
     return a[..., lead:, :].reshape(*a.shape[:-2], h, w, a.shape[-1])
 
 
+def token_layout(info: LayerInfo, grid: tuple[int, int] | None,
+                 prefix: int | None) -> tuple[tuple[int, int] | None, int | None]:
+    """(grid, prefix) for a token layer: as given, or where neither is given the patch embedding's grid the
+    probe found (else None, None: a square grid after 0..8 prefix tokens)."""
+    if grid is None and prefix is None and info.token_layout is not None:
+        lead, h, w = info.token_layout
+        return (h, w), lead
+    return grid, prefix
+
+
 def first_component(contributions: np.ndarray) -> np.ndarray:
     """Per (n, k): the contributions' projection on their first principal component over positions,
     signed so that it agrees with the channel sum. (N, K, h, w, C) -> (N, K, h, w)."""
@@ -71,13 +82,15 @@ def layer_maps(network: Network, x: np.ndarray, targets: Targets, layers: Sequen
     maps = []
     for layer in layers:
         acts, grads = trace.activations[layer], trace.gradients[layer] if gradients else None
-        if network.layer(layer, x.shape[1:]).spatial:
+        info = network.layer(layer, x.shape[1:])
+        if info.spatial:
             if grid is not None or prefix is not None:
                 raise LayerError(f"grid= and prefix_tokens= lay out token layers; '{layer}' is already a spatial "
                                  "(h, w, C) map: drop them")
         else:
-            acts = as_grid(acts, grid, prefix)
-            grads = as_grid(grads, grid, prefix) if grads is not None else None
+            layer_grid, layer_prefix = token_layout(info, grid, prefix)
+            acts = as_grid(acts, layer_grid, layer_prefix)
+            grads = as_grid(grads, layer_grid, layer_prefix) if grads is not None else None
         contrib = contributions(LayerPass(network, x, ids, layer, acts, grads))
         summed = first_component(contrib) if eigen_smooth else contrib.sum(axis=-1)
         maps.append(np.maximum(summed, 0).astype(np.float32))

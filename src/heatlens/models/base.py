@@ -9,7 +9,6 @@ from __future__ import annotations
 import abc
 import copy
 import logging
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,10 @@ import numpy as np
 from ..errors import LayerError, MethodError, ModelError, close_matches, first_line
 from ..preprocess import Box, whole_image
 from ..targets import TopK, check_ids, check_scores, score_label
+from . import layer_choice
 from .objectives import LOGITS, ChannelMax, Custom, Objective, Softmax, channel_layer, check_objective
+from .tokens import is_token_count
+from .tokens import token_grid as token_grid  # re-exported: methods lay token layers out with it
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 Targets = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
@@ -30,57 +32,44 @@ log = logging.getLogger(__name__)
 LAYER_POSITION = re.compile(r"(?:model\.)?layers\[\s*(-?[0-9]+)\s*\](?:\.(input|output))?")
 
 
+CHANNELS_FIRST, CHANNELS_LAST = "channels_first", "channels_last"
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """One layer: its dotted name, its kind (class name), its output shape without the batch axis
     (channels-last), how many times one forward pass calls it, and whether its output is a pooling
-    layer's (a pooling layer itself, or a container that ends in one)."""
+    layer's (a pooling layer itself, or a container that ends in one).
+
+    `layout` is how the framework's own tensor orders a 4-D output (torch: CHANNELS_FIRST unless the layer
+    computes channels-last); `certain_layout` is False where the probe could not tell. `per_image` is False
+    for outputs that are no map per image: windows folded into the batch axis, attention over tokens.
+    `token_layout` is a token layer's (prefix tokens, grid height, grid width), read from the patch embedding."""
 
     name: str
     kind: str
     output_shape: tuple[int, ...] | None
     calls: int = 1
     pooling: bool = False
+    layout: str = CHANNELS_LAST
+    certain_layout: bool = True
+    per_image: bool = True
+    token_layout: tuple[int, int, int] | None = None
 
     @property
     def spatial(self) -> bool:
-        """True for (h, w, C) outputs with more than one position: what CAM methods can use."""
+        """True for per-image (h, w, C) outputs with more than one position: what CAM methods can use."""
         shape = self.output_shape
-        return shape is not None and len(shape) == 3 and shape[0] * shape[1] > 1
+        return self.per_image and shape is not None and len(shape) == 3 and shape[0] * shape[1] > 1
 
     @property
     def tokens(self) -> bool:
-        """True for (T, C) token sequences that lie on a square grid after 0..8 class/register tokens."""
-        if self.output_shape is None or len(self.output_shape) != 2:
+        """True for per-image (T, C) token sequences on a grid: the patch embedding's, or a square one after
+        0..8 class/register tokens."""
+        shape = self.output_shape
+        if not self.per_image or shape is None or len(shape) != 2:
             return False
-        try:
-            token_grid(self.output_shape[0])
-        except LayerError:
-            return False
-        return True
-
-
-MAX_PREFIX_TOKENS = 8
-
-
-def token_grid(tokens: int, grid: tuple[int, int] | None = None, prefix: int | None = None) -> tuple[int, int, int]:
-    """(prefix tokens, grid height, grid width) for a sequence of `tokens`: the class and register tokens
-    come first; without `grid` the grid is the largest square that leaves 0..8 prefix tokens."""
-    if prefix is not None and prefix < 0:
-        raise LayerError(f"prefix_tokens must be 0 or more. Received: {prefix}")
-    if grid is not None:
-        h, w = grid
-        if min(h, w) < 1:
-            raise LayerError(f"grid must be (h, w) with h, w >= 1. Received: {tuple(grid)}")
-        prefix = tokens - h * w if prefix is None else prefix
-        if prefix < 0 or prefix + h * w != tokens:
-            raise LayerError(f"a {h}x{w} grid with {prefix} prefix tokens does not fit {tokens} tokens")
-        return prefix, h, w
-    for lead in ([prefix] if prefix is not None else range(MAX_PREFIX_TOKENS + 1)):
-        side = math.isqrt(tokens - lead)
-        if side >= 2 and side * side == tokens - lead:
-            return lead, side, side
-    raise LayerError(f"cannot lay {tokens} tokens out on a square grid; pass grid=(h, w) and prefix_tokens=")
+        return self.token_layout is not None or is_token_count(shape[0])
 
 
 @dataclass
@@ -229,7 +218,7 @@ class Network(abc.ABC):
         (h, w, C); by default the model's own input size. Probed once per shape."""
         shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
         if shape not in self._layers:
-            self._layers[shape] = self._probe(shape)
+            self._layers[shape] = layer_choice.described(self._probe(shape))
         return self._layers[shape]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -509,28 +498,38 @@ class Network(abc.ABC):
         return resolved
 
     def default_layer(self, input_shape: tuple[int, ...] | None = None) -> str:
-        """Grad-CAM's default: the last layer with a spatial output before global pooling / flatten,
-        skipping a final local pooling (VGG's block5_pool: the conv before it has twice the resolution)."""
-        infos = self.layers(input_shape)
-        spatial = [info for info in infos if info.spatial]
-        if not spatial:
-            tokens = [info.name for info in infos if info.tokens][-3:]
-            hint = f"; token layers (vision transformers) must be named, e.g. {', '.join(tokens)}" if tokens else ""
-            raise LayerError(f"{self.name} has no layer with a spatial (h, w, C) output{hint}")
-        return ([info for info in spatial if not info.pooling] or spatial)[-1].name
+        """The CAM methods' default (models/layer_choice.py): the last spatial layer before global pooling, or
+        for vision transformers the last token layer whose patch tokens reach the scores. Chosen once per
+        input shape (a token model's choice takes one gradient pass)."""
+        shape = tuple(input_shape) if input_shape is not None else self._probe_shape()
+        chosen = self.__dict__.setdefault("_default_layers", {})
+        if shape not in chosen:
+            chosen[shape] = layer_choice.default_layer(self, shape)
+        return chosen[shape]
 
     def spatial_layer(self, name: str | None, input_shape: tuple[int, ...] | None = None,
                       tokens: bool = False) -> str:
         """Validate a layer for CAM methods (default when None): it must exist and be spatial, or with
         `tokens` a (T, C) token sequence (laid out on a grid by the method)."""
         if name is None:
-            return self.default_layer(input_shape)
+            return self._spatial_default(input_shape, tokens)
         name = self.resolve_layer(name, input_shape)
         info = self.layer(name, input_shape)
         is_sequence = info.output_shape is not None and len(info.output_shape) == 2
         if not (info.spatial or (tokens and is_sequence)):
             raise LayerError(
                 f"layer '{name}' ({info.kind}) has output shape {info.output_shape}, not a spatial (h, w, C) "
-                f"map; pick a convolutional layer, e.g. the default '{self.default_layer(input_shape)}'"
+                f"map; pick a convolutional layer, e.g. '{self._spatial_default(input_shape, tokens)}'"
             )
         return name
+
+    def _spatial_default(self, input_shape: tuple[int, ...] | None, tokens: bool) -> str:
+        """The default layer, or for methods that take no token layer (`tokens` False) the last spatial one."""
+        default = self.default_layer(input_shape)
+        if tokens or self.layer(default, input_shape).spatial:
+            return default
+        spatial = layer_choice.spatial_default(self.layers(input_shape))
+        if spatial is None:
+            raise LayerError(f"{self.name} has no layer with a spatial (h, w, C) output, and this method takes no "
+                             "token layer")
+        return spatial

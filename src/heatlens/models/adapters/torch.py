@@ -8,6 +8,7 @@ costs about one inference pass, and no parameter or input gradients are ever com
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -17,9 +18,9 @@ import torch
 
 from ...errors import HeatlensError, LayerError, ModelError, close_matches, first_line
 from ...targets import check_ids, check_scores
-from ..base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
+from ..base import CHANNELS_FIRST, CHANNELS_LAST, LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
 from ..objectives import channel_layer
-from . import torch_positions, torch_randomise
+from . import torch_layout, torch_positions, torch_randomise
 from .lrp_torch import relevance_rules
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
@@ -105,8 +106,10 @@ class TorchNetwork(Network):
         if rest is None:
             return None
 
+        layout = self._probed(layer).layout
+
         def tail(activation: np.ndarray) -> np.ndarray:
-            replacement = self._to_tensor(activation) if activation.ndim == 4 else torch.as_tensor(activation)
+            replacement = self._to_tensor(activation, layout) if activation.ndim == 4 else torch.as_tensor(activation)
             with self._session(), torch.no_grad():
                 out = self._run_module(rest, replacement.to(self.device))
             return self._scores_of(out).float().cpu().numpy()
@@ -121,17 +124,18 @@ class TorchNetwork(Network):
         live: dict[str, torch.Tensor] = {}
         by_layer = channel_layer(objective)
         calls = {name: self.layer(name, x.shape[1:]).calls for name in inject}
+        layouts = {name: self.layer(name, x.shape[1:]).layout for name in request.layers}
         seen = dict.fromkeys(inject, 0)
 
         def make_hook(name: str) -> Callable[..., torch.Tensor]:
             def hook(_mod: torch.nn.Module, _inp: Any, out: Any) -> torch.Tensor:
                 out = _as_tensor(out, name)
                 if name == by_layer:
-                    live[name] = out
+                    live[name] = out.permute(0, 3, 1, 2) if layouts[name] == CHANNELS_LAST and out.ndim == 4 else out
                 if name in inject:
                     seen[name] += 1
                     if seen[name] == calls[name]:
-                        out = self._to_tensor(inject[name]).to(out.dtype)
+                        out = self._to_tensor(inject[name], layouts[name]).to(out.dtype)
                 if name in grad_layers:
                     if not torch.is_grad_enabled():
                         out = out.detach().requires_grad_()
@@ -164,17 +168,22 @@ class TorchNetwork(Network):
             else:
                 chosen = targets
             ids = None if targets is None else check_ids(chosen, len(x), outputs.shape[1])
-            gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt)
+            layouts["input"] = CHANNELS_FIRST
+            gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt,
+                                        layouts)
         return Trace(
             logits=scores,
             targets=ids,
-            activations={name: _to_numpy(held[name].detach()) for name in capture},
+            activations={name: _to_numpy(held[name].detach(), layouts[name]) for name in capture},
             gradients=gradients,
         )
 
     def _gradients(
-        self, logits: torch.Tensor, targets: np.ndarray | None, tensors: list[torch.Tensor], wrt: Sequence[str]
+        self, logits: torch.Tensor, targets: np.ndarray | None, tensors: list[torch.Tensor], wrt: Sequence[str],
+        layouts: dict[str, str],
     ) -> dict[str, np.ndarray]:
+        """The gradients of each target's scores w.r.t. `tensors`, one per name in `wrt`, channels-last
+        (`layouts`: each name's LayerInfo.layout)."""
         if not wrt or targets is None:
             return {}
         if not logits.requires_grad:
@@ -190,26 +199,43 @@ class TorchNetwork(Network):
             for slot, (name, grad) in enumerate(zip(wrt, grads, strict=True)):
                 if grad is None:
                     raise self._independent(name)
-                per_target[slot].append(_to_numpy(grad))
+                per_target[slot].append(_to_numpy(grad, layouts[name]))
         return {name: np.stack(grads, axis=1) if len(grads) > 1 else grads[0][:, None]
                 for name, grads in zip(wrt, per_target, strict=True)}
 
     def _probe(self, shape: tuple[int, ...]) -> list[LayerInfo]:
+        """Every layer's output shape, channels-last, and its layout (torch_layout), from one pass on zeros."""
         recorder = LayerRecorder()
+        inputs = self._to_tensor(np.zeros((1, *shape), dtype=np.float32))
+        probe = torch_layout.LayoutProbe(inputs)
+        layouts: dict[str, torch_layout.Layout] = {}
 
         def make_hook(name: str) -> Callable[..., None]:
-            def hook(mod: torch.nn.Module, _inp: Any, out: Any) -> None:
+            def hook(mod: torch.nn.Module, args: tuple, out: Any) -> None:
+                layout = probe.see(mod, args, out)
                 out_shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None
-                if out_shape is not None and len(out_shape) == 3:
-                    out_shape = (*out_shape[1:], out_shape[0])
+                if layout is not None:
+                    layouts[name] = layout
+                    out_shape = layout.shape(tuple(out.shape))
+                elif out_shape is not None and out.shape[0] != inputs.shape[0]:
+                    layouts[name] = torch_layout.Layout(CHANNELS_LAST, per_image=False)
                 recorder.see(name, type(mod).__name__, out, out_shape)
 
             return hook
 
         hooks = {m: make_hook(name) for name, m in self.module.named_modules() if name}
         with self._session(), torch.no_grad(), _hooked(hooks):
-            self._run(self._to_tensor(np.zeros((1, *shape), dtype=np.float32)))
-        return recorder.infos()
+            self._run(inputs)
+        layouts = torch_layout.settled(layouts)
+        return [_with_layout(info, layouts.get(info.name)) for info in recorder.infos()]
+
+    def _probed(self, name: str) -> LayerInfo:
+        """A layer's LayerInfo from the latest probe that listed it (the layout does not change with the size)."""
+        for infos in reversed(self._layers.values()):
+            for info in infos:
+                if info.name == name:
+                    return info
+        return self.layer(name)
 
     def _rest(self, layer: str) -> torch.nn.Module | None:
         """The network after `layer` as its own module (cached), or None where it cannot be cut cleanly."""
@@ -247,10 +273,11 @@ class TorchNetwork(Network):
     def _module(self, name: str) -> torch.nn.Module:
         return dict(self.module.named_modules())[name]
 
-    def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
-        """Channels-last numpy -> NCHW tensor on the model's device, in the model's memory format. The layout
-        change runs there and is the one copy, also for strided arrays (e.g. from broadcasting np.where);
-        the tensor never shares memory with `x`, so a model that writes into its input cannot change it."""
+    def _to_tensor(self, x: np.ndarray, layout: str = CHANNELS_FIRST) -> torch.Tensor:
+        """Channels-last numpy -> a tensor on the model's device: NCHW in the model's memory format, or kept
+        channels-last for a layer whose `layout` is CHANNELS_LAST. The layout change runs there and is the one
+        copy, also for strided arrays (e.g. from broadcasting np.where); the tensor never shares memory with
+        `x`, so a model that writes into its input cannot change it."""
         first = next(self.module.parameters(), None)
         dtype = first.dtype if first is not None and first.dtype.is_floating_point else torch.float32
         arr = np.asarray(x, dtype=np.float32)
@@ -259,7 +286,7 @@ class TorchNetwork(Network):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
             tensor = torch.from_numpy(arr).to(self.device, dtype)
-        if tensor.ndim != 4:
+        if tensor.ndim != 4 or layout == CHANNELS_LAST:
             return tensor.clone()
         return tensor.permute(0, 3, 1, 2).clone(memory_format=self._memory_format())
 
@@ -337,7 +364,15 @@ def _logits(out: Any) -> torch.Tensor:
     return scores
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
-    """NCHW tensor -> contiguous channels-last numpy; the layout change runs on the tensor's device."""
+def _to_numpy(t: torch.Tensor, layout: str = CHANNELS_FIRST) -> np.ndarray:
+    """A tensor -> contiguous channels-last numpy: a 4-D NCHW one is permuted (on the tensor's device), a
+    CHANNELS_LAST one or any other passes as it is."""
     t = t.detach().float()
-    return (t.permute(0, 2, 3, 1).contiguous() if t.ndim == 4 else t).cpu().numpy()
+    return (t.permute(0, 2, 3, 1).contiguous() if t.ndim == 4 and layout == CHANNELS_FIRST else t).cpu().numpy()
+
+
+def _with_layout(info: LayerInfo, layout: torch_layout.Layout | None) -> LayerInfo:
+    """A probed LayerInfo with its layout; a 4-D torch output is CHANNELS_FIRST unless the probe read otherwise."""
+    if layout is None:
+        return info
+    return dataclasses.replace(info, layout=layout.order, certain_layout=layout.certain, per_image=layout.per_image)
