@@ -34,6 +34,7 @@ from PIL import Image
 from . import overlay as ov
 from .errors import HeatlensError
 from .images import output_folder
+from .preprocess import scaled_box
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -133,7 +134,7 @@ def overlay_tile(result: Explanation, i: int, k: int, shown: Style, alpha: float
     photo = result.images[i]
     size, factor = shrunk_size(photo.shape[:2], side)
     small = photo if factor == 1 else np.asarray(Image.fromarray(photo).resize(size[::-1], Image.Resampling.BOX))
-    box = tuple(v * f for v, f in zip(result._box(), (factor,) * 4, strict=True))
+    box = scaled_box(result._box(), factor)
     m = result.maps[i, k]
     if m.shape == photo.shape[:2] and factor != 1:
         m = np.asarray(Image.fromarray(np.ascontiguousarray(m, np.float32), "F").resize(size[::-1],
@@ -151,6 +152,8 @@ def attribution_tile(result: Explanation, i: int, k: int, percentile: Percentile
     """Image i's pixel attributions for target k on the model's input as captum shows them by default: |the
     channel sum|, clipped where 98% (`percentile`) of its total is reached, grey; and its colour key."""
     chosen = ATTRIBUTION_PERCENTILE if percentile in ("auto", None) else float(percentile)
+    if result.attributions is None:
+        raise HeatlensError(f"method '{result.method}' has no pixel attributions to show; use view='overlay'")
     a = result.attributions[i, k].astype(np.float32)
     span = ov.clipped_scaling(np.abs(a.sum(axis=-1)), chosen, mass=True).span or 1.0
     key = Key(ATTRIBUTION_CMAP, 0.0, span, f"|{result.method}|, summed over the colour channels", clipped=True)
@@ -259,8 +262,9 @@ def figure(results: Explanation | Sequence[Explanation], images: Sequence[int] |
                 continue
             ax.imshow(row[c].picture, interpolation="antialiased")
             ax.set_title(row[c].title, fontsize=10)
-            if row[c].key is not None:
-                colour_bar(figure_, bar_ax, row[c].key)
+            key = row[c].key
+            if key is not None:
+                colour_bar(figure_, bar_ax, key)
     if title is None and not several_methods:
         title = f"{method_line(results[0])}  ·  {results[0].model}"
     if title:  # wrapped to the figure's width (about 9 characters an inch at this size)

@@ -407,8 +407,9 @@ def _groups(network: Any, images: Any) -> list[tuple[list[int], Any]]:
 def _group_target(target: TargetSpec, positions: list[int], count: int) -> TargetSpec:
     """A group's share of a per-image target list (a list of lists); any other target applies to all."""
     if isinstance(target, list | tuple) and target and all(isinstance(t, list | tuple) for t in target):
-        per_image = _per_image_targets(target, count)
-        return [per_image[i] for i in positions]
+        _per_image_targets(target, count)  # one entry per image, or its error
+        rows = [list(t) for t in target if isinstance(t, list | tuple)]
+        return [rows[i] for i in positions]
     return target
 
 

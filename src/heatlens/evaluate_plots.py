@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .evaluate import Evaluation, curve_arrays, mean_curves
 from .images import output_folder
 from .metrics import get_metric
+
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
 
 AXIS_LABELS = {
     "deletion": "fraction of pixels removed, most relevant first",
@@ -26,7 +29,7 @@ SIMILARITY_LABEL = "similarity to the original map"
 TITLE_WIDTH = 90  # characters per title line at the figure's width
 MAX_TICKS = 30  # a text axis (layer names) labels at most this many of its points
 RANDOMISED_IMAGES = 3  # model_randomisation pictures: per method, of this many images at most
-LINESTYLES = ("-", "--", ":", "-.")
+LINESTYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
 
 
 def curve_metrics(evaluation: Evaluation) -> list[str]:

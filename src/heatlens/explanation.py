@@ -16,7 +16,7 @@ from . import overlay as ov
 from .display import Percentile
 from .errors import HeatlensError, TargetError
 from .images import output_folder, to_display
-from .preprocess import Box
+from .preprocess import Box, scaled_box
 from .targets import Targets, class_name, probabilities
 
 MANIFEST_SCHEMA = 1
@@ -53,6 +53,8 @@ class Explanation:
     def images(self) -> np.ndarray:
         """The explained photos as uint8 (N, H, W, 3)."""
         if self._images is None:
+            if self._inputs is None:
+                raise HeatlensError("this Explanation holds neither photos nor model inputs to show")
             self._images = to_display(self._inputs)
         return self._images
 
@@ -171,7 +173,7 @@ class Explanation:
         h, w = self.images.shape[1:3]
         if values.shape == (h, w):
             return values[::step, ::step]
-        return ov.upsample(values, (-(-h // step), -(-w // step)), tuple(v / step for v in self._box()))
+        return ov.upsample(values, (-(-h // step), -(-w // step)), scaled_box(self._box(), 1 / step))
 
     def _lime_parts(self, target: int | str, image: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """(picture, segments, weights, target position) of one LIME image and target, checked."""

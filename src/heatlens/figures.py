@@ -146,8 +146,8 @@ def lime_figure(result: Explanation, image: int = 0, num_features: int = 10, min
         axes[k + 1].set_title(name)
     for ax in axes:
         ax.set_axis_off()
-    figure.legend(handles=[Patch(color=np.array(ov.POSITIVE) / 255, label="for the class"),
-                           Patch(color=np.array(ov.NEGATIVE) / 255, label="against the class")],
+    figure.legend(handles=[Patch(color=_unit_rgb(ov.POSITIVE), label="for the class"),
+                           Patch(color=_unit_rgb(ov.NEGATIVE), label="against the class")],
                   loc="outside lower center", ncols=2, frameon=False)
     return figure
 
@@ -163,3 +163,9 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
 def save_signed(result: Explanation, path: str | Path, dpi: int = 100, **options: Any) -> Path:
     """`signed_figure(result, **options)` written as a PNG; returns the path."""
     return save_figure(signed_figure(result, **options), path, dpi)
+
+
+def _unit_rgb(colour: tuple[int, int, int]) -> tuple[float, float, float]:
+    """An 8-bit RGB colour as matplotlib's 0..1 floats."""
+    red, green, blue = colour
+    return red / 255, green / 255, blue / 255

@@ -52,7 +52,7 @@ class ResizeCrop:
         out = np.empty((len(images), self.crop, self.crop, 3), dtype=np.float32)
         for i, img in enumerate(images):
             out[i] = np.asarray(self._resampled(img), np.float32)
-        return (out - np.float32(self.mean)) / np.float32(self.std)
+        return (out - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
 
     def input_box(self, height: int, width: int) -> Box:
         """The box of the photo (its own pixel coordinates) that the model input covers; with fit='pad'
@@ -114,6 +114,12 @@ def _pil_image(pixels: np.ndarray, strip_pixels: int = 1 << 20) -> Image.Image:
 def whole_image(height: int, width: int) -> Box:
     """The box for inputs the model sees unchanged (or resized as a whole)."""
     return (0.0, 0.0, float(height), float(width))
+
+
+def scaled_box(box: Box, factor: float) -> Box:
+    """The box in the coordinates of the photo resized by `factor`."""
+    top, left, bottom, right = box
+    return (top * factor, left * factor, bottom * factor, right * factor)
 
 
 class AsGiven:

@@ -158,7 +158,8 @@ def _photo_section(network: Network, photo: np.ndarray, name: str, anchor: str,
     first = comparison.results[plan.methods[0]]
     columns = [f"#{k + 1} {first.targets.names[0][k]} (id {int(first.targets.ids[0][k])})"
                for k in range(first.maps.shape[1])]
-    rows, record = [], {"methods": {}, "metrics": {}}
+    rows: list[Any] = []
+    record: dict[str, dict[str, Any]] = {"methods": {}, "metrics": {}}
     for method, result in comparison.results.items():
         result.names = [name]
         scores = _scores(network, result, plan, record["metrics"])

@@ -247,13 +247,14 @@ def read_boxes(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return {image: np.array(boxes, np.float64) for image, boxes in table.items()}
 
 
-def _row_box(row: dict[str, str | None], line: int, path: Path) -> tuple[float, ...]:
+def _row_box(row: dict[str, str | None], line: int, path: Path) -> tuple[float, float, float, float]:
     try:
-        values = tuple(float((row[name] or "").strip()) for name in COLUMNS[1:])
+        x_min, y_min, x_max, y_max = (float((row[name] or "").strip()) for name in COLUMNS[1:])
     except ValueError:
         received = ",".join(str(row[name]) for name in COLUMNS[1:])
         raise HeatlensError(f"line {line} of the boxes file {path} must hold four numbers x_min,y_min,x_max,y_max. "
                             f"Received: {received}") from None
+    values = (x_min, y_min, x_max, y_max)
     try:
         check_box(values, f"the box on line {line} of {path}")
     except MethodError as exc:

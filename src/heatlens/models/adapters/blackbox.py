@@ -4,6 +4,7 @@ a web service wrapper). It offers predictions only, so only perturbation methods
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class BlackBoxNetwork(Network):
         self.function = predict
         self.preprocess = preprocess
         self.classes = list(classes) if classes is not None else None
-        self.name = name or getattr(predict, "__name__", "predict")
+        self.name = name or str(getattr(predict, "__name__", "predict"))
         self.batch_size = batch_size
 
     @property
@@ -78,8 +79,8 @@ class BlackBoxNetwork(Network):
 
     def trace(self, x: np.ndarray, targets: Targets = None, capture: Sequence[str] = (), wrt: Sequence[str] = (),
               relu: str = "normal", inject: dict[str, np.ndarray] | None = None,
-              objective: Objective = LOGITS) -> Trace:
-        if capture or wrt or inject or relu != "normal":
+              objective: Objective = LOGITS, rules: Any = None) -> Trace:
+        if capture or wrt or inject or relu != "normal" or rules is not None:
             raise MethodError(
                 f"{self.name} is a black-box predict function: it has no layers or gradients, so only "
                 "perturbation methods (occlusion, rise, lime, shap_partition) can explain it"

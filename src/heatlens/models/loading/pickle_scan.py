@@ -64,15 +64,23 @@ def _scan_one(stream: io.BytesIO) -> str | None:
                 return "a copyreg extension"
             if name in _NO_STACK_EFFECT:
                 if name != "FRAME":
-                    memo[len(memo) if name == "MEMOIZE" else int(arg)] = recent[-1] if recent else None
+                    memo[len(memo) if name == "MEMOIZE" else _index(arg)] = recent[-1] if recent else None
                 continue
             if name in _STRING_PUSHES:
-                recent.append(arg if isinstance(arg, str) else arg.decode("latin-1"))
+                text = arg.decode("latin-1") if isinstance(arg, bytes) else arg
+                recent.append(text if isinstance(text, str) else None)
             elif name in _MEMO_GETS:
-                recent.append(memo.get(int(arg)))
+                recent.append(memo.get(_index(arg)))
             else:
                 recent.append(None)
             del recent[:-2]
     except (ValueError, EOFError, OverflowError, UnicodeDecodeError) as exc:
         raise UncheckablePickleError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return None
+
+
+def _index(arg: object) -> int:
+    """A memo opcode's integer argument (pickletools gives the memo index as an int)."""
+    if not isinstance(arg, int):
+        raise ValueError(f"a memo opcode without an index: {arg!r}")
+    return arg

@@ -8,12 +8,15 @@ Named modules: stem, blocks.0 ... blocks.N, head, pool, classifier; `head` is th
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .efficientnet_lite_spec import BN_EPS, HEAD, STEM, BlockSpec, block_specs
+
+Module = TypeVar("Module", bound=nn.Module)
 
 
 class Conv2dSame(nn.Conv2d):
@@ -80,15 +83,18 @@ class FoldedBatchNorm(nn.Identity):
 
 
 @torch.no_grad()
-def fold_batch_norms(model: nn.Module) -> nn.Module:
+def fold_batch_norms(model: Module) -> Module:
     """The inference build: every BatchNorm (eval statistics) folded into the convolution before it and
     replaced by a FoldedBatchNorm, so module names stay and the outputs are the same up to float rounding."""
     for block in model.modules():
         if isinstance(block, nn.Sequential) and len(block) >= 2 and isinstance(block[0], Conv2dSame) \
                 and isinstance(block[1], nn.BatchNorm2d):
             conv, bn = block[0], block[1]
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            mean, var = bn.running_mean, bn.running_var
+            if mean is None or var is None:
+                raise ValueError(f"{type(model).__name__}'s batch norms must track running statistics to be folded")
+            scale = bn.weight / torch.sqrt(var + bn.eps)
             conv.weight.mul_(scale[:, None, None, None])
-            conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
+            conv.bias = nn.Parameter(bn.bias - mean * scale)
             block[1] = FoldedBatchNorm()
     return model
