@@ -32,7 +32,8 @@ def lrp(network: Network, x: np.ndarray, targets: TargetFn, composite: str | Map
 
     composite: 'epsilon_plus', 'epsilon_gamma_box', 'epsilon_alpha2_beta1', 'epsilon_plus_flat' (zennit's), or a
     mapping {layer kind or name pattern: rule name or Rule}. epsilon / gamma: those rules' parameters; low / high:
-    the z-box bounds per input channel, by default what the preprocessing makes of black and white pixels.
+    the z-box bounds per input channel, by default what the preprocessing makes of black and white pixels;
+    stabilizer: the rules' and the proportional splits' (sums, average pools) stabiliser.
     extras: relevance_sum and score (N, K), and absorbed = score - relevance_sum, what biases and stabilisers took."""
     for name, value in (("epsilon", epsilon), ("gamma", gamma), ("stabilizer", stabilizer)):
         at_least(name, value)
@@ -56,7 +57,8 @@ def _composite(network: Network, x: np.ndarray, composite: str | Mapping, epsilo
     if isinstance(composite, str):
         return named_composite(composite.strip().lower().replace("-", "_"), epsilon, gamma, stabilizer)
     if isinstance(composite, Mapping):
-        return user_composite(composite, [(info.name, info.kind) for info in network.layers(x.shape[1:])])
+        layers = [(info.name, info.kind) for info in network.layers(x.shape[1:])]
+        return user_composite(composite, layers, epsilon, gamma, stabilizer)
     raise MethodError(f"composite must be a composite's name or a mapping {{layer kind or name pattern: rule}}. "
                       f"Received: {type(composite).__name__}")
 

@@ -10,6 +10,7 @@ they come from the model's preprocessing.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -119,7 +120,8 @@ class Composite:
     """Which rule each linear layer gets: the first entry of `mapping` (a layer kind, exactly, or a glob of layer
     names) that matches the layer, else `first` for the first layer (in execution order) whose role is in
     `first_roles`, else the rule of its role. Activations pass relevance through, sums and average pools
-    split it in proportion to their inputs, and batch norms are merged into the linear layer before them."""
+    split it in proportion to their inputs (stabilised by `stabilizer`), and batch norms are merged into the
+    linear layer before them."""
 
     name: str
     conv: Rule
@@ -127,6 +129,7 @@ class Composite:
     first: Rule | None = None
     first_roles: tuple[str, ...] = ("conv",)
     mapping: tuple[tuple[str, Rule], ...] = field(default=())
+    stabilizer: float = STABILISER  # of the proportional splits at sums and average pools
 
     def rule_for(self, name: str, kind: str, role: str, first: bool) -> Rule:
         """The rule of one linear layer: `kind` is its class name, `role` 'conv' or 'dense', `first` whether no
@@ -165,34 +168,38 @@ def named_composite(name: str, epsilon: float = STABILISER, gamma: float = 0.25,
                     stabilizer: float = STABILISER) -> Composite:
     """zennit's composites by name: z+ / gamma / alpha2-beta1 on convolutions, epsilon on dense layers, and for
     `_box` z-box on the first convolution, for `_flat` the flat rule on the first linear layer."""
-    dense = Epsilon(epsilon=epsilon)
+    dense, s = Epsilon(epsilon=epsilon), stabilizer
     if name == "epsilon_plus":
-        return Composite(name, ZPlus(stabilizer=stabilizer), dense)
+        return Composite(name, ZPlus(stabilizer=s), dense, stabilizer=s)
     if name == "epsilon_gamma_box":
-        return Composite(name, Gamma(stabilizer=stabilizer, gamma=gamma), dense,
-                         first=ZBox(stabilizer=stabilizer))
+        return Composite(name, Gamma(stabilizer=s, gamma=gamma), dense, first=ZBox(stabilizer=s), stabilizer=s)
     if name == "epsilon_alpha2_beta1":
-        return Composite(name, AlphaBeta(stabilizer=stabilizer, alpha=2.0, beta=1.0), dense)
+        return Composite(name, AlphaBeta(stabilizer=s, alpha=2.0, beta=1.0), dense, stabilizer=s)
     if name == "epsilon_plus_flat":
-        return Composite(name, ZPlus(stabilizer=stabilizer), dense, first=Flat(stabilizer=stabilizer),
-                         first_roles=ROLES)
+        return Composite(name, ZPlus(stabilizer=s), dense, first=Flat(stabilizer=s), first_roles=ROLES,
+                         stabilizer=s)
     raise MethodError(f"unknown LRP composite '{name}'.{close_matches(name, COMPOSITES)} Use one of "
                       f"{', '.join(COMPOSITES)}, or a mapping {{layer kind or name pattern: rule}}")
 
 
-def as_rule(value: object, key: str) -> Rule:
-    """A rule from a Rule object or its name (see RULE_NAMES)."""
+def as_rule(value: object, key: str, **parameters: float) -> Rule:
+    """A rule from a Rule object, or from its name (see RULE_NAMES) with the `parameters` it has (epsilon, gamma,
+    stabilizer; LRP-0 keeps no stabiliser)."""
     if isinstance(value, Rule):
         return value
     if isinstance(value, str) and value.strip().lower().replace("-", "_") in RULE_NAMES:
-        return RULE_NAMES[value.strip().lower().replace("-", "_")]
+        rule = RULE_NAMES[value.strip().lower().replace("-", "_")]
+        fields = {f.name for f in dataclasses.fields(rule)} - ({"stabilizer"} if isinstance(rule, Zero) else set())
+        return replace(rule, **{k: v for k, v in parameters.items() if k in fields})
     raise MethodError(f"the LRP rule for '{key}' must be a rule name ({', '.join(RULE_NAMES)}) or a rule from "
                       f"heatlens.methods.lrp_rules. Received: {value!r}")
 
 
-def user_composite(mapping: Mapping[str, object], layers: Sequence[tuple[str, str]]) -> Composite:
+def user_composite(mapping: Mapping[str, object], layers: Sequence[tuple[str, str]], epsilon: float = STABILISER,
+                   gamma: float = 0.25, stabilizer: float = STABILISER) -> Composite:
     """A composite from {layer kind or name pattern: rule}, checked against the network's (name, kind) pairs:
-    each key must match a layer. Linear layers that no key matches get LRP-0."""
+    each key must match a layer. Rules given by name take epsilon, gamma and stabilizer; linear layers that no
+    key matches get LRP-0."""
     if not mapping:
         raise MethodError("composite={} maps no layer to a rule; give {layer kind or name pattern: rule}")
     entries = []
@@ -203,8 +210,8 @@ def user_composite(mapping: Mapping[str, object], layers: Sequence[tuple[str, st
         if pattern not in kinds and not fnmatch.filter(names, pattern):
             raise MethodError(f"'{pattern}' in the LRP composite is neither a layer kind nor matches a layer name."
                               f"{close_matches(pattern, [*kinds, *names])} See `heatlens layers`")
-        entries.append((pattern, as_rule(value, pattern)))
-    return Composite("custom", Zero(), Zero(), mapping=tuple(entries))
+        entries.append((pattern, as_rule(value, pattern, epsilon=epsilon, gamma=gamma, stabilizer=stabilizer)))
+    return Composite("custom", Zero(), Zero(), mapping=tuple(entries), stabilizer=stabilizer)
 
 
 def check_rule(rule: Rule) -> None:

@@ -28,8 +28,7 @@ from torch.overrides import TorchFunctionMode
 from ...errors import ModelError
 
 Rule = Any  # a rule of methods/lrp_rules.py, read by its `formula` and fields (models import nothing from methods)
-Composite = Any  # methods/lrp_rules.Composite: rule_for(name, kind, role, first) and counts_as_first(role)
-STABILISER = 1e-6  # for the proportional splits of sums and average pools
+Composite = Any  # methods/lrp_rules.Composite: rule_for(name, kind, role, first), counts_as_first(role), stabilizer
 
 _LINEAR_CALLS = {F.conv1d: "conv", F.conv2d: "conv", F.conv3d: "conv", F.linear: "dense"}
 _ACTIVATIONS = {F.relu, torch.relu, torch.Tensor.relu, F.relu_, torch.relu_, torch.Tensor.relu_, F.hardtanh,
@@ -205,9 +204,10 @@ class RelevanceMode(TorchFunctionMode):
                 value = func(args[0].detach().clone(), *args[1:], **kwargs)
             return _Pass.apply(args[0], [value])
         if func in _ADDS and self._summands(args, kwargs):  # in-place forms too: the sum is returned, not written
-            return _Proportional.apply(torch.add, STABILISER, args[0], args[1])
+            return _Proportional.apply(torch.add, self.composite.stabilizer, args[0], args[1])
         if func in _POOLS and _traced(args):
-            return _Proportional.apply(lambda t: func(t, *args[1:], **kwargs), STABILISER, args[0])
+            return _Proportional.apply(lambda t: func(t, *args[1:], **kwargs), self.composite.stabilizer,
+                                      args[0])
         return func(*args, **kwargs)
 
     @staticmethod
