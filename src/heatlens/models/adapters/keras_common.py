@@ -252,12 +252,12 @@ class KerasBase(Network):
         try:
             with logits_out(self._softmax):
                 return fn()
-        except HeatlensError:
-            raise
+        except HeatlensError as exc:
+            raise _without_notes(exc) from exc.__cause__
         except Exception as exc:
             ours = _own_error(exc)
             if ours is not None:
-                raise ours from None
+                raise _without_notes(ours) from None
             if isinstance(exc, passthrough):
                 raise
             raise ModelError(
@@ -285,6 +285,13 @@ def _own_error(exc: BaseException) -> HeatlensError | None:
         seen.add(id(link))
         link = link.__cause__ or link.__context__
     return None
+
+
+def _without_notes(exc: HeatlensError) -> HeatlensError:
+    """Our error without the notes a compiler added on its way out (JAX's about its filtered traceback)."""
+    if hasattr(exc, "__notes__"):
+        del exc.__notes__
+    return exc
 
 
 def walk(model: keras.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Layer]]:

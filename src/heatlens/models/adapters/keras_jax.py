@@ -2,7 +2,9 @@
 
 The model's variables are arguments of the compiled functions, not constants folded into them. A gradient
 w.r.t. a layer's output is the gradient w.r.t. a zero perturbation added to that output on the layer's last
-call: the perturbation is the differentiated input, so one forward and one pullback per target give it.
+call: the perturbation is the differentiated input, so one forward and one pullback per target give it. Each
+source passes an identity with a custom VJP that notes when a cotangent reaches it: JAX skips it where the scores
+do not depend on the source, whose gradient is then None (refused as such) rather than zeros.
 Everything backend-neutral (layer taps, the step cache, probing, errors) is in keras_common.
 """
 
@@ -40,10 +42,10 @@ class KerasJaxNetwork(KerasBase):
         return np.asarray(self._compiled(("forward",), lambda: self._forward, args, x.shape))
 
     def _forward(self, state: State, x: jax.Array) -> jax.Array:
-        return self._scores_of(self.model.stateless_call(*state, x, training=False)[0])
+        return self._scores_of(_stateless(self.model, state, x))
 
     def _compile_rest(self, rest: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-        run = jax.jit(lambda state, a: self._scores_of(rest.stateless_call(*state, a, training=False)[0]))
+        run = jax.jit(lambda state, a: self._scores_of(_stateless(rest, state, a)))
         return lambda activation: np.asarray(run(_variables(rest), jnp.asarray(activation, jnp.float32)))
 
     def _step_args(self, x: np.ndarray, ids: np.ndarray, values: tuple[np.ndarray, ...]) -> tuple:
@@ -62,8 +64,7 @@ class KerasJaxNetwork(KerasBase):
             held: dict[str, jax.Array] = {}
             names, taps = self._taps(key, held, values, lambda name, out: out + sources[name].astype(out.dtype))
             with rectifiers(self.model, relu, walk(self.model), rectify), wrapped(taps):
-                out = self.model.stateless_call(*state, sources.get("input", x), training=False)[0]
-                logits = self._scores_of(out)
+                logits = self._scores_of(_stateless(self.model, state, sources.get("input", x)))
             self._check_reached(names, held)
             return self._objective_scores(objective, logits, held), (logits, [held[c] for c in capture])
 
@@ -73,16 +74,19 @@ class KerasJaxNetwork(KerasBase):
             outputs: jax.Array
             logits: jax.Array
             acts: list[jax.Array]
+            reached: set[str] = set()
+            marks = {w: _reach_mark(w, reached) for w in wrt}
             if wrt:
-                outputs, pullback, (logits, acts) = jax.vjp(lambda s: forward(state, x, s, values), sources,
-                                                            has_aux=True)
+                outputs, pullback, (logits, acts) = jax.vjp(
+                    lambda s: forward(state, x, {w: marks[w](v) for w, v in s.items()}, values), sources, has_aux=True)
             else:
                 outputs, (logits, acts) = forward(state, x, sources, values)
             if top_k:
                 ids = jax.lax.top_k(logits, n_targets)[1]
             per_target = [pullback(jax.nn.one_hot(ids[:, k], outputs.shape[1], dtype=outputs.dtype))[0]
                           for k in range(n_targets)] if wrt else []
-            return logits, ids, acts, [jnp.stack([g[w] for g in per_target], axis=1) for w in wrt]
+            return logits, ids, acts, [jnp.stack([g[w] for g in per_target], axis=1) if w in reached else None
+                                       for w in wrt]
 
         return step
 
@@ -90,3 +94,25 @@ class KerasJaxNetwork(KerasBase):
 def _variables(model: keras.Model) -> State:
     """The values of a model's trainable and non-trainable variables, as stateless_call takes them."""
     return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
+
+
+def _stateless(model: keras.Model, state: State, x: jax.Array) -> Any:
+    """The model's raw output for `x` from the variable values `state` (stateless_call hands its keywords to
+    `call` as they are, so training=False only where `call` takes it)."""
+    options = {"training": False} if getattr(model, "_call_has_training_arg", True) else {}
+    return model.stateless_call(*state, x, **options)[0]
+
+
+def _reach_mark(name: str, reached: set[str]) -> Callable[[jax.Array], jax.Array]:
+    """The identity, whose backward pass adds `name` to `reached` (JAX runs it only where a cotangent flows)."""
+
+    @jax.custom_vjp
+    def mark(t: jax.Array) -> jax.Array:
+        return t
+
+    def backward(_: None, cotangent: jax.Array) -> tuple[jax.Array]:
+        reached.add(name)
+        return (cotangent,)
+
+    mark.defvjp(lambda t: (t, None), backward)
+    return mark
