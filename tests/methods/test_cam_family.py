@@ -206,7 +206,7 @@ def test_token_grid_can_be_given_and_errors_are_clear(rng):
     np.testing.assert_array_equal(auto, given)
     with pytest.raises(LayerError, match="does not fit"):
         heatlens.explain(net, x, layer="blocks.1", grid=(5, 5))
-    assert net.default_layer((16, 16, 3)) == "embed"
+    assert net.default_layer((16, 16, 3)) == "blocks.0"  # blocks.1 does not reach the class token
 
 
 class TokensOnly(torch.nn.Module):

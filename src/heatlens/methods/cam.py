@@ -180,7 +180,8 @@ def ablationcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer
     def contributions(p: LayerPass) -> np.ndarray:
         net, inputs, ids, name, a = p.network, p.x, p.ids, p.layer, p.activations
         if not net.layer(name, inputs.shape[1:]).spatial:
-            raise MethodError("ablationcam works on spatial (h, w, C) layers, not token sequences")
+            raise MethodError(f"ablationcam works on spatial (h, w, C) layers, not token sequences like '{name}' "
+                              "(a vision transformer's default); use gradcam or scorecam there")
         tail = net.split(name).tail
         n, c = len(a), a.shape[-1]
         base = np.take_along_axis(tail(a, inputs), ids, axis=1)
