@@ -24,10 +24,12 @@ demo: $(STAMP)
 	$(BIN)/heatlens explain --sample cat --out heatlens-demo
 
 # The oracles and the browser are required here: a broken oracle or a missing chromium fails instead of skipping.
+# Keras' backend is per process, so the Keras-on-JAX tests run in a second pytest (none collected fails it).
 test: $(STAMP) $(BROWSER)
 	$(BIN)/ruff check src tests benchmarks examples docs
 	$(BIN)/python -m mypy
 	HEATLENS_BROWSER=required HEATLENS_ORACLES=required $(BIN)/python -m pytest
+	KERAS_BACKEND=jax HEATLENS_JAX=required $(BIN)/python -m pytest tests/models/adapters/jax tests/methods/test_contract.py -k keras
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs
