@@ -43,10 +43,11 @@ def lrp(network: Network, x: np.ndarray, targets: TargetFn, composite: str | Map
     for rule in plan.rules:
         check_rule(rule)
     trace = network.trace(x, targets, wrt=["input"], rules=plan)
-    scores = np.take_along_axis(trace.logits, trace.targets, axis=1).astype(np.float32)
+    ids = np.asarray(trace.targets)
+    scores = np.take_along_axis(trace.logits, ids, axis=1).astype(np.float32)
     attributions = trace.gradients["input"] * scores[:, :, None, None, None]
     total = attributions.sum(axis=(2, 3, 4), dtype=np.float64).astype(np.float32)
-    return MethodOutput(attributions.sum(axis=-1), trace.logits, trace.targets, attributions=attributions,
+    return MethodOutput(attributions.sum(axis=-1), trace.logits, ids, attributions=attributions,
                         extras={"composite": plan.name, "relevance_sum": total, "score": scores,
                                 "absorbed": scores - total})
 
@@ -80,7 +81,7 @@ def input_bounds(network: Network, x: np.ndarray, low: Bounds, high: Bounds) -> 
 
 
 def _per_channel(value: float | Sequence[float], channels: int, name: str) -> tuple[float, ...]:
-    values = [float(value)] * channels if np.ndim(value) == 0 else [float(v) for v in value]  # type: ignore[union-attr]
+    values = [float(value)] * channels if np.ndim(value) == 0 else [float(v) for v in value]  # type: ignore[union-attr,arg-type]
     if len(values) != channels:
         raise MethodError(f"{name}= needs one bound or one per input channel ({channels}). Received: {value!r}")
     return tuple(values)

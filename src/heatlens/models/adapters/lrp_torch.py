@@ -82,7 +82,7 @@ class _LinearRule(torch.autograd.Function):
             return relevance_in(ctx.layer, x.detach(), relevance), None
 
 
-Terms = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+Terms = list[tuple[Any, Any, Any]]  # (input, weight, bias or None) of one term
 
 
 class _Recorded:
