@@ -24,7 +24,7 @@ from typing import Any, cast
 import keras
 import numpy as np
 
-from ...errors import HeatlensError, LayerError, ModelError, close_matches
+from ...errors import HeatlensError, LayerError, MethodError, ModelError, close_matches
 from ...targets import check_ids, check_scores
 from ..base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
 from ..objectives import Objective, channel_layer
@@ -136,6 +136,9 @@ class KerasBase(Network):
         return lambda activation: self._guard(lambda: rest(np.asarray(activation, np.float32)), activation.shape)
 
     def _trace_chunk(self, request: TraceRequest) -> Trace:
+        if request.rules is not None:
+            raise MethodError(f"{self.name} is a Keras model; layer-wise relevance propagation (lrp) runs on torch "
+                              "models so far: explain a torch build of the model, or use gradient_x_input")
         x, targets, capture, wrt, inject = request.x, request.targets, request.capture, request.wrt, request.inject
         top_k = request.top_k
         n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
