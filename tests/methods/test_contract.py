@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torch_only import TORCH_ONLY
+from torch_only import ATTENTION_ONLY, TORCH_ONLY
 
 import heatlens
 from heatlens.methods import METHODS
@@ -52,7 +52,10 @@ def check_contract(net, x: np.ndarray, method: str, state) -> None:
     assert state() == kept
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+ON_CNNS = sorted(set(METHODS) - ATTENTION_ONLY)  # the attention methods: test_contract_vit.py
+
+
+@pytest.mark.parametrize("method", ON_CNNS)
 def test_torch(method, x):
     torch = pytest.importorskip("torch")
     from toy_models import TinyCNN, count_hooks
@@ -70,7 +73,7 @@ def test_torch(method, x):
     check_contract(net, x, method, state)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", ON_CNNS)
 def test_keras(method, x):
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(0)
@@ -96,7 +99,8 @@ def test_keras(method, x):
 
 
 @pytest.mark.parametrize("method", sorted(name for name, info in METHODS.items()
-                                          if not info.needs_gradients and not info.uses_layer))
+                                          if not info.needs_gradients and not info.uses_layer
+                                          and name not in ATTENTION_ONLY))
 def test_predict_function(method, x):
     weights = np.random.default_rng(1).standard_normal((SIZE * SIZE * 3, 4)).astype(np.float32)
     net = heatlens.wrap(lambda batch: np.tanh(batch.reshape(len(batch), -1) @ weights / 10), preprocess=None)
@@ -104,7 +108,8 @@ def test_predict_function(method, x):
 
 
 @pytest.mark.parametrize("method", sorted(name for name, info in METHODS.items()
-                                          if info.needs_gradients or info.uses_layer))
+                                          if (info.needs_gradients or info.uses_layer)
+                                          and name not in ATTENTION_ONLY))
 def test_predict_functions_refuse_methods_that_need_a_network(method, x):
     net = heatlens.wrap(lambda batch: batch.reshape(len(batch), -1)[:, :4], preprocess=None)
     with pytest.raises(heatlens.MethodError, match="black-box predict function"):
