@@ -200,7 +200,7 @@ def explain(
         raise HeatlensError(f"--wnid shows the WordNet ids of ImageNet classes, and {network.name} has other "
                             "classes; drop --wnid (or pass --classes imagenet for an ImageNet model)")
     say = _Output(as_json)
-    shown = {"alpha": alpha, **({"cmap": cmap} if cmap else {})}
+    shown: dict[str, Any] = {"alpha": alpha, **({"cmap": cmap} if cmap else {})}
     entries: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     header: dict[str, Any] = {}
@@ -361,7 +361,7 @@ def _json_results(folder: Path, header: dict[str, Any], entries: list[dict[str, 
 
     images = []
     for entry in entries:
-        item = {key: entry[key] for key in ("image", "file", "sample", "input_box") if key in entry}
+        item: dict[str, Any] = {key: entry[key] for key in ("image", "file", "sample", "input_box") if key in entry}
         if "results" in entry:
             item["comparison"] = str(folder / entry["comparison"])
             item["results"] = [{**r, "targets": [files(t) for t in r["targets"]]} for r in entry["results"]]
@@ -487,7 +487,7 @@ def deconv(
 def _one_image(image: Path | None, sample: str | None) -> np.ndarray:
     if (image is None) == (sample is None):
         raise HeatlensError("give one image: a file, or --sample cat")
-    return load_image(image) if image is not None else samples.load(sample)
+    return load_image(image) if image is not None else samples.load(str(sample))
 
 
 def _channel_list(text: str) -> list[int]:
