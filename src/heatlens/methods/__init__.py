@@ -2,7 +2,7 @@
 
 # importing registers the methods; `heatlens methods` and the app list them in this order
 # isort: off
-from . import cam, gradients, lrp, perturbation, lime, shap_partition  # noqa: F401
+from . import cam, gradients, lrp, vit, perturbation, lime, shap_partition  # noqa: F401
 # isort: on
 from .registry import METHODS, MethodInfo, MethodOutput, get_method
 

@@ -90,6 +90,16 @@ class Trace:
         return self.targets
 
 
+@dataclass(frozen=True)
+class AttentionView:
+    """A vision transformer's attention as `Network.attention` gives it: `network.trace` captures and differentiates
+    each of `layers` (one per attention block, in execution order), the block's softmax probabilities as
+    (N, T, T, heads): query token, key token, head (channels-last, like every 4-D array)."""
+
+    network: Network
+    layers: list[str]
+
+
 @dataclass
 class Split:
     """A network cut at a layer: `tail(activation, x)` runs from that layer's activation to the scores (`x` is
@@ -212,6 +222,8 @@ class Network(abc.ABC):
     batch_size: int = 32
     input_size: tuple[int, ...] | None = None
     compiled_targets: bool = False  # True: callable targets other than TopK are resolved by a predict first
+    _layers: dict[tuple[int, ...], list[LayerInfo]]  # the probed layers per input shape; each adapter starts it
+    _custom_views: dict[ScoreFunction, Network]  # rescored views per Custom objective's function
 
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         """Every named layer in execution order, with its output shape for inputs of `input_shape`
@@ -331,7 +343,12 @@ class Network(abc.ABC):
     def _output_count(self, objective: Objective, shape: tuple[int, ...]) -> int:
         """How many scores the objective has: the scored layer's channels, or the model's classes."""
         layer = channel_layer(objective)
-        return self.layer(layer, shape).output_shape[-1] if layer else self._class_count(shape)
+        if layer is None:
+            return self._class_count(shape)
+        out_shape = self.layer(layer, shape).output_shape
+        if out_shape is None:
+            raise LayerError(f"layer '{layer}' returns no tensor, so its channels cannot be scored; pick another layer")
+        return out_shape[-1]
 
     def _objective_scores(self, objective: Objective, logits: Any, held: dict[str, Any]) -> Any:
         """What the pass differentiates (framework tensors): the scored layer's channels, the softmax of the
@@ -383,6 +400,13 @@ class Network(abc.ABC):
             views[fn] = self.rescored(fn)
         return views[fn]
 
+    def attention(self, input_shape: tuple[int, ...] | None = None) -> AttentionView:
+        """The attention probabilities of a vision transformer (see AttentionView), for attention_rollout and
+        chefer; networks without attention layers heatlens can read refuse."""
+        raise MethodError(f"{self.name} has no attention layers heatlens can read: attention_rollout and chefer "
+                          "explain torch vision transformers (torchvision, timm or Hugging Face ViT / DeiT); pick "
+                          "another method (see heatlens methods)")
+
     def parameter_layers(self, input_shape: tuple[int, ...] | None = None) -> list[str]:
         """The layers that hold parameters `randomised` can re-draw, in execution order (for the sanity checks)."""
         raise self._no_weights()
@@ -401,14 +425,17 @@ class Network(abc.ABC):
         """The score function applied to a model's raw output (a tensor, tuple or dict): its scores as (N, K)
         of `kind`, the framework's tensor type, so that gradients flow through it."""
         score = self.score_function
+        if score is None:
+            raise MethodError(f"{self.name} has no score function to apply (rescored() sets one)")
         try:
-            scores = score(output)
+            scores: Any = score(output)
         except Exception as exc:
             raise ModelError(f"the score function {score_label(score)} failed on the model's output: "
                              f"{type(exc).__name__}: {first_line(exc)}") from exc
         shape = getattr(scores, "shape", None)
-        if not isinstance(scores, kind) or shape is None or len(shape) not in (1, 2):
-            got = f"shape={tuple(shape)}" if isinstance(scores, kind) else f"a {type(scores).__name__}"
+        framework_tensor = isinstance(scores, kind)
+        if not framework_tensor or shape is None or len(shape) not in (1, 2):
+            got = f"shape={tuple(shape)}" if framework_tensor and shape is not None else f"a {type(scores).__name__}"
             kind_name = f"{kind.__module__.partition('.')[0]}.{kind.__name__}"
             raise ModelError(f"the score function {score_label(score)} must return a {kind_name} of shape (N,) "
                              f"or (N, K), built with the framework's ops. Received: {got}")

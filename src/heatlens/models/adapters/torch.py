@@ -18,7 +18,17 @@ import torch
 
 from ...errors import HeatlensError, LayerError, ModelError, close_matches, first_line
 from ...targets import check_ids, check_scores
-from ..base import CHANNELS_FIRST, CHANNELS_LAST, LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
+from ..base import (
+    CHANNELS_FIRST,
+    CHANNELS_LAST,
+    AttentionView,
+    LayerInfo,
+    LayerRecorder,
+    Network,
+    Preprocess,
+    Trace,
+    TraceRequest,
+)
 from ..objectives import channel_layer
 from . import torch_layout, torch_positions, torch_randomise
 from .lrp_torch import relevance_rules
@@ -67,7 +77,7 @@ class TorchNetwork(Network):
 
     @property
     def device(self) -> torch.device:
-        tensor = next(self.module.parameters(), None)
+        tensor: torch.Tensor | None = next(self.module.parameters(), None)
         tensor = tensor if tensor is not None else next(self.module.buffers(), None)
         return tensor.device if tensor is not None else torch.device("cpu")
 
@@ -91,6 +101,11 @@ class TorchNetwork(Network):
         with self._session(), torch.no_grad():
             return torch_positions.layer_at(self.module, index, end,
                                             lambda: self._run(self._to_tensor(np.zeros((1, *shape), np.float32))))
+
+    def attention(self, input_shape: tuple[int, ...] | None = None) -> AttentionView:
+        from .torch_attention import attention_view  # imported here: it subclasses this adapter
+
+        return attention_view(self, input_shape)
 
     def parameter_layers(self, input_shape: tuple[int, ...] | None = None) -> list[str]:
         return torch_randomise.parameter_layers(self, input_shape)
@@ -151,23 +166,21 @@ class TorchNetwork(Network):
         hooks = {self._module(name): make_hook(name)
                  for name in dict.fromkeys([*capture, *grad_layers, *inject, *scored])}
         inputs = self._to_tensor(x)
-        rectifiers = Rectifiers(relu) if relu != "normal" else contextlib.nullcontext()
+        rectifiers = Rectifiers(relu) if relu != "normal" else None
         rules = relevance_rules(self.module, request.rules) if request.rules is not None else contextlib.nullcontext()
         with self._session():
-            with _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers, rules:
+            with _hooked(hooks), torch.set_grad_enabled("input" in wrt), rectifiers or contextlib.nullcontext(), rules:
                 if "input" in wrt:
                     inputs.requires_grad_()
                 logits = self._scores_of(self._run(inputs.clone() if "input" in wrt else inputs))
-            if relu != "normal" and rectifiers.calls == 0:
+            if rectifiers is not None and rectifiers.calls == 0:
                 raise ModelError(f"{self.name} calls no ReLU or ReLU6, so the '{relu}' rule has nothing to change")
             scores = check_scores(logits.detach().float().cpu().numpy(), len(x))
             self._check_reached([*capture, *grad_layers], held)
             outputs = self._objective_scores(objective, logits, live)
-            if callable(targets):
-                chosen = targets(outputs.detach().float().cpu().numpy() if by_layer else scores)
-            else:
-                chosen = targets
-            ids = None if targets is None else check_ids(chosen, len(x), outputs.shape[1])
+            chosen: np.ndarray | None = (targets(outputs.detach().float().cpu().numpy() if by_layer else scores)
+                                         if callable(targets) else targets)
+            ids = None if chosen is None else check_ids(chosen, len(x), outputs.shape[1])
             layouts["input"] = CHANNELS_FIRST
             gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt,
                                         layouts)
