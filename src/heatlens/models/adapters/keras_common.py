@@ -48,13 +48,14 @@ def keras_adapter() -> type[KerasBase]:
         from .keras_jax import KerasJaxNetwork
 
         return KerasJaxNetwork
-    raise ModelError(unsupported_backend(backend))
+    raise unsupported_backend(backend)
 
 
-def unsupported_backend(backend: str) -> str:
+def unsupported_backend(backend: str) -> ModelError:
     """The refusal for a Keras backend heatlens has no adapter for."""
-    return (f"heatlens explains Keras models on the {' or '.join(BACKENDS)} backend; this process runs Keras on "
-            f"'{backend}'. Set KERAS_BACKEND={BACKENDS[0]} (or {BACKENDS[1]}) before importing keras")
+    return ModelError(f"heatlens explains Keras models on the {' or '.join(BACKENDS)} backend; this process runs "
+                      f"Keras on '{backend}'. Set KERAS_BACKEND={BACKENDS[0]} (or {BACKENDS[1]}) before importing "
+                      "keras")
 
 
 class KerasBase(Network):
@@ -78,8 +79,9 @@ class KerasBase(Network):
     ) -> None:
         running = keras.backend.backend()
         if running != self.backend:
-            raise ModelError(unsupported_backend(running) if running not in BACKENDS else
-                             f"{type(self).__name__} is for Keras on {self.backend}; this process runs Keras on "
+            if running not in BACKENDS:
+                raise unsupported_backend(running)
+            raise ModelError(f"{type(self).__name__} is for Keras on {self.backend}; this process runs Keras on "
                              f"'{running}': wrap the model with heatlens.wrap, which picks the adapter")
         self.model = model
         self.preprocess = preprocess
