@@ -66,7 +66,14 @@ def _wrapped(model: Any, preprocess: Any, classes: Any, name: str | None, option
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
         from .adapters.torch import TorchNetwork
+        from .tasks import task_of, task_preprocessing
 
+        task = task_of(model)
+        if task is not None:  # torchvision detection / segmentation: explained through heatlens.scores
+            from .adapters.torch_tasks import TorchTaskNetwork
+
+            prep = task_preprocessing(task) if preprocess == "auto" else _preprocess(preprocess)
+            return TorchTaskNetwork(model, task, preprocess=prep, classes=names, name=name, **options)
         return TorchNetwork(model, preprocess=_preprocess(preprocess), classes=names, name=name, **options)
     if callable(model) and not isinstance(model, type):
         from .adapters.blackbox import BlackBoxNetwork
