@@ -18,6 +18,7 @@ from fuzz_ledger import Case, time_limit
 from fuzz_models import Adapter, adapters, first_difference, global_state
 from hypothesis import strategies as st
 from PIL import Image
+from torch_only import ATTENTION_ONLY, TORCH_ONLY
 
 import heatlens
 from heatlens.methods import METHODS
@@ -34,7 +35,11 @@ def family_adapters(family: str) -> list[Adapter]:
 
 
 def serves(family: str, method: str) -> bool:
+    """Whether the family's fuzz models (CNNs and predict functions) can be explained by the method at all; the
+    others must refuse every case in one typed line."""
     info = METHODS[method]
+    if method in ATTENTION_ONLY or (family != "torch" and method in TORCH_ONLY):
+        return False
     return family != "predict" or not (info.needs_gradients or info.uses_layer)
 
 
@@ -205,7 +210,7 @@ def judge(case: Case, result: Any, family: str, method: str, spec: dict[str, Any
         case.flag("wrong_answer", f"target ids {ids.tolist()} outside the {logits.shape[1]} scores")
         return
     if not serves(family, method):
-        case.flag("wrong_answer", f"{method} explained a black-box predict function")
+        case.flag("wrong_answer", f"{method} explained a {family} model it cannot serve")
     tokens_only = [k for k in ("grid", "prefix_tokens") if spec["options"].get(k) is not None]
     if tokens_only and spec["adapter"].name != "torch_tokens":
         case.flag("wrong_answer", f"{tokens_only[0]}= (for token layers) accepted on a model that has none")
