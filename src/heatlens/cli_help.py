@@ -47,6 +47,15 @@ MEANINGS: dict[str, str] = {
     "min_block": "smallest block, in pixels, the hierarchy of image halves is split down to",
     "split_channels": "split single pixels into their colour channels at the bottom of the hierarchy",
     "round_size": "masks per round of the priority queue (shap's batch_size)",
+    "composite": "lrp: which rule each layer uses: epsilon_plus, epsilon_gamma_box, epsilon_alpha2_beta1, "
+                 "epsilon_plus_flat, or a mapping {layer kind or name pattern: rule}",
+    "epsilon": "lrp: the epsilon rule's stabiliser (larger: less noisy, less conservative)",
+    "gamma": "lrp: how much the gamma rule favours positive contributions",
+    "stabilizer": "lrp: the small number every rule and proportional split adds to its denominators",
+    "low": "lrp: the z-box rule's lowest input value per channel (default: what a black pixel becomes)",
+    "high": "lrp: the z-box rule's highest input value per channel (default: what a white pixel becomes)",
+    "head_fusion": "attention_rollout: how the heads of a block are fused: mean, max or min",
+    "discard_ratio": "attention_rollout: the fraction of each block's weakest attention weights set to 0",
 }
 OWN_MEANINGS: dict[tuple[str, str], str] = {  # where a method gives a shared name its own sense
     ("expected_gradients", "n_samples"): "how many (background image, path point) pairs are averaged",
