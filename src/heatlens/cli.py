@@ -90,6 +90,9 @@ ClassesOption = Annotated[str | None, typer.Option(help="For user models: 'image
 DeviceOption = Annotated[str, typer.Option(help="Where the model runs: cpu, cuda, cuda:1, ...")]
 SamplesOption = Annotated[list[str] | None, typer.Option(help=f"A bundled photo: {', '.join(samples.names())}")]
 RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Also take images in sub-folders")]
+FitOption = Annotated[str, typer.Option(help="How a photo meets the model's square input: crop, resize or pad")]
+LayersOption = Annotated[str | None, typer.Option(
+    help="Layer name or position (see `heatlens explain --help`), or several comma-separated; default: auto")]
 TrustOption = Annotated[int, typer.Option(
     "--trust-model-file", count=True,
     help="allow model files that run code when loaded (.pt2, TorchScript); twice: also pickled objects inside .pt2",

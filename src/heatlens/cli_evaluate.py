@@ -15,6 +15,7 @@ from rich.table import Table
 from .cli import (
     ClassesOption,
     DeviceOption,
+    FitOption,
     FrameworkOption,
     ModelOption,
     PreprocessOption,
@@ -70,7 +71,7 @@ def evaluate(
                               "METRIC.KEY=VALUE for one (-p deletion.baseline=blur)")] = None,
     batch_size: Annotated[str, typer.Option(help="Inputs per forward pass: a number or auto (timed)")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and of metrics that draw at random")] = 0,
-    fit: Annotated[str, typer.Option(help="How a photo meets the model's square input: crop, resize or pad")] = "crop",
+    fit: FitOption = "crop",
     preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
     device: DeviceOption = "cpu",

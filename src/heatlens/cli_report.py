@@ -13,7 +13,9 @@ from rich.markup import escape
 from .cli import (
     ClassesOption,
     DeviceOption,
+    FitOption,
     FrameworkOption,
+    LayersOption,
     ModelOption,
     PreprocessOption,
     RecursiveOption,
@@ -42,6 +44,12 @@ from .report import report as write_report
 from .run.report import report_run
 from .run.summary import is_run
 
+MetricsOption = Annotated[str | None, typer.Option(
+    help="Metrics scored per map, comma-separated (e.g. deletion,insertion; see heatlens.metrics.METRICS)")]
+MetricOptionsOption = Annotated[list[str] | None, typer.Option(
+    "--metric-option", help="Metric parameter KEY=VALUE, given to each chosen metric that takes it "
+                            "(e.g. --metric-option steps=20)")]
+
 
 @_user_errors
 def report(
@@ -53,21 +61,16 @@ def report(
                                              "each; see `heatlens methods`")] = "gradcam",
     target: Annotated[str, typer.Option(help="top1, top3, a class id or name, or a comma-separated list: one "
                                              "grid column each")] = "top3",
-    metric: Annotated[str | None, typer.Option(
-        help="Metrics scored per map, comma-separated (e.g. deletion,insertion; see heatlens.metrics.METRICS)")] = None,
-    metric_option: Annotated[list[str] | None, typer.Option(
-        "--metric-option", help="Metric parameter KEY=VALUE, given to each chosen metric that takes it "
-                                "(e.g. --metric-option steps=20)")] = None,
-    layer: Annotated[str | None, typer.Option(
-        help="Layer name or position (see `heatlens explain --help`), or several comma-separated; default: auto")
-    ] = None,
+    metric: MetricsOption = None,
+    metric_option: MetricOptionsOption = None,
+    layer: LayersOption = None,
     out: Annotated[Path, typer.Option(help="The report's HTML file")] = Path("report.html"),
     title: Annotated[str | None, typer.Option(help="The report's title; default: 'heatlens report: MODEL'")] = None,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Heatmap opacity")] = 0.4,
     cmap: Annotated[str | None, typer.Option(
         help="matplotlib colormap; default: jet for maps >= 0 (the CAM family), a diverging map for signed ones")
     ] = None,
-    fit: Annotated[str, typer.Option(help="How a photo meets the model's square input: crop, resize or pad")] = "crop",
+    fit: FitOption = "crop",
     top: Annotated[int, typer.Option(min=0, help="How many predictions to list per photo")] = 5,
     thumb_size: Annotated[int, typer.Option(min=32, help="Thumbnails' long side in pixels")] = 320,
     full_size: Annotated[int, typer.Option(min=64, help="Full-size pictures' long side in pixels (on click)")] = 720,

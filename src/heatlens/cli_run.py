@@ -13,7 +13,9 @@ from rich.markup import escape
 from .cli import (
     ClassesOption,
     DeviceOption,
+    FitOption,
     FrameworkOption,
+    LayersOption,
     ModelOption,
     PreprocessOption,
     TrustOption,
@@ -30,7 +32,7 @@ from .cli import (
     err_console,
     out_console,
 )
-from .cli_report import _metric_list, _metric_options
+from .cli_report import MetricOptionsOption, MetricsOption, _metric_list, _metric_options
 from .errors import HeatlensError, close_matches
 from .models import DEFAULT_MODEL
 from .preprocess import FITS
@@ -49,10 +51,8 @@ def run_command(
                                              "each; see `heatlens methods`")] = "gradcam",
     target: Annotated[str, typer.Option(help="top1, top3, a class id or name, a comma-separated list, or 'label' "
                                              "(each image's label from the manifest)")] = "top1",
-    metric: Annotated[str | None, typer.Option(
-        help="Metrics scored per map, comma-separated (e.g. deletion,insertion; see heatlens.metrics.METRICS)")] = None,
-    metric_option: Annotated[list[str] | None, typer.Option(
-        "--metric-option", help="Metric parameter KEY=VALUE, given to each chosen metric that takes it")] = None,
+    metric: MetricsOption = None,
+    metric_option: MetricOptionsOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped (same "
                                                           "settings); finished shards are not redone")] = False,
     engine: Annotated[str, typer.Option(help="local (this machine) or ray (Ray Data model actors; extra "
@@ -67,14 +67,12 @@ def run_command(
     overlays: Annotated[bool, typer.Option("--overlays", help="Also write an overlay JPEG per image and target "
                                                               "(overlays/METHOD/)")] = False,
     top: Annotated[int, typer.Option(min=1, help="Predictions kept per image")] = 5,
-    layer: Annotated[str | None, typer.Option(
-        help="Layer name or position (see `heatlens explain --help`), or several comma-separated; default: auto")
-    ] = None,
+    layer: LayersOption = None,
     path_column: Annotated[str, typer.Option(help="The manifest's column of image paths")] = "path",
     label_column: Annotated[str, typer.Option(help="The manifest's column of labels (class ids or names)")] = "label",
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="--overlays: heatmap opacity")] = 0.4,
     cmap: Annotated[str, typer.Option(help="--overlays: matplotlib colormap")] = "jet",
-    fit: Annotated[str, typer.Option(help="How a photo meets the model's square input: crop, resize or pad")] = "crop",
+    fit: FitOption = "crop",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines")] = False,
     model: ModelOption = DEFAULT_MODEL,
     preprocess: PreprocessOption = "auto",
