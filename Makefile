@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/gradcam.py
+	KERAS_BACKEND=jax $(BIN)/python benchmarks/gradcam_keras_jax.py
 
 clean:
 	rm -rf $(VENV) heatlens-demo .pytest_cache test-artifacts
