@@ -86,7 +86,7 @@ def explain(
     size = x.shape[1:3] if shown is None else shown.shape[1:3]
     ids = static_ids(target, len(x), network.classes)
     wanted = ids if ids is not None else resolver(target, network.classes)
-    notes = list(getattr(network, "notes", []))
+    notes = network.notes
     if info.uses_layer:
         options["layer"] = network.resolve_layer(layer, x.shape[1:])
         if options["layer"] != layer:

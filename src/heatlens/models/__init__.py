@@ -61,7 +61,7 @@ def _wrapped(model: Any, preprocess: Any, classes: Any, name: str | None, option
         adapter = keras_adapter()
         prep, names, notes = keras_preprocessing(model, preprocess, names, _preprocess)
         network = adapter(model, preprocess=prep, classes=names, name=name, **options)
-        network.notes[:0] = notes
+        network.add_notes(notes)
         return network
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):

@@ -1,7 +1,8 @@
 """The Network protocol every model adapter implements; the only interface methods may use.
 
 Arrays cross this boundary as numpy, channels-last: images (N, H, W, 3) uint8, model inputs
-(N, H, W, C) float32, spatial activations and their gradients (N, h, w, C).
+(N, H, W, C) float32, spatial activations and their gradients (N, h, w, C). A trace asked with
+`keep_on_device=True` may instead hold the adapter's own device arrays, with the `ArrayOps` that reduce them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..errors import LayerError, MethodError, ModelError, close_matches, first_l
 from ..preprocess import Box, whole_image
 from ..targets import TopK, check_ids, check_scores, score_label
 from . import layer_choice
+from .arrays import NUMPY, ArrayOps
 from .objectives import LOGITS, ChannelMax, Custom, Objective, Softmax, channel_layer, check_objective
 from .tokens import is_token_count
 from .tokens import token_grid as token_grid  # re-exported: methods lay token layers out with it
@@ -75,12 +77,17 @@ class LayerInfo:
 @dataclass
 class Trace:
     """What one traced pass returns: activations (N, h, w, C) per captured layer, gradients
-    (N, K, ...) per `wrt` name ('input' or a layer) for the K target ids (N, K), and the logits."""
+    (N, K, ...) per `wrt` name ('input' or a layer) for the K target ids (N, K), and the logits.
+
+    Activations and gradients are numpy unless the pass was asked `keep_on_device` and the adapter keeps them
+    (torch on CUDA): they are then its own arrays, channels-last views, and `ops` reduces them where they are.
+    Logits and targets are always numpy."""
 
     logits: np.ndarray
     targets: np.ndarray | None = None
-    activations: dict[str, np.ndarray] = field(default_factory=dict)
-    gradients: dict[str, np.ndarray] = field(default_factory=dict)
+    activations: dict[str, Any] = field(default_factory=dict)
+    gradients: dict[str, Any] = field(default_factory=dict)
+    ops: ArrayOps = NUMPY
 
     @property
     def ids(self) -> np.ndarray:
@@ -123,6 +130,7 @@ class TraceRequest:
     objective: Objective
     inject: dict[str, np.ndarray]
     rules: Any = None  # an LRP composite (methods/lrp_rules.Composite): the backward pass carries relevance
+    keep_on_device: bool = False  # the caller reduces with Trace.ops: activations and gradients may stay put
 
     @property
     def top_k(self) -> int:
@@ -175,11 +183,13 @@ def merge_traces(parts: list[Trace], capture: Sequence[str], wrt: Sequence[str])
     """One Trace from the traces of consecutive chunks of a batch."""
     if len(parts) == 1:
         return parts[0]
+    ops = parts[0].ops
     return Trace(
         logits=np.concatenate([p.logits for p in parts]),
         targets=None if parts[0].targets is None else np.concatenate([p.targets for p in parts]),
-        activations={k: np.concatenate([p.activations[k] for p in parts]) for k in capture},
-        gradients={k: np.concatenate([p.gradients[k] for p in parts]) for k in wrt},
+        activations={k: ops.concatenate([p.activations[k] for p in parts]) for k in capture},
+        gradients={k: ops.concatenate([p.gradients[k] for p in parts]) for k in wrt},
+        ops=ops,
     )
 
 
@@ -218,12 +228,26 @@ class Network(abc.ABC):
     preprocess: Preprocess | None = None
     score_function: ScoreFunction | None = None
     tensor_type: type = np.ndarray
+    given_notes: tuple[str, ...] = ()  # what was chosen for the network (a loader's preprocessing, classes)
 
     batch_size: int = 32
     input_size: tuple[int, ...] | None = None
     compiled_targets: bool = False  # True: callable targets other than TopK are resolved by a predict first
     _layers: dict[tuple[int, ...], list[LayerInfo]]  # the probed layers per input shape; each adapter starts it
     _custom_views: dict[ScoreFunction, Network]  # rescored views per Custom objective's function
+
+    @property
+    def notes(self) -> list[str]:
+        """What every explanation of this network says: the choices made for it, then the adapter's own."""
+        return [*self.given_notes, *self._adapter_notes()]
+
+    def add_notes(self, notes: Sequence[str]) -> None:
+        """Say `notes` in every explanation, before the notes the network has so far."""
+        self.given_notes = (*notes, *self.given_notes)
+
+    def _adapter_notes(self) -> list[str]:
+        """What the adapter itself says about how it runs the model; none by default."""
+        return []
 
     def layers(self, input_shape: tuple[int, ...] | None = None) -> list[LayerInfo]:
         """Every named layer in execution order, with its output shape for inputs of `input_shape`
@@ -249,6 +273,7 @@ class Network(abc.ABC):
         inject: dict[str, np.ndarray] | None = None,
         objective: Objective = LOGITS,
         rules: Any = None,
+        keep_on_device: bool = False,
     ) -> Trace:
         """One pass that returns only what is asked: activations at `capture`, and gradients of the
         scores of `targets` w.r.t. each name in `wrt` ('input' or a layer).
@@ -259,10 +284,13 @@ class Network(abc.ABC):
         `inject`: per layer, an activation (N, ...) that replaces the layer's output in this pass (its
         gradient is then taken w.r.t. the injected value). `objective` (models.objectives): what is
         differentiated, the model's scores by default. `rules`: an LRP composite (methods/lrp_rules.py); the
-        gradients w.r.t. the input are then the relevance of each target for an output relevance of 1."""
+        gradients w.r.t. the input are then the relevance of each target for an output relevance of 1.
+        `keep_on_device`: the caller reduces the arrays with the Trace's `ops`, so an adapter that keeps them on
+        its device (torch on CUDA, see TorchNetwork.device_arrays) may return them there instead of as numpy."""
         check_objective(objective)
         if isinstance(objective, Custom):
-            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject, rules=rules)
+            return self._custom_view(objective.fn).trace(x, targets, capture, wrt, relu, inject, rules=rules,
+                                                         keep_on_device=keep_on_device)
         inject = inject or {}
         x = np.asarray(x, np.float32)
         self._traced_layers(x, targets, capture, wrt, relu, inject, objective)
@@ -272,7 +300,8 @@ class Network(abc.ABC):
             self._trace_chunk(TraceRequest(
                 x[s : s + size], targets if targets is None or callable(targets) else targets[s : s + size],
                 tuple(capture), tuple(wrt), relu, objective,
-                {name: np.asarray(value[s : s + size], np.float32) for name, value in sorted(inject.items())}, rules))
+                {name: np.asarray(value[s : s + size], np.float32) for name, value in sorted(inject.items())}, rules,
+                keep_on_device))
             for s in range(0, len(x), size)
         ]
         return merge_traces(parts, capture, wrt)

@@ -35,8 +35,7 @@ class BlackBoxNetwork(Network):
         self.name = name or str(getattr(predict, "__name__", "predict"))
         self.batch_size = batch_size
 
-    @property
-    def notes(self) -> list[str]:
+    def _adapter_notes(self) -> list[str]:
         """What the predict function receives, said in the result."""
         axes = "(N, H, W, 3)" if self.layout == "NHWC" else "(N, 3, H, W)"
         if isinstance(self.preprocess, AsGiven):

@@ -89,13 +89,12 @@ class KerasBase(Network):
         self.name = name or model.name
         self.input_size = input_size
         self.batch_size = batch_size
-        self.notes: list[str] = []
         self._softmax = None if keep_softmax else final_softmax(model)
         if self._softmax is not None:
             _say_once(model, f"{self.name} ends in a softmax: heatlens explains the logits before it (as the Keras "
                              "Grad-CAM tutorial does); pass keep_softmax=True to heatlens.wrap() to explain the "
                              "probabilities")
-            self.notes.append(f"the logits before {self.name}'s final softmax are explained (keep_softmax=False)")
+            self.add_notes([f"the logits before {self.name}'s final softmax are explained (keep_softmax=False)"])
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
         self._forget_compiled()
 

@@ -46,7 +46,6 @@ def randomised(network: KerasBase, layers: Sequence[str], seed: int = 0) -> Kera
             variable.assign(draw(shape=tuple(variable.shape), dtype=variable.dtype))
     view = copy.copy(network)
     view.model = model
-    view.notes = list(network.notes)
     view._softmax = None if network._softmax is None else final_softmax(model)
     view._layers = dict(network._layers)
     view._forget_compiled()

@@ -79,8 +79,7 @@ def _torch_network(name: str, loaded: Loaded, device: str, options: dict[str, An
 
 def noted(network: Network, notes: list[str]) -> Network:
     """The network with the loader's notes before its own, so every explanation of it says them."""
-    target: Any = network  # torch networks keep notes only when a loader gives them some
-    target.notes = [*notes, *getattr(network, "notes", [])]
+    network.add_notes(notes)
     return network
 
 
