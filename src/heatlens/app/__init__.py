@@ -7,6 +7,7 @@ imported; Gradio itself is imported only when the app is built (`build`, `serve`
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 OFFLINE_ENVIRONMENT = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
@@ -16,18 +17,21 @@ if TYPE_CHECKING:
     from ..models import Network
 
 
-def build(network: Network) -> Any:
-    """The app's gr.Blocks for a model (see heatlens.app.ui.build)."""
+def build(network: Network, run_folder: str | Path | None = None) -> Any:
+    """The app's gr.Blocks for a model, with a `heatlens run` output folder open if given (see
+    heatlens.app.ui.build)."""
     from .ui import build as build_blocks
 
-    return build_blocks(network)
+    return build_blocks(network, run_folder)
 
 
-def serve(network: Network, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> Any:
-    """Serve the app on host:port (localhost by default; never a share link); see heatlens.app.ui.serve."""
+def serve(network: Network, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+          run_folder: str | Path | None = None) -> Any:
+    """Serve the app on host:port (localhost by default; never a share link), with `run_folder` open if given;
+    see heatlens.app.ui.serve."""
     from .ui import serve as serve_blocks
 
-    return serve_blocks(network, host, port, block)
+    return serve_blocks(network, host, port, block, run_folder)
 
 
 __all__ = ["OFFLINE_ENVIRONMENT", "build", "serve"]

@@ -20,6 +20,7 @@ from ..errors import HeatlensError, first_line
 from ..methods import METHODS
 from ..models import Network
 from . import session as work
+from .run_page import run_tab
 
 log = logging.getLogger(__name__)
 
@@ -73,54 +74,58 @@ class Page:
                 self.table, self.download]
 
 
-def build(network: Network) -> gr.Blocks:
+def build(network: Network, run_folder: str | Path | None = None) -> gr.Blocks:
     """The app for one model: upload a photo or pick a bundled one, see its top classes, explain some of them
-    with one or two methods (maps computed on the server by heatlens.explain), score them, download them."""
+    with one or two methods (maps computed on the server by heatlens.explain), score them, download them; and
+    in a second tab, open a `heatlens run` output folder (`run_folder`: opened on load, that tab shown first)."""
     layers, default_layer = work.layer_choices(network)
     methods = list(METHODS)
     with gr.Blocks(title=f"heatlens · {network.name}", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
         state = gr.State(None)
         gr.Markdown(f"## heatlens: why did {network.name} say that?\nThe maps are computed on this machine by "
                     "`heatlens.explain()`; nothing is sent anywhere.")
-        with gr.Row():
-            with gr.Column(scale=1, min_width=300):
-                upload = gr.File(label=f"Upload a photo (JPEG, PNG, WebP, ... up to {work.MAX_UPLOAD_MB} MB)",
-                                 file_types=["image"], type="filepath", elem_id="upload")
-                sample = gr.Dropdown(samples.names(), value=None, label="... or pick a bundled photo",
-                                     elem_id="sample")
-                photo = gr.Image(label="photo", interactive=False, format="png", elem_id="photo", height=260,
-                                 buttons=list(BUTTONS))
-                predictions = gr.Label(label="the model's top classes", num_top_classes=5, elem_id="predictions")
-            with gr.Column(scale=2):
-                classes = gr.CheckboxGroup([], label="classes to explain (one or several)", elem_id="classes")
-                with gr.Row():
-                    method = gr.Dropdown(methods, value="gradcam", label="method", elem_id="method")
-                    other = gr.Dropdown([NONE, *methods], value=NONE, label="side by side with",
-                                        elem_id="other")
-                    layer = gr.Dropdown(layers, value=default_layer, label="layer (for methods that use one)",
-                                        elem_id="layer")
-                gr.Markdown(SLOW)
-                with gr.Row():
-                    alpha = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="opacity of the map", elem_id="alpha")
-                    cmap = gr.Dropdown(list(CMAPS), value=AUTO_CMAP, label="colour map (auto: the method's own)",
-                                       elem_id="cmap")
-                run = gr.Button("Explain", variant="primary", elem_id="explain")
-                status = gr.HTML(_note("Upload a photo or pick a bundled one."), elem_id="status")
-                with gr.Row():
-                    left = gr.Gallery(label="method", columns=2, format="png", object_fit="contain", height="auto",
-                                      elem_id="left", elem_classes=["heatlens-tiles"], buttons=list(BUTTONS))
-                    right = gr.Gallery(label="side by side", columns=1, format="png", object_fit="contain",
-                                       height="auto", visible=False, elem_id="right",
-                                       elem_classes=["heatlens-tiles"], buttons=list(BUTTONS))
-                with gr.Accordion("Metric scores of the shown maps", open=False, elem_id="scores-panel"):
-                    metrics = gr.CheckboxGroup(list(work.METRICS_SHOWN), value=["deletion", "insertion"],
-                                               label="metrics (heatlens.metrics)", elem_id="metrics")
-                    score = gr.Button("Score the shown maps", elem_id="score")
-                    table = gr.Dataframe(headers=["method", "metric", "class", "score", "better", "params"],
-                                         interactive=False, elem_id="scores")
-                with gr.Row():
-                    pack = gr.Button("Download the shown result (PNG + manifest.json, zip)", elem_id="pack")
-                    download = gr.File(label="download", interactive=False, elem_id="download", height=110)
+        with gr.Tabs(selected="run" if run_folder else "explain"):
+            with gr.Tab("Explain a photo", id="explain", elem_id="explain-tab"), gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    upload = gr.File(label=f"Upload a photo (JPEG, PNG, WebP, ... up to {work.MAX_UPLOAD_MB} MB)",
+                                     file_types=["image"], type="filepath", elem_id="upload")
+                    sample = gr.Dropdown(samples.names(), value=None, label="... or pick a bundled photo",
+                                         elem_id="sample")
+                    photo = gr.Image(label="photo", interactive=False, format="png", elem_id="photo", height=260,
+                                     buttons=list(BUTTONS))
+                    predictions = gr.Label(label="the model's top classes", num_top_classes=5, elem_id="predictions")
+                with gr.Column(scale=2):
+                    classes = gr.CheckboxGroup([], label="classes to explain (one or several)", elem_id="classes")
+                    with gr.Row():
+                        method = gr.Dropdown(methods, value="gradcam", label="method", elem_id="method")
+                        other = gr.Dropdown([NONE, *methods], value=NONE, label="side by side with",
+                                            elem_id="other")
+                        layer = gr.Dropdown(layers, value=default_layer, label="layer (for methods that use one)",
+                                            elem_id="layer")
+                    gr.Markdown(SLOW)
+                    with gr.Row():
+                        alpha = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="opacity of the map", elem_id="alpha")
+                        cmap = gr.Dropdown(list(CMAPS), value=AUTO_CMAP, label="colour map (auto: the method's own)",
+                                           elem_id="cmap")
+                    run = gr.Button("Explain", variant="primary", elem_id="explain")
+                    status = gr.HTML(_note("Upload a photo or pick a bundled one."), elem_id="status")
+                    with gr.Row():
+                        left = gr.Gallery(label="method", columns=2, format="png", object_fit="contain", height="auto",
+                                          elem_id="left", elem_classes=["heatlens-tiles"], buttons=list(BUTTONS))
+                        right = gr.Gallery(label="side by side", columns=1, format="png", object_fit="contain",
+                                           height="auto", visible=False, elem_id="right",
+                                           elem_classes=["heatlens-tiles"], buttons=list(BUTTONS))
+                    with gr.Accordion("Metric scores of the shown maps", open=False, elem_id="scores-panel"):
+                        metrics = gr.CheckboxGroup(list(work.METRICS_SHOWN), value=["deletion", "insertion"],
+                                                   label="metrics (heatlens.metrics)", elem_id="metrics")
+                        score = gr.Button("Score the shown maps", elem_id="score")
+                        table = gr.Dataframe(headers=["method", "metric", "class", "score", "better", "params"],
+                                             interactive=False, elem_id="scores")
+                    with gr.Row():
+                        pack = gr.Button("Download the shown result (PNG + manifest.json, zip)", elem_id="pack")
+                        download = gr.File(label="download", interactive=False, elem_id="download", height=110)
+            with gr.Tab("Open a run", id="run", elem_id="run-tab"):
+                run_tab(blocks, run_folder)
 
         page = Page(state, photo, predictions, classes, status, left, right, table, download)
         act = Handlers(network, page)
@@ -138,10 +143,12 @@ def build(network: Network) -> gr.Blocks:
     return blocks
 
 
-def serve(network: Network, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
-    """Launch the app on host:port: never a share link, uploads capped at MAX_UPLOAD_MB, no server-side
-    rendering (no Node process), no MCP server; with `block`, serve until interrupted. Returns the Blocks."""
-    blocks = build(network)
+def serve(network: Network, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+          run_folder: str | Path | None = None) -> gr.Blocks:
+    """Launch the app on host:port (with `run_folder` open, if given): never a share link, uploads
+    capped at MAX_UPLOAD_MB, no server-side rendering (no Node process), no MCP server; with `block`, serve
+    until interrupted. Returns the Blocks."""
+    blocks = build(network, run_folder)
     blocks.launch(server_name=host, server_port=port, share=False, max_file_size=f"{work.MAX_UPLOAD_MB}mb",
                   ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False, inbrowser=False,
                   prevent_thread_lock=True, quiet=True, theme=gr.themes.Default(), css=CSS,

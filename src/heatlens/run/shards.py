@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +104,33 @@ def read_rows(out: Path, columns: list[str] | None = None) -> Any:
 def read_errors(out: Path) -> list[dict[str, Any]]:
     """Every failed image of a run, by id."""
     return sorted((e for path in shard_files(out) for e in shard_errors(path)), key=lambda e: e["id"])
+
+
+def read_columns(out: Path, keep: Callable[[str], bool]) -> Any:
+    """Every explained row of a run with only the columns `keep` accepts (the maps can stay on disk, so a large
+    run's table stays small), as one Arrow table sorted by id; None when no image was explained."""
+    pa = pyarrow()
+    import pyarrow.compute as pc
+
+    tables = []
+    for path in shard_files(out):
+        schema = pa.parquet.read_schema(path)
+        if pa.parquet.read_metadata(path).num_rows:
+            tables.append(pa.parquet.read_table(path, columns=[n for n in schema.names if n == "id" or keep(n)]))
+    if not tables:
+        return None
+    table = pa.concat_tables(tables)
+    return table.take(pc.sort_indices(table["id"]))
+
+
+def read_row(out: Path, row_id: int) -> Any:
+    """The explained row `row_id` of a run with all its columns, as a one-row Arrow table; None when no shard
+    holds it (each shard is looked into through its id statistics, so this reads one shard's part)."""
+    pq = pyarrow().parquet
+    for path in shard_files(out):
+        if not pq.read_metadata(path).num_rows:
+            continue
+        table = pq.read_table(path, filters=[("id", "=", int(row_id))])
+        if table.num_rows:
+            return table
+    return None
