@@ -78,7 +78,7 @@ class BlackBoxNetwork(Network):
 
     def trace(self, x: np.ndarray, targets: Targets = None, capture: Sequence[str] = (), wrt: Sequence[str] = (),
               relu: str = "normal", inject: dict[str, np.ndarray] | None = None,
-              objective: Objective = LOGITS, rules: Any = None) -> Trace:
+              objective: Objective = LOGITS, rules: Any = None, keep_on_device: bool = False) -> Trace:
         if capture or wrt or inject or relu != "normal" or rules is not None:
             raise MethodError(
                 f"{self.name} is a black-box predict function: it has no layers or gradients, so only "

@@ -18,6 +18,7 @@ import torch
 
 from ...errors import HeatlensError, LayerError, ModelError, close_matches, first_line
 from ...targets import check_ids, check_scores
+from ..arrays import NUMPY
 from ..base import (
     CHANNELS_FIRST,
     CHANNELS_LAST,
@@ -32,6 +33,7 @@ from ..base import (
 from ..objectives import channel_layer
 from . import torch_layout, torch_positions, torch_randomise
 from .lrp_torch import relevance_rules
+from .torch_arrays import TorchOps
 from .torch_rectifiers import Rectifiers
 from .torch_split import rest_of_network
 
@@ -48,6 +50,11 @@ class TorchNetwork(Network):
     gradients by up to ~10% of their peak on Ampere and later GPUs, which would make maps differ from
     the CPU's. `precise=False` keeps whatever TF32 setting the process has, for speed.
 
+    `device_arrays`: whether traces asked `keep_on_device` (the CAM family, the gradient methods) leave their
+    activations and gradients as tensors on the model's device, reduced there with `TorchOps`, so that only the
+    maps are copied to the host. None (the default) does so on CUDA only; True forces it on the CPU too (the
+    tests run the device path so), False never does.
+
     A `torch.compile`d or `DataParallel` module is explained through the module it wraps, so layer names
     are the model's own ('layer4', not '_orig_mod.layer4') and hooks run eagerly, without recompiling."""
 
@@ -60,6 +67,7 @@ class TorchNetwork(Network):
         input_size: tuple[int, ...] | None = None,
         batch_size: int = 32,
         precise: bool = True,
+        device_arrays: bool | None = None,
     ) -> None:
         if not isinstance(module, torch.nn.Module):
             raise ModelError(f"expected a torch.nn.Module. Received: {type(module).__name__}")
@@ -70,6 +78,7 @@ class TorchNetwork(Network):
         self.input_size = input_size
         self.batch_size = batch_size
         self.precise = precise
+        self.device_arrays = device_arrays
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
         self._rests: dict[str, torch.nn.Module | None] = {}
 
@@ -80,6 +89,10 @@ class TorchNetwork(Network):
         tensor: torch.Tensor | None = next(self.module.parameters(), None)
         tensor = tensor if tensor is not None else next(self.module.buffers(), None)
         return tensor.device if tensor is not None else torch.device("cpu")
+
+    def keeps_arrays(self) -> bool:
+        """Whether traces that allow it keep their arrays on the device (see device_arrays)."""
+        return self.device.type == "cuda" if self.device_arrays is None else bool(self.device_arrays)
 
     @property
     def scripted(self) -> bool:
@@ -182,27 +195,30 @@ class TorchNetwork(Network):
                                          if callable(targets) else targets)
             ids = None if chosen is None else check_ids(chosen, len(x), outputs.shape[1])
             layouts["input"] = CHANNELS_FIRST
+            kept = request.keep_on_device and self.keeps_arrays()
+            convert = _channels_last if kept else _to_numpy
             gradients = self._gradients(outputs, ids, [inputs if w == "input" else held[w] for w in wrt], wrt,
-                                        layouts)
+                                        layouts, convert)
         return Trace(
             logits=scores,
             targets=ids,
-            activations={name: _to_numpy(held[name].detach(), layouts[name]) for name in capture},
+            activations={name: convert(held[name].detach(), layouts[name]) for name in capture},
             gradients=gradients,
+            ops=TorchOps(self.device) if kept else NUMPY,
         )
 
     def _gradients(
         self, logits: torch.Tensor, targets: np.ndarray | None, tensors: list[torch.Tensor], wrt: Sequence[str],
-        layouts: dict[str, str],
-    ) -> dict[str, np.ndarray]:
+        layouts: dict[str, str], convert: Callable[[torch.Tensor, str], Any],
+    ) -> dict[str, Any]:
         """The gradients of each target's scores w.r.t. `tensors`, one per name in `wrt`, channels-last
-        (`layouts`: each name's LayerInfo.layout)."""
+        (`layouts`: each name's LayerInfo.layout), each made numpy or kept as a tensor by `convert`."""
         if not wrt or targets is None:
             return {}
         if not logits.requires_grad:
             raise self._independent(wrt[0])
         ids = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=logits.device)
-        per_target: list[list[np.ndarray]] = [[] for _ in wrt]
+        per_target: list[list[Any]] = [[] for _ in wrt]
         for k in range(ids.shape[1]):
             score = logits.gather(1, ids[:, k : k + 1]).sum()
             try:
@@ -212,8 +228,9 @@ class TorchNetwork(Network):
             for slot, (name, grad) in enumerate(zip(wrt, grads, strict=True)):
                 if grad is None:
                     raise self._independent(name)
-                per_target[slot].append(_to_numpy(grad, layouts[name]))
-        return {name: np.stack(grads, axis=1) if len(grads) > 1 else grads[0][:, None]
+                per_target[slot].append(convert(grad, layouts[name]))
+        stack = torch.stack if convert is _channels_last else np.stack
+        return {name: stack(grads, 1) if len(grads) > 1 else grads[0][:, None]
                 for name, grads in zip(wrt, per_target, strict=True)}
 
     def _probe(self, shape: tuple[int, ...]) -> list[LayerInfo]:
@@ -380,8 +397,14 @@ def _logits(out: Any) -> torch.Tensor:
 def _to_numpy(t: torch.Tensor, layout: str = CHANNELS_FIRST) -> np.ndarray:
     """A tensor -> contiguous channels-last numpy: a 4-D NCHW one is permuted (on the tensor's device), a
     CHANNELS_LAST one or any other passes as it is."""
+    return _channels_last(t, layout).contiguous().cpu().numpy()
+
+
+def _channels_last(t: torch.Tensor, layout: str = CHANNELS_FIRST) -> torch.Tensor:
+    """A float32 tensor seen channels-last where it stays: a 4-D NCHW one as a permuted view (no copy), a
+    CHANNELS_LAST one or any other as it is."""
     t = t.detach().float()
-    return (t.permute(0, 2, 3, 1).contiguous() if t.ndim == 4 and layout == CHANNELS_FIRST else t).cpu().numpy()
+    return t.permute(0, 2, 3, 1) if t.ndim == 4 and layout == CHANNELS_FIRST else t
 
 
 def _with_layout(info: LayerInfo, layout: torch_layout.Layout | None) -> LayerInfo:
