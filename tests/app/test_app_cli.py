@@ -4,6 +4,8 @@ says how to install Gradio where it is missing."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,8 +32,8 @@ class FakeBlocks:
 def served(monkeypatch) -> list[tuple]:
     calls = []
 
-    def serve(network, host, port, block):
-        calls.append((network.name, host, port, block))
+    def serve(network, host, port, block, run_folder=None):
+        calls.append((network.name, host, port, block) + ((run_folder,) if run_folder is not None else ()))
         return FakeBlocks()
 
     monkeypatch.setattr(heatlens.app, "serve", serve)
@@ -57,6 +59,32 @@ def test_listening_beyond_this_machine_is_warned_about(served):
                                                 ("example.org", False)])
 def test_which_hosts_stay_on_this_machine(host, loopback):
     assert heatlens.cli_app._loopback(host) is loopback
+
+
+def test_a_run_folder_is_opened_once_it_is_a_whole_run(served, app_run):
+    result = CliRunner().invoke(app, ["app", "--run", str(app_run.out)])
+    assert result.exit_code == 0, result.output
+    assert served == [("efficientnet_lite0", "127.0.0.1", 7860, False, app_run.out)]
+    assert f"heatlens app for efficientnet_lite0 with the run in {app_run.out}: http://127.0.0.1:7860/" in \
+        " ".join(result.stdout.split())
+
+
+def test_run_folders_that_are_no_whole_run_are_refused_before_the_model_loads(served, tmp_path, monkeypatch,
+                                                                                app_run):
+    monkeypatch.setattr(heatlens.cli_app, "_network", lambda *a, **k: pytest.fail("the model was loaded"))
+    broken = tmp_path / "broken"
+    shutil.copytree(app_run.out, broken)
+    first = json.loads((broken / "run.json").read_text())["shards"][0]
+    (broken / "shards" / first).unlink()
+    for folder, message in [(tmp_path / "nowhere", f"there is no folder '{tmp_path / 'nowhere'}'"),
+                            (tmp_path, f"'{tmp_path}' holds no heatlens run (no run.json and shards/)"),
+                            (broken, f"the run in '{broken}' lacks 1 of its")]:
+        result = CliRunner().invoke(app, ["app", "--run", str(folder)])
+        assert result.exit_code == 2, result.output
+        line = " ".join(result.stderr.split())
+        assert line.startswith(f"error: {message}"), line
+        assert "Traceback" not in result.output
+    assert served == []
 
 
 def test_without_gradio_the_command_says_how_to_install_it(monkeypatch, served):
