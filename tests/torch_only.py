@@ -4,7 +4,5 @@ of the maps there), and the vision-transformer methods, whose contract is tests/
 
 from __future__ import annotations
 
-TORCH_ONLY = {
-    "lrp": "runs on torch models so far",
-}
+TORCH_ONLY: dict[str, str] = {}  # none at present: lrp runs on Keras (TensorFlow and JAX) too
 ATTENTION_ONLY = frozenset({"attention_rollout", "chefer"})

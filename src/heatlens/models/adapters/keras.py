@@ -7,7 +7,7 @@ TensorFlow pass: the tape watches the input or the tapped layers' outputs, so re
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from .keras_common import KerasBase, StepKey, walk, wrapped
 from .keras_rectifiers import rectifiers
+from .lrp_keras import relevance_rules
 
 
 class _OwnRetracingFilter(logging.Filter):
@@ -58,6 +59,7 @@ class KerasNetwork(KerasBase):
 
     def _make_step(self, key: StepKey) -> Callable[..., tuple]:
         capture, wrt, n_targets, top_k, relu, objective = key[:6]
+        composite = key[8]
 
         def step(x: tf.Tensor, ids: tf.Tensor, values: tuple[tf.Tensor, ...]) -> tuple:
             held: dict[str, tf.Tensor] = {}
@@ -70,7 +72,8 @@ class KerasNetwork(KerasBase):
                     return out
 
                 names, taps = self._taps(key, held, values, source)
-                with rectifiers(self.model, relu, walk(self.model), rectify), wrapped(taps):
+                with rectifiers(self.model, relu, walk(self.model), rectify), \
+                        relevance_rules(composite, walk(self.model), with_backward, vjp), wrapped(taps):
                     logits = self._scores_of(self.model(x, training=False))
                 if top_k:
                     ids = tf.math.top_k(logits, n_targets).indices
@@ -105,3 +108,24 @@ def rectify(x: tf.Tensor, upper: float | None, rule: str) -> tf.Tensor:
         return y, grad
 
     return rectifier(x)
+
+
+def with_backward(inputs: Sequence[tf.Tensor], value: tf.Tensor,
+                  backward: Callable[[list[tf.Tensor], tf.Tensor], list[tf.Tensor]]) -> tf.Tensor:
+    """`value` (computed from `inputs`, gradient stopped) whose gradient w.r.t. the inputs is `backward(inputs, dy)`:
+    the custom backward pass of an LRP rule (lrp_keras)."""
+
+    @tf.custom_gradient
+    def relevance(*xs: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], list[tf.Tensor]]]:
+        return tf.identity(value), lambda dy: backward(list(xs), dy)
+
+    return relevance(*inputs)
+
+
+def vjp(fn: Callable[..., tf.Tensor], primals: Sequence[tf.Tensor], cotangent: tf.Tensor) -> list[tf.Tensor]:
+    """The vector-Jacobian products of `fn` at `primals` for `cotangent`, one per primal."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        for primal in primals:
+            tape.watch(primal)
+        out = fn(*primals)
+    return list(tape.gradient(out, list(primals), output_gradients=cotangent))

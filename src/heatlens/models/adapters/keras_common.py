@@ -5,8 +5,8 @@ one-line errors. A backend adapter adds only its compiler, its tensors and its g
 Layers are reached by wrapping their `call` for the duration of one trace (a forward hook, in effect),
 so nested sub-models and layers called twice work like any other layer. The wrappers only exist while
 a graph is traced or an eager pass runs, and are removed in `finally`; the model is never modified.
-Steps are compiled once per (layers, gradient sources, number of targets, ...) and input shape; where
-compiling fails the adapter falls back to eager execution and logs why.
+Steps are compiled once per (layers, gradient sources, number of targets, LRP composite, ...) and input shape;
+where compiling fails the adapter falls back to eager execution and logs why.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, cast
 import keras
 import numpy as np
 
-from ...errors import HeatlensError, LayerError, MethodError, ModelError, close_matches
+from ...errors import HeatlensError, LayerError, ModelError, close_matches
 from ...targets import check_ids, check_scores
 from ..base import LayerInfo, LayerRecorder, Network, Preprocess, Trace, TraceRequest
 from ..objectives import Objective, channel_layer
@@ -34,7 +34,8 @@ from .keras_rectifiers import final_softmax, logits_out, swap_attribute
 log = logging.getLogger(__name__)
 
 BACKENDS = ("tensorflow", "jax")
-StepKey = tuple[tuple[str, ...], tuple[str, ...], int, bool, str, Objective, tuple[str, ...], tuple[int, ...]]
+# (capture, wrt, targets, top-k, relu, objective, injected, input shape, LRP composite or None)
+StepKey = tuple[tuple[str, ...], tuple[str, ...], int, bool, str, Objective, tuple[str, ...], tuple[int, ...], Any]
 
 
 def keras_adapter() -> type[KerasBase]:
@@ -137,9 +138,6 @@ class KerasBase(Network):
         return lambda activation: self._guard(lambda: rest(np.asarray(activation, np.float32)), activation.shape)
 
     def _trace_chunk(self, request: TraceRequest) -> Trace:
-        if request.rules is not None:
-            raise MethodError(f"{self.name} is a Keras model; layer-wise relevance propagation (lrp) runs on torch "
-                              "models so far: explain a torch build of the model, or use gradient_x_input")
         x, targets, capture, wrt, inject = request.x, request.targets, request.capture, request.wrt, request.inject
         top_k = request.top_k
         n_targets = top_k or (0 if targets is None else np.asarray(targets).reshape(len(x), -1).shape[1])
@@ -148,7 +146,7 @@ class KerasBase(Network):
             count = self._output_count(request.objective, x.shape[1:])
             ids = check_ids(cast(np.ndarray, targets), len(x), count).astype(np.int32)
         key: StepKey = (capture, wrt, n_targets, bool(top_k), request.relu, request.objective, tuple(inject),
-                        x.shape[1:])
+                        x.shape[1:], request.rules)
         args = self._step_args(x, ids, tuple(inject.values()))
         logits, ids_out, acts, grads = self._compiled(key, lambda: self._make_step(key), args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
@@ -182,7 +180,7 @@ class KerasBase(Network):
               source: Callable[[str, Any], Any]) -> tuple[list[str], dict[keras.Layer, Tap]]:
         """The layers a step reaches and a tap on each: injected values replace outputs, and `source(name, out)`
         makes the output of each layer in `wrt` a gradient source the backend's way."""
-        capture, wrt, _, _, _, objective, injected, shape = key
+        capture, wrt, _, _, _, objective, injected, shape, _ = key
         by_layer = channel_layer(objective)
         names = list(dict.fromkeys([*capture, *(w for w in wrt if w != "input"), *injected,
                                     *([by_layer] if by_layer else [])]))

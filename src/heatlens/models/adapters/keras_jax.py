@@ -10,7 +10,7 @@ Everything backend-neutral (layer taps, the step cache, probing, errors) is in k
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -21,6 +21,7 @@ import numpy as np
 from .keras_common import KerasBase, StepKey, walk, wrapped
 from .keras_jax_rectifiers import rectify
 from .keras_rectifiers import rectifiers
+from .lrp_keras import relevance_rules
 
 State = tuple[list[jax.Array], list[jax.Array]]
 
@@ -58,12 +59,13 @@ class KerasJaxNetwork(KerasBase):
         return _variables(self.model)
 
     def _make_step(self, key: StepKey) -> Callable[..., tuple]:
-        capture, wrt, n_targets, top_k, relu, objective, _, shape = key
+        capture, wrt, n_targets, top_k, relu, objective, _, shape, composite = key
 
         def forward(state: State, x: jax.Array, sources: dict[str, jax.Array], values: tuple) -> tuple:
             held: dict[str, jax.Array] = {}
             names, taps = self._taps(key, held, values, lambda name, out: out + sources[name].astype(out.dtype))
-            with rectifiers(self.model, relu, walk(self.model), rectify), wrapped(taps):
+            with rectifiers(self.model, relu, walk(self.model), rectify), \
+                    relevance_rules(composite, walk(self.model), with_backward, vjp), wrapped(taps):
                 logits = self._scores_of(_stateless(self.model, state, sources.get("input", x)))
             self._check_reached(names, held)
             return self._objective_scores(objective, logits, held), (logits, [held[c] for c in capture])
@@ -116,3 +118,27 @@ def _reach_mark(name: str, reached: set[str]) -> Callable[[jax.Array], jax.Array
 
     mark.defvjp(lambda t: (t, None), backward)
     return mark
+
+
+def with_backward(inputs: Sequence[jax.Array], value: jax.Array,
+                  backward: Callable[[list[jax.Array], jax.Array], list[jax.Array]]) -> jax.Array:
+    """`value` (computed from `inputs`, gradient stopped) whose cotangents for the inputs are `backward(inputs, dy)`:
+    the custom backward pass of an LRP rule (lrp_keras)."""
+
+    @jax.custom_vjp
+    def relevance(xs: tuple[jax.Array, ...], v: jax.Array) -> jax.Array:
+        return v
+
+    def forward(xs: tuple[jax.Array, ...], v: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        return v, xs
+
+    def pullback(xs: tuple[jax.Array, ...], dy: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
+        return tuple(backward(list(xs), dy)), jnp.zeros_like(dy)
+
+    relevance.defvjp(forward, pullback)
+    return relevance(tuple(inputs), value)
+
+
+def vjp(fn: Callable[..., jax.Array], primals: Sequence[jax.Array], cotangent: jax.Array) -> list[jax.Array]:
+    """The vector-Jacobian products of `fn` at `primals` for `cotangent`, one per primal."""
+    return list(jax.vjp(fn, *primals)[1](cotangent))
