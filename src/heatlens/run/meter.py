@@ -18,6 +18,13 @@ def clock(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+def speed(rate: float) -> str:
+    """A rate as people read it: '85.3 images/s', or below one image a second '38.2 s/image' (never '0.0 images/s')."""
+    if rate >= 1:
+        return f"{rate:.1f} images/s"
+    return f"{1 / rate:.1f} s/image" if rate > 0 else "no image yet"
+
+
 @dataclass
 class Summary:
     """What a run did: images explained and failed (this session), how long it took, and how many were done before."""
@@ -35,11 +42,11 @@ class Summary:
         before = f" ({self.resumed} done before, not redone)" if self.resumed else ""
         listed = " (listed in errors.csv)" if self.errors else ""
         return (f"{self.images} images explained, {self.errors} failed{listed} in "
-                f"{clock(self.seconds)}: {self.rate:.1f} images/s{before}")
+                f"{clock(self.seconds)}: {speed(self.rate)}{before}")
 
 
 class Meter:
-    """Counts images as they finish and shows `done/total`, images/s and the time left."""
+    """Counts images as they finish and shows `done/total`, the rate and the time left."""
 
     def __init__(self, total: int, done: int = 0, enabled: bool = True, stream: TextIO | None = None) -> None:
         self.total, self.done, self.start_done = total, done, done
@@ -62,7 +69,7 @@ class Meter:
         rate = (self.done - self.start_done) / seconds
         left = (self.total - self.done) / rate if rate > 0 else 0.0
         share = 100 * self.done // max(1, self.total)
-        return f"{self.done}/{self.total} images ({share}%), {rate:.1f} images/s, {clock(left)} left"
+        return f"{self.done}/{self.total} images ({share}%), {speed(rate)}, {clock(left)} left"
 
     def close(self) -> None:
         if self.enabled and self.terminal:

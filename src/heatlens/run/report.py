@@ -14,6 +14,7 @@ from PIL import Image
 from .. import report_html as page
 from ..errors import HeatlensError
 from ..overlay import color_table
+from .meter import speed
 from .summary import TOP_SHARE, ClassSummary, RunOverview, overview
 
 MAP_SIDE = 96  # the mean maps' side in pixels
@@ -59,7 +60,7 @@ def _header(summary: RunOverview, title: str) -> str:
                         + ("" if record.get("complete") else " (the run is not finished: resume it)")),
              ("accuracy", accuracy),
              ("last session", f"{session.get('images', 0)} images in {session.get('seconds', 0)} s, "
-                              f"{session.get('images_per_s', 0)} images/s" if session else "-"),
+                              f"{speed(session.get('images_per_s', 0))}" if session else "-"),
              ("concentration", f"the share of a map's positive mass in its {TOP_SHARE:.0%} highest cells "
                                f"({TOP_SHARE:.1f}: spread evenly, 1: all there)")]
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
