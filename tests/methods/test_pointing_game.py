@@ -19,9 +19,10 @@ def trained(request):
     return heatlens.wrap(model, preprocess=None, classes=["red", "green", "blue"])
 
 
-def hit_rate(network, method: str, n: int = 200) -> float:
+def hit_rate(network, method: str, n: int = 200, **options) -> float:
     images, labels, boxes = make_images(n, seed=123)
-    options = {"batch_size": 64, "progress": False} if method in ("scorecam", "ablationcam") else {}
+    if method in ("scorecam", "ablationcam"):
+        options |= {"batch_size": 64, "progress": False}
     maps = heatlens.explain(network, images, method=method, target=[[c] for c in labels], **options).maps[:, 0]
     hits = 0
     for m, (top, left, bottom, right) in zip(maps, boxes, strict=True):
@@ -38,3 +39,8 @@ def test_gradcam_peak_falls_on_the_object(trained):
                                     "scorecam", "ablationcam"])
 def test_cam_family_peak_falls_on_the_object(trained, method):
     assert hit_rate(trained, method) >= 0.85
+
+
+@pytest.mark.parametrize("composite", ["epsilon_plus", "epsilon_gamma_box"])
+def test_lrp_peak_falls_on_the_object(trained, composite):
+    assert hit_rate(trained, "lrp", composite=composite) >= 0.85
