@@ -1,6 +1,6 @@
 """heatlens: why did the image classifier say that? Grad-CAM and friends for PyTorch and Keras, offline."""
 
-from . import samples
+from . import samples, scores
 from .api import explain
 from .compare import Comparison, compare
 from .errors import HeatlensError, ImageError, LayerError, MethodError, ModelError, TargetError
@@ -43,5 +43,6 @@ __all__ = [
     "load_model",
     "report",
     "samples",
+    "scores",
     "wrap",
 ]

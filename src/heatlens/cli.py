@@ -30,6 +30,7 @@ from .allocator import tune_allocator
 from .api import explain as run_explain
 from .classes import class_names, imagenet_wnids, is_imagenet
 from .cli_help import FLAGS, formula, option_names, options_help
+from .cli_tasks import TaskRequest, check_mask_size, check_task_model, score_rows, task_request, task_score
 from .compare import compare
 from .errors import HeatlensError, ImageError, MethodError, close_matches, first_line
 from .explanation import MANIFEST_SCHEMA, Explanation, write_manifest
@@ -148,7 +149,22 @@ def explain(
     method: Annotated[str, typer.Option(
         help="See `heatlens methods`; several comma-separated (gradcam,lime) write one comparison per image"
     )] = "gradcam",
-    target: Annotated[str, typer.Option(help="top1, top3, a class id or name, or a comma-separated list")] = "top1",
+    target: Annotated[str | None, typer.Option(
+        help="top1, top3, a class id or name, or a comma-separated list; default: top1")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="Explain a detection or segmentation model: 'detection' (with --box and --label) or 'segmentation' "
+             "(with --class, optionally --mask); the task's score picks the targets, one map per box or class"
+    )] = None,
+    box: Annotated[list[str] | None, typer.Option(
+        help="--task detection: a box X0,Y0,X1,Y1 in the photo's pixels (mapped through the model's crop and "
+             "resize); repeatable, one map per box")] = None,
+    label: Annotated[list[str] | None, typer.Option(
+        help="--task detection: the class id or name of the detection in each --box (one, or one per box)")] = None,
+    class_ids: Annotated[list[str] | None, typer.Option(
+        "--class", help="--task segmentation: the class id or name whose pixels are explained; repeatable")] = None,
+    mask: Annotated[Path | None, typer.Option(
+        help="--task segmentation: a mask image at the photo's size whose nonzero pixels are the region "
+             "(default: the pixels the model predicts as the class)")] = None,
     layer: Annotated[str | None, typer.Option(
         help="Layer name (see `heatlens layers`) or position as in Keras' model.layers (layers[7].input: what "
              "feeds the 8th top-level layer, layers[-2].output), or several comma-separated (CAM methods fuse "
@@ -194,11 +210,14 @@ def explain(
     if fit not in FITS:
         raise HeatlensError(f"--fit takes {', '.join(FITS)}. Received: {fit!r}{close_matches(fit, FITS)}")
     options = _options(option or [], chosen)
-    targets, layers = _target(target), _layer(layer)
+    request = task_request(task, box or [], label or [], class_ids or [], mask, target,
+                           any("score_fn" in own for own in options.values()))
+    targets, layers = _target(target or "top1"), _layer(layer)
     named = _named_inputs(images or [], sample or [], recursive)
     folder = _output_folder(out)
     network = _network(model, preprocess, classes, device=device, weights=weights, framework=framework,
                        trust=trust_model_file, fit=fit)
+    check_task_model(request, network, model)
     if wnid and not is_imagenet(network.classes):
         raise HeatlensError(f"--wnid shows the WordNet ids of ImageNet classes, and {network.name} has other "
                             "classes; drop --wnid (or pass --classes imagenet for an ImageNet model)")
@@ -212,16 +231,20 @@ def explain(
             try:
                 photo = load_image(source) if isinstance(source, Path) else source
                 layers = _resolved(network, layers, photo)
+                aims, own, scored = _aims(request, network, photo, targets, options)
                 if len(chosen) == 1:
-                    result = run_explain(network, photo, method=chosen[0], target=targets, layer=layers,
-                                         upsample=False, **options[chosen[0]])  # maps go onto the photo band by band
+                    result = run_explain(network, photo, method=chosen[0], target=aims, layer=layers,
+                                         upsample=False, **own[chosen[0]])  # maps go onto the photo band by band
                     header = result.manifest_header(**shown)
                     entry = _write_explanation(result, folder, name, source, shown,
                                                {"photo_maps": full_size_maps, "max_size": max_size or None})
                 else:
-                    result, entry = _write_comparison(network, photo, chosen, targets, layers, options, folder,
+                    result, entry = _write_comparison(network, photo, chosen, aims, layers, own, folder,
                                                       name, source, shown)
                     header = {"schema_version": MANIFEST_SCHEMA, "model": result.model, "methods": chosen}
+                if scored is not None:
+                    entry["task"] = scored
+                    header["task"] = scored["task"]
             except ImageError as exc:
                 where = str(source) if isinstance(source, Path) else f"--sample {name}"
                 failed.append({"image": name, "file": _absolute(source) if isinstance(source, Path) else where,
@@ -231,7 +254,10 @@ def explain(
                 _warn(f"skipped '{where}': {exc}")
                 continue
             entries.append(entry)
-            say.predictions(name, result.top(top), result.layer, wnid)
+            if request is None:
+                say.predictions(name, result.top(top), result.layer, wnid)
+            else:
+                say.scores(name, score_rows(result), result.layer)
             say.written(folder, entry)
     finally:  # a run stopped by a bad image still records the images it finished
         if entries:
@@ -265,6 +291,17 @@ class _Output:
         if not self.quiet:
             _print_predictions(stem, top, layer, wnid)
 
+    def scores(self, stem: str, rows: list[tuple[str, float]], layer: str | None) -> None:
+        """The scores a --task run explains (one per box or class), as the model gives them."""
+        if self.quiet:
+            return
+        table = Table(title=escape(f"{stem}: scores explained" + (f" (layer {layer})" if layer else "")))
+        for col in ("target", "score"):
+            table.add_column(col)
+        for name, value in rows:
+            table.add_row(escape(name), f"{value:.4g}")
+        out_console.print(table)
+
     def written(self, folder: Path, entry: dict[str, Any]) -> None:
         if "comparison" in entry:
             self.line(f"  comparison of {', '.join(r['method'] for r in entry['results'])} written to "
@@ -273,6 +310,18 @@ class _Output:
         for record in entry["targets"]:
             path = escape(str(folder / record["overlay"]))
             self.line(f"  {escape(record['name'])}: overlay written to [bold]{path}[/]")
+
+
+def _aims(request: TaskRequest | None, network: Network, photo: np.ndarray, targets: Any,
+          options: dict[str, dict[str, Any]]) -> tuple[Any, dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """The targets and per-method options for one photo, and what the manifest records of its task: with
+    --task, the task's score for this photo (boxes and mask mapped into its model input) and one target per
+    box or class; without, the --target given."""
+    if request is None:
+        return targets, options, None
+    check_mask_size(request, photo)
+    score, aims, record = task_score(request, network, photo)
+    return aims, {method: {**own, "score_fn": score} for method, own in options.items()}, record
 
 
 def _methods(text: str) -> list[str]:
@@ -364,14 +413,15 @@ def _json_results(folder: Path, header: dict[str, Any], entries: list[dict[str, 
 
     images = []
     for entry in entries:
-        item: dict[str, Any] = {key: entry[key] for key in ("image", "file", "sample", "input_box") if key in entry}
+        item: dict[str, Any] = {key: entry[key] for key in ("image", "file", "sample", "input_box", "task")
+                                if key in entry}
         if "results" in entry:
             item["comparison"] = str(folder / entry["comparison"])
             item["results"] = [{**r, "targets": [files(t) for t in r["targets"]]} for r in entry["results"]]
         else:
             item.update(method=entry["method"], layer=entry["layer"], targets=[files(t) for t in entry["targets"]])
         images.append(item)
-    keep = ("model", "method", "methods", "layer", "fit", "versions", "failed")
+    keep = ("model", "method", "methods", "layer", "fit", "task", "versions", "failed")
     return {**{key: header[key] for key in keep if key in header}, "output": str(folder),
             "manifest": str(folder / "manifest.json"), "images": images}
 
@@ -526,18 +576,45 @@ def layers(
     out_console.print(table)
 
 
+# The models people bring, as --model takes them: (name, what it loads, where its weights come from).
+BROUGHT_MODELS = (
+    ("keras:NAME", "any keras.applications class, e.g. keras:Xception", "--weights FILE or ~/.keras"),
+    ("torchvision:NAME", "a torchvision architecture with its weights entry's preprocessing and classes, e.g. "
+     "torchvision:resnet50; detectors and segmenters too (explain them with --task)",
+     "--weights FILE (.safetensors or .pth state dict) or --weights random"),
+    ("timm:NAME", "a timm architecture with its pretrained config's preprocessing, e.g. timm:convnext_tiny",
+     "--weights FILE (.safetensors or .pth state dict) or --weights random"),
+    ("hf:FOLDER", "a Hugging Face image-classification folder (save_pretrained): its image processor and "
+     "id2label", "inside the folder"),
+    ("FILE.onnx", "an ONNX export through onnxruntime (black-box methods); input layout, size and dtype read from "
+     "the graph", "inside the file"),
+    ("package.module:factory", "your own torch model: a function returning an nn.Module, e.g. mynet:build",
+     "--weights FILE (.safetensors or .pth state dict, read with weights_only=True)"),
+    ("FILE.keras / FILE.h5", "a saved Keras model", "inside the file"),
+    ("FILE.pt2 / TorchScript", "a torch.export program or a TorchScript file (they can run code: "
+     "--trust-model-file)", "inside the file"),
+)
+
+
 @app.command()
 @_user_errors
 def models() -> None:
-    """List the offline models (weights come from pip packages; nothing is downloaded)."""
+    """List the offline zoo models and the other models --model loads (nothing is downloaded)."""
     table = Table(title="offline models (--framework torch or keras)")
     table.add_column("name", no_wrap=True)
     table.add_column("description")
     table.add_column("weights package", overflow="fold")
     for entry in ZOO.values():
         table.add_row(entry.name, escape(entry.description), entry.weights_package)
-    table.add_row("keras:NAME", "any keras.applications class, e.g. keras:Xception", "--weights FILE or ~/.keras")
     out_console.print(table)
+    brought = Table(title="your own models (--model NAME; a .safetensors or .pth file alone holds no network: "
+                          "give it as --weights)")
+    brought.add_column("--model", no_wrap=True)
+    brought.add_column("what it loads")
+    brought.add_column("weights from", overflow="fold")
+    for name, what, weights in BROUGHT_MODELS:
+        brought.add_row(escape(name), escape(what), escape(weights))
+    out_console.print(brought)
 
 
 WIDE = 120  # columns from which the methods table also shows each paper

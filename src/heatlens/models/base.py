@@ -465,7 +465,7 @@ class Network(abc.ABC):
         framework_tensor = isinstance(scores, kind)
         if not framework_tensor or shape is None or len(shape) not in (1, 2):
             got = f"shape={tuple(shape)}" if framework_tensor and shape is not None else f"a {type(scores).__name__}"
-            kind_name = f"{kind.__module__.partition('.')[0]}.{kind.__name__}"
+            kind_name = f"{kind.__module__.partition('.')[0]}.{kind.__name__.rpartition('.')[2]}"  # jax.Array
             raise ModelError(f"the score function {score_label(score)} must return a {kind_name} of shape (N,) "
                              f"or (N, K), built with the framework's ops. Received: {got}")
         return scores[:, None] if len(shape) == 1 else scores

@@ -160,7 +160,7 @@ def test_bad_input_is_a_one_line_error_and_leaves_the_model_as_it_came(x16):
     with pytest.raises(ModelError, match=r"failed on the model's output: RuntimeError: no such head$"):
         heatlens.explain(net, x16, method="guided_backprop", score_fn=fails)
     assert state(model) == kept
-    with pytest.raises(ModelError, match=r"must return a jax\S*Array of shape \(N,\) or \(N, K\)"):
+    with pytest.raises(ModelError, match=r"must return a jax\.Array of shape \(N,\) or \(N, K\)"):
         heatlens.explain(net, x16, layer="conv2", score_fn=lambda out: np.zeros((2, 2)))
     assert state(model) == kept
     with pytest.raises(LayerError, match=r"^unknown layer 'conv3' in small\..*'conv1'"):
