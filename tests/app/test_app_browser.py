@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
@@ -233,3 +234,74 @@ def test_an_upload_over_20_mb_is_refused_in_the_page(url, tmp_path):
         assert session.outside() == []
         # Gradio's server answers the refused upload with a 404, which the browser logs; nothing else may go wrong
         assert all("404" in e or e == "Response" for e in session.errors()), session.errors()
+
+
+@pytest.fixture(scope="module")
+def run_url(lite0, app_run, outbound) -> Iterator[str]:
+    """The app served with `heatlens app --run`'s folder: the run tab shown first, the run opened on load."""
+    require_browser()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    blocks = heatlens.app.serve(lite0, "127.0.0.1", port, block=False, run_folder=app_run.out)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        blocks.close()
+
+
+def run_status(session: BrowserSession, start: str) -> str:
+    """The run tab's status line once it starts with `start` and the page has settled."""
+    from playwright.sync_api import expect
+
+    line = session.page.locator("#run-status p")
+    expect(line).to_have_text(re.compile(f"^{re.escape(start)}"), timeout=WAIT_MS)
+    settle(session)
+    return line.inner_text()
+
+
+def table_rows(session: BrowserSession, table: str) -> list[list[str]]:
+    """The cells of a table's rows as the page shows them."""
+    session.page.locator(table).scroll_into_view_if_needed()
+    return session.page.locator(f"{table} [role=row][aria-rowindex]").evaluate_all(
+        "rows => rows.map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.innerText.trim()))"
+        ".filter(r => r.length)")
+
+
+def test_a_run_opens_filters_and_a_clicked_row_shows_its_stored_map(run_url, lite0, cat, app_run, outbound,
+                                                                    tmp_path):
+    with open_browser() as session:
+        page = session.page
+        page.goto(run_url)
+        run_status(session, "run out: 5 rows; click one to see its maps")
+        assert [row[0] for row in table_rows(session, "#run-rows")] == ["0", "1", "2", "3", "4"]
+        facts = page.locator("#run-facts").inner_text()
+        assert "5 explained, 1 failed, of 6" in facts and "60.0% of 5 labelled images" in facts
+        summary = table_rows(session, "#run-summary")
+        assert sorted(int(row[2]) for row in summary) == sorted(Counter(app_run.predicted).values())
+        assert page.locator("#run-means .grid-container img").count() == len(summary)
+
+        page.locator("#run-outcome label", has_text="wrong").click()
+        run_status(session, "run out: 2 rows")
+        assert [row[0] for row in table_rows(session, "#run-rows")] == ["1", "3"]
+        page.locator("#run-outcome label", has_text="all").click()
+        run_status(session, "run out: 5 rows")
+
+        page.locator("#run-rows [role=row][aria-rowindex] [role=gridcell]", has_text="cat").first.click()
+        run_status(session, "row 0: cat")
+        [(caption, tile)] = shown_tiles(session, "#run-tiles")
+        direct = heatlens.explain(lite0, cat, "gradcam")
+        assert caption.startswith(f"gradcam @ {direct.layer} · {direct.targets.names[0][0]}")
+        check_overlay(tile[: cat.shape[0]], cat, direct.maps[0, 0], direct.input_box)
+        session.page_screenshot("app/7-run-row-selected.png", full_page=True)
+
+        box = page.locator("#run-folder textarea, #run-folder input").first
+        box.fill(str(tmp_path))
+        page.click("#open-run")
+        line = run_status(session, "error:")
+        assert line == f"error: '{tmp_path}' holds no heatlens run (no run.json and shards/): give the --out folder " \
+                       "of a `heatlens run`"
+        assert table_rows(session, "#run-rows") == [] and page.locator("#run-tiles .grid-container img").count() == 0
+        session.page_screenshot("app/8-run-not-a-run.png", full_page=True)
+        assert session.outside() == [] and session.errors() == []
+    assert outbound.seen == []

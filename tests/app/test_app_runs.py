@@ -38,7 +38,7 @@ def test_the_table_lists_every_explained_row_as_parquet_holds_it(opened, app_run
     assert runs.headings(opened) == ["id", "path", "predicted", "target", "score", "label", "right",
                                      "average_drop (gradcam)"]
     for row, expected in zip(listed, stored, strict=True):
-        assert row[0] == expected["id"] and row[1] == str(app_run.photos[expected["id"]])
+        assert row[0] == expected["id"] and row[1] == app_run.photos[expected["id"]].name
         assert row[2].startswith(expected["pred_names"][0] + " ")
         assert row[3] == expected["target_names"][0] and row[4] == pytest.approx(expected["target_probs"][0], abs=1e-4)
         assert row[5] == str(app_run.labels[row[0]]) and row[6] == ("right" if row[0] % 2 == 0 else "wrong")
@@ -84,6 +84,7 @@ def test_the_summary_is_the_reports_per_class_summary(opened, app_run):
     pictures = runs.mean_maps(opened)
     assert len(pictures) == len(counts) and all(p.shape == (96, 96, 3) for p, _ in pictures)
     facts = dict(runs.facts(opened))
+    assert facts["photos under"] == str(app_run.corrupt.parent)
     assert facts["images"] == "5 explained, 1 failed, of 6"
     assert facts["accuracy"] == "60.0% of 5 labelled images (top-1)"
     [(_, path, reason)] = runs.errors(opened)

@@ -58,13 +58,15 @@ def run_tab(blocks: gr.Blocks, run: str | Path | None = None) -> RunPage:
         classes = gr.Dropdown([], label="predicted class", elem_id="run-class", interactive=True)
         outcome = gr.Radio(list(runs.OUTCOMES), value="all", label="right or wrong (needs labels)",
                            elem_id="run-outcome", interactive=False)
-    rows = gr.Dataframe(headers=["id", "path", "predicted", "target", "score"], interactive=False, wrap=True,
-                        max_height=420, elem_id="run-rows", label="rows (click one to see its maps)")
-    tiles = gr.Gallery(label="the selected row's stored maps", columns=2, format="png", object_fit="contain",
-                       height="auto", elem_id="run-tiles", elem_classes=["heatlens-tiles"], buttons=list(BUTTONS))
+    with gr.Row():
+        rows = gr.Dataframe(headers=["id", "path", "predicted", "target", "score"], interactive=False, wrap=True,
+                            max_height=520, elem_id="run-rows", label="rows (click one to see its maps)", scale=3)
+        tiles = gr.Gallery(label="the selected row's stored maps", columns=1, format="png", object_fit="contain",
+                           height="auto", elem_id="run-tiles", elem_classes=["heatlens-tiles"], scale=2,
+                           buttons=list(BUTTONS))
     with gr.Accordion("Per predicted class (as heatlens report shows it)", open=True, elem_id="run-summary-panel"):
         summary = gr.Dataframe(headers=runs.CLASS_HEADINGS, interactive=False, elem_id="run-summary")
-        means = gr.Gallery(label="mean map per predicted class", columns=6, format="png", object_fit="contain",
+        means = gr.Gallery(label="mean map per predicted class", columns=8, format="png", object_fit="contain",
                            height="auto", elem_id="run-means", buttons=list(BUTTONS))
     with gr.Accordion("Images the run could not explain", open=False, elem_id="run-errors-panel"):
         errors = gr.Dataframe(headers=["id", "path", "reason"], interactive=False, wrap=True, elem_id="run-errors")

@@ -6,6 +6,7 @@ summary `heatlens report` shows (heatlens.run.summary). Rows are read by the run
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class OpenedRun:
     methods: list[str]
     metrics: list[tuple[str, str]]  # (row column, heading): each metric of each method
     rows: list[dict[str, Any]]
+    base: str = ""  # the folder all the rows' photos are under (the table lists their paths from there)
 
     @property
     def record(self) -> dict[str, Any]:
@@ -91,7 +93,15 @@ def open_run(folder: str | Path) -> OpenedRun:
         raise HeatlensError(f"a file of the run in '{path}' cannot be read ({type(exc).__name__}: "
                             f"{first_line(exc).rstrip('.')}): delete the damaged shard and rerun the same "
                             "`heatlens run` with --resume, or run it again into a new --out") from None
-    return OpenedRun(path, summary, methods, metrics, rows)
+    return OpenedRun(path, summary, methods, metrics, rows, _common_folder([r["path"] for r in rows]))
+
+
+def _common_folder(paths: list[str]) -> str:
+    """The deepest folder every path is under ('' when there is none, e.g. absolute and relative paths mixed)."""
+    try:
+        return os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    except ValueError:
+        return ""
 
 
 def _row(stored: dict[str, Any], metrics: list[tuple[str, str]]) -> dict[str, Any]:
@@ -133,7 +143,8 @@ def table(opened: OpenedRun, class_id: int = ALL_CLASSES, outcome: str = "all") 
         labels = [r["label"] or "", "-" if r["right"] is None else "right" if r["right"] else "wrong"] \
             if opened.labelled else []
         scores = [None if r["metrics"][c] is None else round(float(r["metrics"][c]), 4) for c, _ in opened.metrics]
-        listed.append([r["id"], r["path"], f"{r['predicted']} {display.percent(r['probability'])}", r["target"],
+        path = os.path.relpath(r["path"], opened.base) if opened.base else r["path"]
+        listed.append([r["id"], path, f"{r['predicted']} {display.percent(r['probability'])}", r["target"],
                        round(float(r["score"]), 4), *labels, *scores])
     return listed, len(chosen)
 
@@ -145,7 +156,8 @@ def facts(opened: OpenedRun) -> list[tuple[str, str]]:
     accuracy = (f"{summary.accuracy:.1%} of {summary.labelled} labelled images (top-1)" if summary.accuracy is not None
                 else "no labels (give a manifest with a label column)")
     return [("model", str(settings["model"])), ("source", str(settings["source"])),
-            ("methods", ", ".join(opened.methods)), ("target", str(settings["plan"]["target"])),
+            ("photos under", opened.base or "-"), ("methods", ", ".join(opened.methods)),
+            ("target", str(settings["plan"]["target"])),
             ("images", f"{summary.rows} explained, {len(summary.errors)} failed, of {opened.record['images']}{done}"),
             ("accuracy", accuracy)]
 
