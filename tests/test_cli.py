@@ -135,6 +135,16 @@ def test_models_and_methods_tables():
     assert methods.exit_code == 0 and "gradcam" in methods.output and "cam" in methods.output
 
 
+def test_models_lists_every_form_model_takes():
+    listed = runner.invoke(app, ["models"], env={"COLUMNS": "250"})
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split("│")[1].strip(): line for line in listed.output.splitlines() if line.count("│") == 4}
+    for form in ("torchvision:NAME", "timm:NAME", "hf:FOLDER", "FILE.onnx", "package.module:factory", "keras:NAME"):
+        assert form in rows, listed.output
+    assert ".safetensors or .pth" in rows["torchvision:NAME"] and "--weights" in rows["package.module:factory"]
+    assert "give it as --weights" in listed.output  # a weights file alone is no network
+
+
 def test_unknown_device_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["explain", "--sample", "cat", "--device", "tpu9", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
