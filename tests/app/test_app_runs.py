@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,21 @@ def test_a_photo_moved_or_changed_since_the_run_is_refused_in_one_line(opened, a
         photo.write_bytes(kept)
     with pytest.raises(HeatlensError, match="has no explained row 99"):
         runs.row_tiles(opened, 99)
+
+
+def test_an_unfinished_run_opens_with_what_its_shards_hold(app_run, tmp_path):
+    out = copied(app_run, tmp_path)
+    record = json.loads((out / "run.json").read_text())
+    del record["shards"]  # as run.json is until the run's end
+    (out / "run.json").write_text(json.dumps({**record, "complete": False}))
+    opened = runs.open_run(out)
+    assert dict(runs.facts(opened))["images"] == "5 explained, 1 failed, of 6 (the run is not finished: resume it)"
+    assert runs.table(opened)[1] == 5
+
+
+def test_without_labels_there_is_no_right_or_wrong(opened):
+    unlabelled = replace(opened, summary=replace(opened.summary, labelled=0))
+    assert runs.headings(unlabelled) == ["id", "path", "predicted", "target", "score", "average_drop (gradcam)"]
+    assert all(len(row) == 6 for row in runs.table(unlabelled)[0])
+    with pytest.raises(HeatlensError, match="this run has no labels, so no row is right or wrong"):
+        runs.table(unlabelled, outcome="wrong")
