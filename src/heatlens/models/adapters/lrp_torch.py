@@ -99,6 +99,14 @@ class _Recorded:
         return list(torch.autograd.grad(self.outputs, self.inputs, grads))
 
 
+def _total(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of same-shaped tensors, in order."""
+    total = parts[0]
+    for extra in parts[1:]:
+        total = total + extra
+    return total
+
+
 def relevance_in(layer: _Layer, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
     """The input relevance of one linear layer under its rule (formulas: methods/lrp_rules.py)."""
     rule, op, w, b = layer.rule, layer.op, layer.weight.detach(), None if layer.bias is None else layer.bias.detach()
@@ -108,32 +116,39 @@ def relevance_in(layer: _Layer, x: torch.Tensor, relevance: torch.Tensor) -> tor
         return None if t is None else (t.clamp(min=0) if positive else t.clamp(max=0))
 
     pos, neg = x.clamp(min=0), x.clamp(max=0)
+    inputs = [pos, neg] if bool((x < 0).any()) else [pos]  # after a ReLU no input is negative: skip those terms
+
+    def terms(with_pos: torch.Tensor | None, bias: torch.Tensor | None, with_neg: torch.Tensor | None) -> Terms:
+        """Positive inputs with one weight part and the bias part; negative inputs (if any) with another."""
+        return [(pos, with_pos, bias), (neg, with_neg, None)][: len(inputs)]
+
+    n = len(inputs)
     formula = rule.formula
     if formula == "alpha_beta":
         alpha, beta = rule.alpha, rule.beta
-        plus = [(pos, part(w, True), part(b, True)), (neg, part(w, False), None)]
-        minus = [(pos, part(w, False), part(b, False)), (neg, part(w, True), None)]
-        run = _Recorded(op, plus + (minus if beta else []))
-        grads = [_divide(relevance, run.out[0] + run.out[1], s)] * 2
+        plus = terms(part(w, True), part(b, True), part(w, False))
+        minus = terms(part(w, False), part(b, False), part(w, True)) if beta else []
+        run = _Recorded(op, plus + minus)
+        grads = [_divide(relevance, _total(run.out[:n]), s)] * n
         if beta:
-            grads += [_divide(relevance, run.out[2] + run.out[3], s)] * 2
+            grads += [_divide(relevance, _total(run.out[n:]), s)] * n
         c = run.vjp(grads)
-        result = alpha * (pos * c[0] + neg * c[1])
-        return result - beta * (pos * c[2] + neg * c[3]) if beta else result
+        result = alpha * _total([t * g for t, g in zip(inputs, c[:n], strict=True)])
+        return result - beta * _total([t * g for t, g in zip(inputs, c[n:], strict=True)]) if beta else result
     if formula == "gamma":
         g = rule.gamma
 
         def boost(t: torch.Tensor | None, positive: bool) -> torch.Tensor | None:
             return None if t is None else t + g * part(t, positive)
 
-        run = _Recorded(op, [(pos, boost(w, True), boost(b, True)), (neg, boost(w, False), None),
-                             (pos, boost(w, False), boost(b, False)), (neg, boost(w, True), None)])
+        run = _Recorded(op, terms(boost(w, True), boost(b, True), boost(w, False))
+                        + terms(boost(w, False), boost(b, False), boost(w, True)))
         with torch.no_grad():
             z = op(x, w, b)
-        up = _divide(relevance * (z > 0), run.out[0] + run.out[1], s)
-        down = _divide(relevance * (z < 0), run.out[2] + run.out[3], s)
-        c = run.vjp([up, up, down, down])
-        return pos * c[0] + neg * c[1] + pos * c[2] + neg * c[3]
+        up = _divide(relevance * (z > 0), _total(run.out[:n]), s)
+        down = _divide(relevance * (z < 0), _total(run.out[n:]), s)
+        c = run.vjp([up] * n + [down] * n)
+        return _total([t * grad for t, grad in zip(inputs * 2, c, strict=True)])
     if formula == "zbox":
         shape = (1, -1, *([1] * (x.ndim - 2)))
         low = torch.as_tensor(rule.low, dtype=x.dtype, device=x.device).reshape(shape).expand_as(x)
