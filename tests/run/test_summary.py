@@ -65,3 +65,22 @@ def test_heatlens_report_opens_a_run_folder(labelled_run: Path, tmp_path: Path) 
     assert f"{overview(labelled_run).accuracy:.1%} of 10 labelled images" in text
     with pytest.raises(HeatlensError, match="holds no heatlens run"):
         overview(tmp_path)
+
+
+def test_the_overview_and_report_give_each_class_its_metric_means(tiny_network, tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "data", 6)
+    plan = Plan(("gradcam",), metrics=("deletion",), metric_options={"deletion": {"steps": 4}})
+    run(tiny_network, tmp_path / "data", tmp_path / "out", plan, batch_size=4, shard_size=4, progress=False)
+    rows = read_rows(tmp_path / "out")
+    predicted = np.array([ids[0] for ids in rows["pred_ids"].to_pylist()])
+    scores = np.array([values[0] for values in rows["deletion_gradcam"].to_pylist()])
+    assert len(scores) == len(paths) and np.isfinite(scores).all()
+    result = overview(tmp_path / "out")
+    for summary in result.classes["gradcam"]:
+        assert summary.metric("deletion") == pytest.approx(scores[predicted == summary.id].mean(), rel=1e-6)
+        assert summary.metric("insertion") is None
+    report = CliRunner().invoke(app, ["report", str(tmp_path / "out"), "--out", str(tmp_path / "run.html")])
+    assert report.exit_code == 0, report.output
+    text = (tmp_path / "run.html").read_text()
+    first = result.classes["gradcam"][0]
+    assert "deletion (mean, lower is better)" in text and f"<td>{first.metric('deletion'):.4g}</td>" in text

@@ -1,6 +1,6 @@
 """The HTML report of a run folder: what ran, how it went (images, errors, accuracy on labelled images), and per
-method a table of the predicted classes with their mean map, accuracy and map concentration. One self-contained
-file, like heatlens.report's, from the shards alone (no model is loaded)."""
+method a table of the predicted classes with their mean map, accuracy, map concentration and metric means. One
+self-contained file, like heatlens.report's, from the shards alone (no model is loaded)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from PIL import Image
 
 from .. import report_html as page
 from ..errors import HeatlensError
+from ..metrics import METRICS
 from ..overlay import color_table
 from .meter import speed
 from .summary import TOP_SHARE, ClassSummary, RunOverview, overview
@@ -29,8 +30,9 @@ def report_run(folder: str | os.PathLike, out: str | os.PathLike, title: str | N
         raise HeatlensError(f"the report's path '{out}' is a folder: give a file name, e.g. "
                             f"{Path(out) / 'report.html'}")
     title = title or f"heatlens run report: {summary.record['settings']['model']}"
+    metrics = list(summary.record["settings"]["plan"].get("metrics", ()))
     text = page.page_start(title) + _header(summary, title) + "".join(
-        _class_table(method, classes) for method, classes in summary.classes.items()) + _errors(summary) \
+        _class_table(method, classes, metrics) for method, classes in summary.classes.items()) + _errors(summary) \
         + "</body></html>\n"
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
@@ -67,8 +69,9 @@ def _header(summary: RunOverview, title: str) -> str:
     return f'<header><h1>{_e(title)}</h1><dl class="facts">{rows}</dl></header>\n'
 
 
-def _class_table(method: str, classes: list[ClassSummary]) -> str:
-    """One method's predicted classes, largest first: mean map, images, accuracy, concentration."""
+def _class_table(method: str, classes: list[ClassSummary], metrics: list[str]) -> str:
+    """One method's predicted classes, largest first: mean map, images, accuracy, concentration, metric means;
+    under it the colour scale of the mean maps."""
     body = []
     for summary in classes:
         accuracy = f"{summary.accuracy:.1%} of {summary.labelled}" if summary.accuracy is not None else "-"
@@ -76,11 +79,31 @@ def _class_table(method: str, classes: list[ClassSummary]) -> str:
         picture = page.data_uri(_map_picture(summary.mean_map), "webp", 85)
         body.append(f'<tr><td><img src="{picture}" width="{MAP_SIDE}" height="{MAP_SIDE}" alt="mean map of '
                     f'{_e(summary.name)}"></td><td>{_e(summary.name)} (id {summary.id})</td><td>{summary.images}</td>'
-                    f"<td>{accuracy}</td><td>{spread}</td></tr>")
+                    f"<td>{accuracy}</td><td>{spread}</td>{_metric_cells(summary, metrics)}</tr>")
     head = "<tr><th>mean map</th><th>predicted class</th><th>images</th><th>right (labelled)</th>" \
-           "<th>concentration</th></tr>"
+           "<th>concentration</th>" + "".join(f"<th>{_e(m)} (mean{_direction(m)})</th>" for m in metrics) + "</tr>"
     return (f'<section class="classes"><h2>{_e(method)}: per predicted class</h2><table class="params">{head}'
-            f"{''.join(body)}</table></section>\n")
+            f"{''.join(body)}</table>{_scale()}</section>\n")
+
+
+def _direction(metric: str) -> str:
+    info = METRICS.get(metric)
+    return "" if info is None else f", {'higher' if info.higher_is_better else 'lower'} is better"
+
+
+def _metric_cells(summary: ClassSummary, metrics: list[str]) -> str:
+    means = [summary.metric(m) for m in metrics]
+    return "".join(f"<td>{mean:.4g}</td>" if mean is not None else "<td>-</td>" for mean in means)
+
+
+def _scale() -> str:
+    """The mean maps' colour scale: jet from 0 to each class's own peak."""
+    colours = color_table("jet")[np.linspace(0, 255, 9).astype(int)].tolist()
+    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in colours)
+    return (f'<div class="scale"><span>0</span><span class="bar" style="display:inline-block;width:{2 * MAP_SIDE}px;'
+            f'height:10px;margin:0 6px;vertical-align:middle;background:linear-gradient(to right, {stops})"></span>'
+            "<span>the class's peak</span> <span class='note'>(each map scaled to its own peak before averaging)"
+            "</span></div>")
 
 
 def _map_picture(mean_map: np.ndarray) -> Image.Image:

@@ -1,5 +1,6 @@
 """A finished run in numbers: per predicted class the images, how many of the labelled ones are right, the mean
-map and how concentrated the maps are. Read shard by shard, so a run of millions of rows stays small in memory."""
+map, how concentrated the maps are and the mean of each metric the run scored. Read shard by shard, so a run of
+millions of rows stays small in memory."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def concentration(maps: np.ndarray) -> np.ndarray:
 @dataclass
 class ClassSummary:
     """One predicted class of one method: images, labelled images and the right ones among them, the mean map
-    (each image's first target, scaled to a peak of 1) and the mean concentration."""
+    (each image's first target, scaled to a peak of 1), the mean concentration and per metric the mean score of
+    the first target's map (finite scores only)."""
 
     id: int
     name: str
@@ -41,6 +43,8 @@ class ClassSummary:
     concentration_sum: float = 0.0
     concentration_count: int = 0
     map_sum: np.ndarray | None = None
+    metric_sums: dict[str, float] = field(default_factory=dict)
+    metric_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float | None:
@@ -49,6 +53,11 @@ class ClassSummary:
     @property
     def concentration(self) -> float | None:
         return self.concentration_sum / self.concentration_count if self.concentration_count else None
+
+    def metric(self, name: str) -> float | None:
+        """The mean score of metric `name` over this class's images that have a finite one."""
+        count = self.metric_counts.get(name, 0)
+        return self.metric_sums[name] / count if count else None
 
     @property
     def mean_map(self) -> np.ndarray:
@@ -86,6 +95,7 @@ def overview(folder: str | Path) -> RunOverview:
                             "a `heatlens run`")
     record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     methods = list(record["settings"]["plan"]["methods"])
+    metrics = list(record["settings"]["plan"].get("metrics", ()))
     summaries: dict[str, dict[int, ClassSummary]] = {m: {} for m in methods}
     rows = labelled = correct = 0
     pq = pyarrow().parquet
@@ -102,13 +112,20 @@ def overview(folder: str | Path) -> RunOverview:
         correct += sum(right)
         for method in methods:
             maps = table[f"map_{method}"].combine_chunks().to_numpy_ndarray()[:, 0].astype(np.float32)
-            _add(summaries[method], predicted, names, labels, right, maps)
+            scores = {m: _first_scores(table, f"{m}_{method}") for m in metrics}
+            _add(summaries[method], predicted, names, labels, right, maps, scores)
     ordered = {m: sorted(s.values(), key=lambda c: (-c.images, c.id)) for m, s in summaries.items()}
     return RunOverview(folder, record, rows, read_errors(folder), labelled, correct, ordered)
 
 
+def _first_scores(table: Any, column: str) -> np.ndarray:
+    """A metric column's score of each row's first target (NaN where the row has none)."""
+    values = table[column].to_pylist() if column in table.column_names else [None] * table.num_rows
+    return np.array([v[0] if v and v[0] is not None else np.nan for v in values], np.float64)
+
+
 def _add(classes: dict[int, ClassSummary], predicted: list[int], names: list[str], labels: list[int | None],
-         right: list[bool], maps: np.ndarray) -> None:
+         right: list[bool], maps: np.ndarray, scores: dict[str, np.ndarray]) -> None:
     """One shard's rows added to the per-class sums of one method."""
     peaks = np.abs(maps).reshape(len(maps), -1).max(axis=1)
     scaled = maps / np.where(peaks > 0, peaks, 1)[:, None, None]
@@ -122,3 +139,7 @@ def _add(classes: dict[int, ClassSummary], predicted: list[int], names: list[str
             summary.concentration_sum += float(spread[row])
             summary.concentration_count += 1
         summary.map_sum = scaled[row] if summary.map_sum is None else summary.map_sum + scaled[row]
+        for metric, values in scores.items():
+            if np.isfinite(values[row]):
+                summary.metric_sums[metric] = summary.metric_sums.get(metric, 0.0) + float(values[row])
+                summary.metric_counts[metric] = summary.metric_counts.get(metric, 0) + 1
