@@ -231,3 +231,17 @@ def test_a_detector_without_task_or_with_the_other_task_is_told_what_to_give(tmp
     other = explain_cli(*common, "--task", "segmentation", "--class", "1")
     assert other.exit_code == 2
     assert f"--task segmentation does not fit torchvision:{DETECTOR}, a detection model" in other.output
+
+
+def test_a_segmenter_saved_with_its_auxiliary_head_loads(tmp_path):
+    """torchvision's published DeepLabV3 and FCN weights carry an auxiliary classifier, which the builders add
+    only when they load those weights themselves."""
+    model = torchvision.models.get_model("deeplabv3_mobilenet_v3_large", weights=None, weights_backbone=None,
+                                         aux_loss=True)
+    torch.save(model.state_dict(), tmp_path / "deeplab.pth")
+    result = runner.invoke(app, ["layers", "--model", "torchvision:deeplabv3_mobilenet_v3_large", "--weights",
+                                 str(tmp_path / "deeplab.pth"), "--input-size", "64"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "aux_classifier" in result.output
+    (marked,) = [line for line in result.output.splitlines() if "<- default" in line]
+    assert "backbone.16 " in marked

@@ -32,7 +32,7 @@ def load_torchvision(spec: str, weights: str | None) -> Loaded:
     label = f"torchvision:{spec}"
     preprocess = _pipeline(entry, label)
     state = _state(label, weights, entry)
-    module = _built(name)
+    module = _built(name, **_variant(state))
     notes = [f"preprocessing and classes of torchvision's {type(entry).__name__}.{entry.name}"] if entry else []
     classes = (list(entry.meta.get("categories") or []) or None) if entry else None
     if state is None:
@@ -86,6 +86,14 @@ def _cached(entry: Any) -> str:
     return f" (torch's cache has one: {path})" if path.is_file() else ""
 
 
+def _variant(state: dict[str, torch.Tensor] | None) -> dict[str, Any]:
+    """Builder options a weights file implies: the auxiliary head torchvision's published DeepLabV3 and FCN weights
+    carry (their builders add it only when they load those weights themselves)."""
+    if state is not None and any(key.startswith("aux_classifier.") for key in state):
+        return {"aux_loss": True}
+    return {}
+
+
 def _built(name: str, **options: Any) -> torch.nn.Module:
     """The architecture with random weights; detection and segmentation backbones too, as their builders
     would otherwise download ImageNet weights for them."""
@@ -102,7 +110,7 @@ def _fitted(module: torch.nn.Module, name: str, state: dict[str, torch.Tensor], 
     classes = classifier_classes(module, state)
     if classes is not None:
         try:
-            module = _built(name, num_classes=classes)
+            module = _built(name, num_classes=classes, **_variant(state))
         except (TypeError, ValueError) as exc:
             raise ModelError(f"the weights in '{file}' have {classes} classes, and {label} cannot be built with "
                              f"num_classes={classes}: {first_line(exc)}") from None
