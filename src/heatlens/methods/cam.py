@@ -1,7 +1,9 @@
 """The CAM family: maps from a layer's activations A (N, h, w, C), weighted per channel or per pixel.
 
 Each method is a contributions function (N, K, h, w, C) over a shared template: the map is the ReLU of
-their channel sum (or, with eigen_smooth, of their first principal component). Every method takes one
+their channel sum (or, with eigen_smooth, of their first principal component). The gradient-weighted ones and
+Eigen-CAM are written over the pass's ArrayOps, so on a GPU their reductions stay on the device; Score-CAM and
+Ablation-CAM run many forward passes from the activations and take them as numpy. Every method takes one
 layer or several (fused), `aug_smooth` (test-time augmentation), and for vision transformers a token
 layer laid out on its grid (`grid`, `prefix_tokens`).
 """
@@ -9,6 +11,7 @@ layer laid out on its grid (`grid`, `prefix_tokens`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,28 +30,29 @@ EPS = 1e-7
 def _cam(network: Network, x: np.ndarray, targets: TargetFn, layer: LayerSpec, contributions: Contributions,
          gradients: bool = True, eigen_smooth: bool = False, aug_smooth: bool = False,
          grid: tuple[int, int] | None = None, prefix_tokens: int | None = None,
-         objective: Objective = LOGITS) -> MethodOutput:
-    """The template: one layer -> maps on its grid; several layers or aug_smooth -> maps on the input grid."""
+         objective: Objective = LOGITS, device_ops: bool = True) -> MethodOutput:
+    """The template: one layer -> maps on its grid; several layers or aug_smooth -> maps on the input grid.
+    `device_ops`: `contributions` is written over the pass's ops (the arrays may stay on the device)."""
     names = [layer] if layer is None or isinstance(layer, str) else list(layer)
     if not names:
         raise MethodError("layer=[] names no layer; give a layer name, a list of names, or None")
     names = [network.spatial_layer(name, x.shape[1:], tokens=True) for name in names]
     maps, logits, ids = layer_maps(network, x, targets, names, contributions, gradients, eigen_smooth, grid,
-                                   prefix_tokens, objective)
+                                   prefix_tokens, objective, device_ops)
     if len(names) == 1 and not aug_smooth:
         return MethodOutput(maps[0], logits, ids, names[0])
     size = x.shape[1:3]
     fused = [fuse(maps, size)]
     for flip, scale in AUGMENTATIONS[1:] if aug_smooth else []:
         more, _, _ = layer_maps(network, augmented(x, flip, scale), ids, names, contributions, gradients,
-                                eigen_smooth, grid, prefix_tokens, objective)
+                                eigen_smooth, grid, prefix_tokens, objective, device_ops)
         fused.append(fuse(more, size)[..., ::-1] if flip else fuse(more, size))
     return MethodOutput(np.mean(fused, axis=0), logits, ids, ", ".join(names),
                         extras={"layers": names, "aug_smooth": aug_smooth})
 
 
-def _channel_weighted(weights: np.ndarray, acts: np.ndarray) -> np.ndarray:
-    """w (N, K, C) times A (N, h, w, C) -> (N, K, h, w, C)."""
+def _channel_weighted(weights: Any, acts: Any) -> Any:
+    """w (N, K, C) times A (N, h, w, C) -> (N, K, h, w, C), of either array kind."""
     return weights[:, :, None, None, :] * acts[:, None]
 
 
@@ -71,34 +75,34 @@ def _gradient_cam(name: str, summary: str, paper: str, contributions: Contributi
     return method
 
 
-def _gradcam(p: LayerPass) -> np.ndarray:
+def _gradcam(p: LayerPass) -> Any:
     """L^c = ReLU(sum_k a_k^c A^k), a_k^c = 1/Z sum_ij dy^c / dA^k_ij."""
-    return _channel_weighted(p.traced_gradients.mean(axis=(2, 3)), p.activations)
+    return _channel_weighted(p.ops.mean(p.traced_gradients, axis=(2, 3)), p.activations)
 
 
-def _gradcam_plusplus(p: LayerPass) -> np.ndarray:
+def _gradcam_plusplus(p: LayerPass) -> Any:
     """w_k = sum_ij a_ij ReLU(g_ij), a_ij = g^2 / (2 g^2 + sum_ab A_ab g^3) (the paper's closed form for an
     exponential score; 0 where the gradient is 0); M = ReLU(sum_k w_k A_k)."""
-    a, g = p.activations, p.traced_gradients
+    ops, a, g = p.ops, p.activations, p.traced_gradients
     g2, g3 = g**2, g**3
-    denominator = 2 * g2 + a.sum(axis=(1, 2))[:, None, None, None, :] * g3
-    alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, EPS), 0)
-    return _channel_weighted((alpha * np.maximum(g, 0)).sum(axis=(2, 3)), a)
+    denominator = 2 * g2 + ops.sum(a, axis=(1, 2))[:, None, None, None, :] * g3
+    alpha = ops.where(g != 0, g2 / ops.where(denominator != 0, denominator, EPS), 0)
+    return _channel_weighted(ops.sum(alpha * ops.maximum(g, 0), axis=(2, 3)), a)
 
 
-def _xgradcam(p: LayerPass) -> np.ndarray:
+def _xgradcam(p: LayerPass) -> Any:
     """w_k = sum_ij (A_ij / sum_ab A_ab) g_ij; M = ReLU(sum_k w_k A_k)."""
-    a, g = p.activations, p.traced_gradients
-    share = a / (a.sum(axis=(1, 2), keepdims=True) + EPS)
-    return _channel_weighted((g * share[:, None]).sum(axis=(2, 3)), a)
+    ops, a, g = p.ops, p.activations, p.traced_gradients
+    share = a / (ops.sum(a, axis=(1, 2), keepdims=True) + EPS)
+    return _channel_weighted(ops.sum(g * share[:, None], axis=(2, 3)), a)
 
 
-def _layercam(p: LayerPass) -> np.ndarray:
+def _layercam(p: LayerPass) -> Any:
     """M = ReLU(sum_k ReLU(g_k) * A_k), per pixel."""
-    return np.maximum(p.traced_gradients, 0) * p.activations[:, None]
+    return p.ops.maximum(p.traced_gradients, 0) * p.activations[:, None]
 
 
-def _hirescam(p: LayerPass) -> np.ndarray:
+def _hirescam(p: LayerPass) -> Any:
     """M = ReLU(sum_k g_k * A_k), per pixel (the ReLU as in the other CAMs)."""
     return p.traced_gradients * p.activations[:, None]
 
@@ -129,9 +133,9 @@ def eigencam(network: Network, x: np.ndarray, targets: TargetFn, layer: LayerSpe
     """M = ReLU(projection of A on its first principal component over positions), signed to agree with
     the activations' channel sum; the same map for every target."""
 
-    def contributions(p: LayerPass) -> np.ndarray:
+    def contributions(p: LayerPass) -> Any:
         a = p.activations
-        return np.broadcast_to(a[:, None], (len(a), p.ids.shape[1], *a.shape[1:]))
+        return p.ops.broadcast_to(a[:, None], (len(a), p.ids.shape[1], *a.shape[1:]))
 
     return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=True, aug_smooth=aug_smooth,
                 grid=grid, prefix_tokens=prefix_tokens)
@@ -166,7 +170,7 @@ def scorecam(network: Network, x: np.ndarray, targets: TargetFn, layer: LayerSpe
 
     positive("batch_size", batch_size)
     return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=eigen_smooth,
-                aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens)
+                aug_smooth=aug_smooth, grid=grid, prefix_tokens=prefix_tokens, device_ops=False)
 
 
 @_register_cam("ablationcam", "Ablation-CAM: channels weighted by the score drop when each is zeroed",
@@ -200,7 +204,7 @@ def ablationcam(network: Network, x: np.ndarray, targets: TargetFn, layer: Layer
 
     positive("batch_size", batch_size)
     return _cam(network, x, targets, layer, contributions, gradients=False, eigen_smooth=eigen_smooth,
-                aug_smooth=aug_smooth)
+                aug_smooth=aug_smooth, device_ops=False)
 
 
 @_register_cam("cam", "CAM: activations weighted by the final linear layer's class weights (GAP + linear models)",
@@ -213,15 +217,15 @@ def cam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = 
     the gradient vary over space, and CAM refuses rather than silently computing Grad-CAM.
     """
     layer = network.spatial_layer(layer, x.shape[1:])
-    trace = network.trace(x, targets, capture=[layer], wrt=[layer])
-    grads = trace.gradients[layer]
-    mean = grads.mean(axis=(2, 3), keepdims=True)
-    scale = float(np.abs(grads).max())
-    if scale > 0 and not np.allclose(grads, mean, rtol=0, atol=1e-4 * scale):
+    trace = network.trace(x, targets, capture=[layer], wrt=[layer], keep_on_device=True)
+    ops, grads = trace.ops, trace.gradients[layer]
+    mean = ops.mean(grads, axis=(2, 3), keepdims=True)
+    scale = float(ops.amax(ops.abs(grads)))
+    if scale > 0 and not float(ops.amax(ops.abs(grads - mean))) <= 1e-4 * scale:
         raise MethodError(
             f"CAM needs a model that ends in global average pooling + one linear layer after '{layer}'; "
             "this one does not: use method='gradcam'"
         )
     h, w = grads.shape[2:4]
-    weighted = _channel_weighted(mean[:, :, 0, 0] * (h * w), trace.activations[layer]).sum(axis=-1)
-    return MethodOutput(weighted.astype(np.float32), trace.logits, trace.ids, layer)
+    weighted = ops.sum(_channel_weighted(mean[:, :, 0, 0] * (h * w), trace.activations[layer]), axis=-1)
+    return MethodOutput(ops.to_numpy(ops.astype(weighted, np.float32)), trace.logits, trace.ids, layer)

@@ -1,14 +1,18 @@
 """What the CAM family shares: token sequences as grids, first-principal-component maps, several layers
-fused, and test-time augmentation. Framework-free, over numpy arrays from `Network.trace`."""
+fused, and test-time augmentation. Framework-free, over the arrays of `Network.trace` and their `ArrayOps`:
+numpy, or the adapter's device tensors (torch on CUDA), so the reductions run where the model ran and only the
+maps come back to the host."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import LayerError, MethodError
+from ..models.arrays import NUMPY, ArrayOps
 from ..models.base import LayerInfo, Network, Targets
 from ..models.objectives import LOGITS, Objective
 from ..models.tokens import token_grid
@@ -18,27 +22,30 @@ from ..overlay import upsample
 @dataclass(frozen=True)
 class LayerPass:
     """What a contributions function sees for one layer: the network and its inputs x, the target ids (N, K),
-    the layer's name, its activations A (N, h, w, C) and their gradients (N, K, h, w, C), None without them."""
+    the layer's name, its activations A (N, h, w, C) and their gradients (N, K, h, w, C), None without them,
+    and the `ops` those arrays are reduced with (numpy's, or the device's: see Trace)."""
 
     network: Network
     x: np.ndarray
     ids: np.ndarray
     layer: str
-    activations: np.ndarray
-    gradients: np.ndarray | None
+    activations: Any
+    gradients: Any | None
+    ops: ArrayOps = NUMPY
 
     @property
-    def traced_gradients(self) -> np.ndarray:
+    def traced_gradients(self) -> Any:
         """The gradients, for the contributions of a gradient-weighted CAM (whose pass always traces them)."""
         assert self.gradients is not None, f"the pass over '{self.layer}' traced no gradients"
         return self.gradients
 
 
-# per-channel contributions (N, K, h, w, C) of one layer; the map is their channel sum (or first component)
-Contributions = Callable[[LayerPass], np.ndarray]
+# per-channel contributions (N, K, h, w, C) of one layer, in the pass's array kind; the map is their channel sum
+# (or first component)
+Contributions = Callable[[LayerPass], Any]
 
 
-def as_grid(a: np.ndarray, grid: tuple[int, int] | None, prefix: int | None) -> np.ndarray:
+def as_grid(a: Any, grid: tuple[int, int] | None, prefix: int | None) -> Any:
     """Token activations (..., T, C) -> (..., h, w, C) without the prefix tokens."""
     lead, h, w = token_grid(a.shape[-2], grid, prefix)
     return a[..., lead:, :].reshape(*a.shape[:-2], h, w, a.shape[-1])
@@ -54,30 +61,37 @@ def token_layout(info: LayerInfo, grid: tuple[int, int] | None,
     return grid, prefix
 
 
-def first_component(contributions: np.ndarray) -> np.ndarray:
+def first_component(contributions: Any, ops: ArrayOps = NUMPY) -> Any:
     """Per (n, k): the contributions' projection on their first principal component over positions,
-    signed so that it agrees with the channel sum. (N, K, h, w, C) -> (N, K, h, w)."""
+    signed so that it agrees with the channel sum. (N, K, h, w, C) -> (N, K, h, w), in float64 throughout."""
     n, k, h, w, c = contributions.shape
-    flat = contributions.reshape(n * k, h * w, c).astype(np.float64)
-    centred = flat - flat.mean(axis=1, keepdims=True)
-    if not np.isfinite(centred).all():
+    flat = ops.astype(contributions.reshape(n * k, h * w, c), np.float64)
+    centred = flat - ops.mean(flat, axis=1, keepdims=True)
+    if not ops.all_finite(centred):
         raise MethodError("eigen_smooth found infinite activations or gradients on this input (the model's values "
                           "overflow); check its input scale, or drop eigen_smooth")
-    peak = np.abs(centred).max(axis=(1, 2), keepdims=True)
-    scaled = centred / np.where(peak > 0, peak, 1)  # huge activations would overflow inside the SVD
-    _, _, vt = np.linalg.svd(scaled, full_matrices=False)
-    projection = np.einsum("bpc,bc->bp", centred, vt[:, 0, :])
-    total = flat.sum(axis=2)
-    agreement = ((projection - projection.mean(1, keepdims=True)) * (total - total.mean(1, keepdims=True))).sum(1)
-    projection *= np.where(agreement < 0, -1.0, 1.0)[:, None]
-    return projection.reshape(n, k, h, w).astype(np.float32)
+    peak = ops.amax(ops.abs(centred), axis=(1, 2), keepdims=True)
+    scaled = centred / ops.where(peak > 0, peak, 1)  # huge activations would overflow inside the SVD
+    projection = ops.einsum("bpc,bc->bp", centred, ops.first_right_singular(scaled))
+    total = ops.sum(flat, axis=2)
+    agreement = ops.sum((projection - ops.mean(projection, 1, keepdims=True))
+                        * (total - ops.mean(total, 1, keepdims=True)), 1)
+    projection = projection * ops.where(agreement < 0, -1.0, 1.0)[:, None]
+    return ops.astype(projection.reshape(n, k, h, w), np.float32)
 
 
 def layer_maps(network: Network, x: np.ndarray, targets: Targets, layers: Sequence[str], contributions: Contributions,
                gradients: bool, eigen_smooth: bool, grid: tuple[int, int] | None, prefix: int | None,
-               objective: Objective = LOGITS) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """One traced pass over all `layers`; per layer the ReLU'd map (N, K, h, w); plus logits and ids."""
-    trace = network.trace(x, targets, capture=layers, wrt=layers if gradients else (), objective=objective)
+               objective: Objective = LOGITS,
+               device_ops: bool = False) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """One traced pass over all `layers`; per layer the ReLU'd map (N, K, h, w) as numpy; plus logits and ids.
+
+    The activations and gradients stay where the adapter keeps them (`keep_on_device`) through `contributions`
+    and the channel reduction when the contributions function is written over the pass's ops (`device_ops`);
+    only the maps are copied back."""
+    trace = network.trace(x, targets, capture=layers, wrt=layers if gradients else (), objective=objective,
+                          keep_on_device=device_ops)
+    ops = trace.ops
     ids = trace.targets if trace.targets is not None else np.zeros((len(x), 1), np.int64)
     maps = []
     for layer in layers:
@@ -91,9 +105,9 @@ def layer_maps(network: Network, x: np.ndarray, targets: Targets, layers: Sequen
             layer_grid, layer_prefix = token_layout(info, grid, prefix)
             acts = as_grid(acts, layer_grid, layer_prefix)
             grads = as_grid(grads, layer_grid, layer_prefix) if grads is not None else None
-        contrib = contributions(LayerPass(network, x, ids, layer, acts, grads))
-        summed = first_component(contrib) if eigen_smooth else contrib.sum(axis=-1)
-        maps.append(np.maximum(summed, 0).astype(np.float32))
+        contrib = contributions(LayerPass(network, x, ids, layer, acts, grads, ops))
+        summed = first_component(contrib, ops) if eigen_smooth else ops.sum(contrib, axis=-1)
+        maps.append(ops.to_numpy(ops.astype(ops.maximum(summed, 0), np.float32)))
     return maps, trace.logits, ids
 
 

@@ -3,17 +3,21 @@ integrated gradients and expected gradients (also at an intermediate layer), eac
 
 Attributions are signed, raw and in the input space the model sees, (N, K, H, W, C); the maps reduce
 them over channels: max |a| for the gradient-magnitude methods, the signed sum for path methods.
-Many-sample methods run their samples through the model in chunks of `batch_size`.
+Many-sample methods run their samples through the model in chunks of `batch_size`. The gradients are reduced
+and accumulated with the trace's ArrayOps, so on a GPU they stay on the device until the maps and attributions
+are done (one copy each to the host, whatever the number of samples).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ..errors import MethodError
 from ..inputs import each_prepared
+from ..models.arrays import ArrayOps
 from ..models.base import Network
 from ..overlay import upsample
 from ..progress import progress_bar
@@ -25,14 +29,26 @@ from .shared import at_least, explained, positive
 QUADRATURES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
 
-def _magnitude(attributions: np.ndarray) -> np.ndarray:
-    return np.abs(attributions).max(axis=-1)
+def _magnitude(attributions: Any, ops: ArrayOps) -> Any:
+    """max |a| over the colour channels: (N, K, H, W, C) -> (N, K, H, W)."""
+    return ops.amax(ops.abs(attributions), axis=-1)
 
 
-def _input_gradients(network: Network, x: np.ndarray, targets: TargetFn, relu: str = "normal") -> MethodOutput:
-    trace = network.trace(x, targets, wrt=["input"], relu=relu)
-    grads = trace.gradients["input"]
-    return MethodOutput(_magnitude(grads), trace.logits, trace.ids, attributions=grads)
+def _pixel_output(ops: ArrayOps, maps: Any, attributions: Any, logits: np.ndarray, ids: np.ndarray,
+                  layer: str | None = None, extras: dict | None = None) -> MethodOutput:
+    """The result, maps and attributions brought to numpy: the only host copies of a gradient method."""
+    return MethodOutput(ops.to_numpy(maps), logits, ids, layer, extras or {}, attributions=ops.to_numpy(attributions))
+
+
+def _input_gradients(network: Network, x: np.ndarray, targets: TargetFn, relu: str = "normal",
+                     times_input: bool = False) -> MethodOutput:
+    """Input gradients (times the input with `times_input`, then summed over channels; else max |g|)."""
+    trace = network.trace(x, targets, wrt=["input"], relu=relu, keep_on_device=True)
+    ops, grads = trace.ops, trace.gradients["input"]
+    if times_input:
+        grads = grads * ops.asarray(x)[:, None]
+        return _pixel_output(ops, ops.sum(grads, axis=-1), grads, trace.logits, trace.ids)
+    return _pixel_output(ops, _magnitude(grads, ops), grads, trace.logits, trace.ids)
 
 
 @register("saliency", "Saliency: |d score / d input|, max over colour channels",
@@ -46,10 +62,7 @@ def saliency(network: Network, x: np.ndarray, targets: TargetFn) -> MethodOutput
           "Shrikumar et al. 2016, Not Just a Black Box", needs_gradients=True, uses_layer=False)
 def gradient_x_input(network: Network, x: np.ndarray, targets: TargetFn) -> MethodOutput:
     """A = x * dy^c / dx; M = sum_c A."""
-    out = _input_gradients(network, x, targets)
-    out.attributions = out.attributions * x[:, None]
-    out.maps = out.attributions.sum(axis=-1)
-    return out
+    return _input_gradients(network, x, targets, times_input=True)
 
 
 @register("guided_backprop", "Guided backprop: input gradients through ReLUs that pass only positive signal",
@@ -72,36 +85,40 @@ def deconvnet(network: Network, x: np.ndarray, targets: TargetFn) -> MethodOutpu
 def guided_gradcam(network: Network, x: np.ndarray, targets: TargetFn, layer: str | None = None) -> MethodOutput:
     """A = guided_backprop * upsample(Grad-CAM), per colour channel."""
     cam = gradcam(network, x, targets, layer=layer)
-    guided = network.trace(x, cam.ids, wrt=["input"], relu="guided").gradients["input"]
+    trace = network.trace(x, cam.ids, wrt=["input"], relu="guided", keep_on_device=True)
+    ops, guided = trace.ops, trace.gradients["input"]
     whole = (0.0, 0.0, float(x.shape[1]), float(x.shape[2]))
-    attributions = guided * upsample(cam.maps, x.shape[1:3], whole)[..., None]
-    return MethodOutput(_magnitude(attributions), cam.logits, cam.ids, cam.layer, attributions=attributions)
+    attributions = guided * ops.asarray(upsample(cam.maps, x.shape[1:3], whole)[..., None])
+    return _pixel_output(ops, _magnitude(attributions, ops), attributions, cam.logits, cam.ids, cam.layer)
 
 
-Sampler = Callable[[np.ndarray], tuple[np.ndarray, dict, Callable[[np.ndarray], np.ndarray] | None]]
+# a chunk's gradients (N_chunk, K, ...) and the ops of their kind -> what is accumulated
+Transform = Callable[[Any, ArrayOps], Any]
+Sampler = Callable[[np.ndarray], tuple[np.ndarray, dict, Transform | None]]
 
 
 def _accumulate(network: Network, ids: np.ndarray, per_image: int, make: Sampler, wrt: str, batch_size: int,
-                label: str, progress: bool) -> np.ndarray:
-    """Sum, per image, the gradients of `per_image` samples each. `make(sample_ids)` returns the chunk's
-    inputs, activations to inject, and an optional transform of the chunk's gradients (N_chunk, K, ...);
-    sample s belongs to image s // per_image."""
+                label: str, progress: bool) -> tuple[Any, ArrayOps]:
+    """Sum, per image, the gradients of `per_image` samples each, in float64 where the traces keep them (with
+    their ops). `make(sample_ids)` returns the chunk's inputs, activations to inject, and an optional transform
+    of the chunk's gradients; sample s belongs to image s // per_image."""
     positive("batch_size", batch_size)
     n_samples = len(ids) * per_image
-    total: np.ndarray | None = None
+    total: Any = None
     with progress_bar(n_samples, label, progress and n_samples > batch_size) as advance:
         for start in range(0, n_samples, batch_size):
             index = np.arange(start, min(start + batch_size, n_samples))
             image = index // per_image
             inputs, inject, transform = make(index)
-            grads = network.trace(inputs, ids[image], wrt=[wrt], inject=inject).gradients[wrt]
-            grads = transform(grads) if transform is not None else grads
+            trace = network.trace(inputs, ids[image], wrt=[wrt], inject=inject, keep_on_device=True)
+            ops, grads = trace.ops, trace.gradients[wrt]
+            grads = transform(grads, ops) if transform is not None else grads
             if total is None:
-                total = np.zeros((len(ids), *grads.shape[1:]), np.float64)
-            np.add.at(total, image, grads)
+                total = ops.zeros((len(ids), *grads.shape[1:]), np.float64)
+            ops.add_at(total, image, grads)
             advance(len(index))
     assert total is not None, "every caller asks for at least one sample"
-    return total.astype(np.float32)
+    return ops.astype(total, np.float32), ops
 
 
 @register("smoothgrad", "SmoothGrad: input gradients averaged over noisy copies (also SmoothGrad-squared)",
@@ -118,12 +135,18 @@ def smoothgrad(network: Network, x: np.ndarray, targets: TargetFn, n_samples: in
     def make(index: np.ndarray) -> tuple:
         image = index // n_samples
         draws = rng.standard_normal((len(index), *x.shape[1:]), dtype=np.float32)
-        return x[image] + draws * sigma[image, None, None, None], {}, (np.square if squared else None)
+        return x[image] + draws * sigma[image, None, None, None], {}, (_squared if squared else None)
 
-    attributions = _accumulate(network, ids, n_samples, make, "input", batch_size, "SmoothGrad", progress) / n_samples
-    maps = attributions.max(axis=-1) if squared else _magnitude(attributions)
-    return MethodOutput(maps, logits, ids, attributions=attributions,
-                        extras={"n_samples": n_samples, "noise": noise, "squared": squared})
+    total, ops = _accumulate(network, ids, n_samples, make, "input", batch_size, "SmoothGrad", progress)
+    attributions = total / n_samples
+    maps = ops.amax(attributions, axis=-1) if squared else _magnitude(attributions, ops)
+    return _pixel_output(ops, maps, attributions, logits, ids,
+                         extras={"n_samples": n_samples, "noise": noise, "squared": squared})
+
+
+def _squared(grads: Any, ops: ArrayOps) -> Any:
+    """SmoothGrad-squared's transform of each sample's gradients."""
+    return ops.square(grads)
 
 
 @register("integrated_gradients", "Integrated gradients along the straight path from a baseline (signed)",
@@ -144,15 +167,16 @@ def integrated_gradients(network: Network, x: np.ndarray, targets: TargetFn, ste
         image, step = index // steps, index % steps
         a = alphas[step, None, None, None]
         scale = weights[step, None, None, None, None]
-        return base[image] + a * (x[image] - base[image]), {}, lambda g: g * scale
+        return base[image] + a * (x[image] - base[image]), {}, lambda g, ops: g * ops.asarray(scale)
 
-    path = _accumulate(network, ids, steps, make, "input", batch_size, "Integrated gradients", progress)
-    attributions = (x - base)[:, None] * path
+    path, ops = _accumulate(network, ids, steps, make, "input", batch_size, "Integrated gradients", progress)
+    attributions = ops.asarray(x - base)[:, None] * path
     base_scores = np.take_along_axis(network.predict(base), ids, axis=1)
-    gap = attributions.sum(axis=(2, 3, 4)) - (np.take_along_axis(logits, ids, axis=1) - base_scores)
-    return MethodOutput(attributions.sum(axis=-1), logits, ids, attributions=attributions,
-                        extras={"steps": steps, "integration": integration, "baseline_scores": base_scores,
-                                "completeness_gap": gap})
+    gap = ops.to_numpy(ops.sum(attributions, axis=(2, 3, 4))) - (np.take_along_axis(logits, ids, axis=1)
+                                                                  - base_scores)
+    return _pixel_output(ops, ops.sum(attributions, axis=-1), attributions, logits, ids,
+                         extras={"steps": steps, "integration": integration, "baseline_scores": base_scores,
+                                 "completeness_gap": gap})
 
 
 @register("expected_gradients", "Expected gradients over a background set, at the input or at a layer (signed)",
@@ -205,14 +229,15 @@ def expected_gradients(network: Network, x: np.ndarray, targets: TargetFn, backg
             path = path + rng.normal(0, spread, path.shape).astype(np.float32)
         delta = (point - chosen)[:, None]
         if layer is None:
-            return path, {}, lambda g: g * delta
-        return x[image], {layer: path}, lambda g: g * delta
+            return path, {}, lambda g, ops: g * ops.asarray(delta)
+        return x[image], {layer: path}, lambda g, ops: g * ops.asarray(delta)
 
-    attributions = _accumulate(network, ids, n_samples, make, layer or "input", batch_size, "Expected gradients",
-                               progress) / n_samples
-    return MethodOutput(attributions.sum(axis=-1), logits, ids, layer, attributions=attributions,
-                        extras={"n_samples": n_samples, "background_size": len(reference),
-                                "local_smoothing": local_smoothing})
+    total, ops = _accumulate(network, ids, n_samples, make, layer or "input", batch_size, "Expected gradients",
+                             progress)
+    attributions = total / n_samples
+    return _pixel_output(ops, ops.sum(attributions, axis=-1), attributions, logits, ids, layer,
+                         extras={"n_samples": n_samples, "background_size": len(reference),
+                                 "local_smoothing": local_smoothing})
 
 
 def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -83,6 +83,7 @@ class TorchNetwork(Network):
         self._rests: dict[str, torch.nn.Module | None] = {}
 
     tensor_type = torch.Tensor
+    device_arrays: bool | None = None
 
     @property
     def device(self) -> torch.device:
