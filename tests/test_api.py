@@ -58,6 +58,17 @@ def test_deterministic(tiny_net, rng):
     np.testing.assert_array_equal(heatlens.explain(tiny_net, x).maps, heatlens.explain(tiny_net, x).maps)
 
 
+@pytest.mark.parametrize("method", ["gradcam", "saliency", "lrp", "occlusion"])
+def test_every_method_takes_progress_false(tiny_net, rng, method):
+    """progress= switches a bar off where a method draws one; elsewhere it is accepted and changes nothing."""
+    x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
+    quiet = heatlens.explain(tiny_net, x, method=method, progress=False)
+    np.testing.assert_array_equal(quiet.maps, heatlens.explain(tiny_net, x, method=method).maps)
+    assert "progress" not in quiet.params
+    with pytest.raises(MethodError, match="progress must be True or False"):
+        heatlens.explain(tiny_net, x, method=method, progress="no")
+
+
 def test_method_and_option_errors(tiny_net, rng):
     x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
     with pytest.raises(MethodError, match=r"unknown method 'gradcamm'.*'gradcam'"):

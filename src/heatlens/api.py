@@ -59,6 +59,7 @@ def explain(
     output (tensor, tuple or dict) and returns (N,) or (N, K) scores built with the framework's ops, e.g.
     `lambda out: out[:, 281:286].sum(1)` (all cats) or `lambda out: out[1]` (a model's second output);
     targets then index its K scores, named after the function.
+    progress=False (any method): no progress bar for the methods that draw one (perturbation and sampling).
     """
     network = to_network(model)
     names = _image_names(images)
@@ -82,6 +83,8 @@ def explain(
         network = network.rescored(score_fn)
     info = get_method(method)
     _check_options(info.name, info.fn, options, layer, info.uses_layer)
+    if "progress" not in inspect.signature(info.fn).parameters:
+        options.pop("progress", None)  # every method takes it; those without a bar have nothing to switch off
     shown, x = model_inputs(network, given)
     size = x.shape[1:3] if shown is None else shown.shape[1:3]
     ids = static_ids(target, len(x), network.classes)
@@ -106,6 +109,7 @@ def explain(
     if upsample:
         maps = overlay.upsample(maps, size, box)
     options.pop("layer", None)
+    options.pop("progress", None)  # how the work was shown, not what it computed
     classes = _score_names(network, out.logits.shape[1], score_fn)
     if score_fn is not None:
         options["score_fn"] = score_label(score_fn)
@@ -188,6 +192,7 @@ def _check_options(name: str, fn: Any, options: dict[str, Any], layer: Any, uses
         raise LayerError(f"method '{name}' takes one layer name, not a list. Received: {layer!r}")
     parameters = {k: p for k, p in inspect.signature(fn).parameters.items()
                   if k not in {"network", "x", "targets", "layer"}}
+    parameters.setdefault("progress", inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=True))
     unknown = [k for k in options if k not in parameters]
     if unknown:
         takes = ", ".join(parameters) if parameters else "no options"
