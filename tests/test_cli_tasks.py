@@ -97,6 +97,22 @@ def test_detection_boxes_are_mapped_through_the_crop_and_explained_as_the_api_do
     assert [t["name"] for t in manifest["images"][0]["targets"]] == ["detection[0]", "detection[1]"]
 
 
+def test_several_methods_explain_the_same_mapped_box(tmp_path, photo_file):
+    result = explain_cli(photo_file, "--model", "task_models:tiny_detector", "--task", "detection", "--box",
+                         "70,30,160,120", "--label", "1", "--method", "gradcam,eigencam", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (entry,) = manifest["images"]
+    by_hand = [*to_input(70, 30), *to_input(160, 120)]
+    np.testing.assert_allclose(entry["task"]["input_boxes"], [by_hand], atol=1e-3)
+    photo = np.asarray(Image.open(photo_file))
+    for record in entry["results"]:
+        api = heatlens.explain("task_models:tiny_detector", photo, method=record["method"],
+                               score_fn=scores.detection(by_hand, 1))  # a comparison keeps maps at photo size
+        (target,) = record["targets"]
+        np.testing.assert_allclose(np.load(tmp_path / target["map"]), api.maps[0, 0], rtol=1e-5, atol=1e-6)
+
+
 def test_a_torchvision_detector_from_a_state_dict_sees_the_whole_photo(tmp_path, photo_file, detector_weights):
     model = f"torchvision:{DETECTOR}"
     network = heatlens.load_model(model, weights=str(detector_weights))
