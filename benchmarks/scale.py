@@ -6,10 +6,13 @@
 - end to end: JPEG files decoded in the run's background threads; the floor decodes the same way and predicts,
   Grad-CAM is heatlens.run.run into Parquet shards.
 
-On a GPU (--device cuda) both precisions are measured: TF32 allowed, and precise (TF32 off), each against a floor
-measured with the same setting.
+The CPU rows come first. When CUDA is there (--device all, the default, or cuda) the GPU rows follow for both
+precisions: precise (TF32 off, the adapter's default) and TF32 allowed (`precise=False`, `heatlens run --fast`),
+each against a floor measured with the same setting; a last row times Grad-CAM with the activations and
+gradients copied to the host (`device_arrays=False`), what the device path saves. Without CUDA it says so:
+"no CUDA device: GPU rows skipped".
 
-Run: .venv/bin/python benchmarks/scale.py [--batch 32] [--images 256] [--rounds 5] [--device cpu]
+Run: .venv/bin/python benchmarks/scale.py [--batch 32] [--images 256] [--rounds 5] [--device all|cpu|cuda]
 """
 
 from __future__ import annotations
@@ -73,32 +76,47 @@ def end_to_end_ratio(network, folder: Path, batch: int, rounds: int, synchronise
     return len(items) / medians["predict"], len(items) / medians["gradcam"]
 
 
+def measure_device(device: str, folder: Path, batch: int, rounds: int) -> None:
+    """The rows of one device: on CUDA once per precision (and once with host copies), on the CPU once."""
+    network = load_model(DEFAULT_MODEL, device=device)
+    cuda = device.startswith("cuda")
+    synchronise = (lambda value: torch.cuda.synchronize() or value) if cuda else (lambda value: value)
+    where = torch.cuda.get_device_name(torch.device(device)) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\n{where}")
+    variants = [("precise (TF32 off)", {"precise": True}), ("TF32 allowed", {"precise": False}),
+                ("precise, arrays copied to the host", {"precise": True, "device_arrays": False})] if cuda else \
+        [("float32", {})]
+    for label, settings in variants:
+        measured = copy.copy(network)
+        for name, value in settings.items():
+            setattr(measured, name, value)
+        if cuda:  # precise=True turns TF32 off for the adapter's calls; False keeps the process's, allowed here
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        print(f"  {label}")
+        measures = (("model, one batch", model_ratio), ("end to end, files", end_to_end_ratio))
+        for row, measure in measures[:1] if "device_arrays" in settings else measures:
+            floor, gradcam = measure(measured, folder, batch, rounds, synchronise)
+            print(f"    {row:<20} inference {floor:8.1f} images/s   Grad-CAM {gradcam:8.1f} images/s   "
+                  f"ratio {gradcam / floor:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="all", help="all (the CPU, then CUDA when there), cpu, or cuda[:N]")
     args = parser.parse_args()
-    network = load_model(DEFAULT_MODEL, device=args.device)
-    cuda = args.device.startswith("cuda")
-    synchronise = (lambda value: torch.cuda.synchronize() or value) if cuda else (lambda value: value)
-    where = torch.cuda.get_device_name(torch.device(args.device)) if cuda else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{DEFAULT_MODEL}, batch {args.batch}, {args.images} JPEGs 640x480, torch {torch.__version__}, {where}")
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    print(f"{DEFAULT_MODEL}, batch {args.batch}, {args.images} JPEGs 640x480, torch {torch.__version__}")
     folder = Path(tempfile.mkdtemp(prefix="heatlens-scale-photos-")) / "photos"
     try:
         write_jpegs(folder, args.images)
-        for precise in ([False, True] if cuda else [None]):
-            measured = network
-            if precise is not None:  # the adapter's precise= turns TF32 off for its calls; False keeps the process's
-                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-                measured = copy.copy(network)
-                measured.precise = precise
-                print(f"\nprecision: {'precise (TF32 off)' if precise else 'TF32 allowed'}")
-            for label, measure in (("model, one batch", model_ratio), ("end to end, files", end_to_end_ratio)):
-                floor, gradcam = measure(measured, folder, args.batch, args.rounds, synchronise)
-                print(f"  {label:<20} inference {floor:8.1f} images/s   Grad-CAM {gradcam:8.1f} images/s   "
-                      f"ratio {gradcam / floor:.2f}")
+        for device in devices:
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                print("\nno CUDA device: GPU rows skipped")
+                continue
+            measure_device(device, folder, args.batch, args.rounds)
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)
 

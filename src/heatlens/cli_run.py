@@ -34,7 +34,7 @@ from .cli import (
 )
 from .cli_report import MetricOptionsOption, MetricsOption, _metric_list, _metric_options
 from .errors import HeatlensError, close_matches
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, Network
 from .preprocess import FITS
 from .run import Plan, run
 from .run.pipeline import ENGINES, ERRORS_FILE, MANIFEST
@@ -78,6 +78,9 @@ def run_command(
     preprocess: PreprocessOption = "auto",
     classes: ClassesOption = None,
     device: DeviceOption = "cpu",
+    precise: Annotated[bool, typer.Option("--precise/--fast", help=(
+        "Torch on CUDA: full float32 (TF32 off, maps as the CPU's; the default) or TF32 allowed (faster, "
+        "gradients off by up to ~10% of their peak)"))] = True,
     weights: WeightsOption = None,
     framework: FrameworkOption = None,
     trust_model_file: TrustOption = 0,
@@ -103,12 +106,13 @@ def run_command(
                 top, overlays, alpha, cmap)
     load: dict[str, Any] = {"device": device, "weights": weights, "framework": framework, "trust": trust_model_file,
                             "fit": fit}
-    network = _network(model, preprocess, classes, **load)
+    network = _precision_network(precise, model, preprocess, classes, **load)
+    _say_precision(network, precise, quiet)
     label = f"{model} (preprocess {preprocess}, classes {classes}, weights {weights}, fit {fit})"
     try:
         summary = run(network, source, out, plan, batch_size=batch_size, shard_size=shard_size, resume=resume,
                       threads=threads, engine=engine, address=address, actors=actors,
-                      model_factory=functools.partial(_network, model, preprocess, classes, **load),
+                      model_factory=functools.partial(_precision_network, precise, model, preprocess, classes, **load),
                       model_label=label, path_column=path_column, label_column=label_column, progress=not quiet)
     except KeyboardInterrupt:
         err_console.print(f"interrupted: the finished shards are kept in '{escape(str(out))}'; run the same command "
@@ -119,3 +123,25 @@ def run_command(
         _warn(f"{summary.errors} image(s) could not be explained; {out / ERRORS_FILE} lists them with the reason")
     out_console.print(f"run written to [bold]{escape(str(out))}[/] ({MANIFEST}, shards/); open it with "
                       f"`heatlens report {escape(str(out))}`", highlight=False)
+
+
+def _precision_network(precise: bool, *args: Any, **load: Any) -> Network:
+    """The model the options name (cli._network), with the torch adapter's `precise` switch set as asked."""
+    network = _network(*args, **load)
+    if not precise and not hasattr(network, "precise"):
+        raise HeatlensError(f"--fast allows TF32 on CUDA for torch models; {network.name} is no torch model: "
+                            "drop --fast")
+    if hasattr(network, "precise"):
+        network.precise = precise
+    return network
+
+
+def _say_precision(network: Network, precise: bool, quiet: bool) -> None:
+    """On a GPU, one line saying which precision the run uses and that its CAM and gradient work stays there."""
+    device = getattr(network, "device", None)
+    if quiet or getattr(device, "type", None) != "cuda":
+        return
+    chosen = ("precise: float32, TF32 off (--fast allows it)" if precise
+              else "fast: TF32 allowed (--precise turns it off)")
+    err_console.print(f"on {device}, {chosen}; activations and gradients stay on the GPU, only the maps come back",
+                      highlight=False)
