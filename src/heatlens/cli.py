@@ -152,19 +152,23 @@ def explain(
     target: Annotated[str | None, typer.Option(
         help="top1, top3, a class id or name, or a comma-separated list; default: top1")] = None,
     task: Annotated[str | None, typer.Option(
+        metavar="TASK",
         help="Explain a detection or segmentation model: 'detection' (with --box and --label) or 'segmentation' "
              "(with --class, optionally --mask); the task's score picks the targets, one map per box or class"
     )] = None,
     box: Annotated[list[str] | None, typer.Option(
-        help="--task detection: a box X0,Y0,X1,Y1 in the photo's pixels (mapped through the model's crop and "
-             "resize); repeatable, one map per box")] = None,
+        metavar="X0,Y0,X1,Y1",
+        help="--task detection: a box in the photo's pixels (mapped through the model's crop and resize); "
+             "repeatable, one map per box")] = None,
     label: Annotated[list[str] | None, typer.Option(
-        help="--task detection: the class id or name of the detection in each --box (one, or one per box)")] = None,
+        metavar="ID", help="--task detection: the class id or name of the detection in each --box (one, or one "
+                           "per box)")] = None,
     class_ids: Annotated[list[str] | None, typer.Option(
-        "--class", help="--task segmentation: the class id or name whose pixels are explained; repeatable")] = None,
+        "--class", metavar="ID", help="--task segmentation: the class id or name whose pixels are explained; "
+                                      "repeatable")] = None,
     mask: Annotated[Path | None, typer.Option(
-        help="--task segmentation: a mask image at the photo's size whose nonzero pixels are the region "
-             "(default: the pixels the model predicts as the class)")] = None,
+        metavar="MASK.png", help="--task segmentation: a mask image at the photo's size whose nonzero pixels are "
+                                 "the region (default: the pixels the model predicts as the class)")] = None,
     layer: Annotated[str | None, typer.Option(
         help="Layer name (see `heatlens layers`) or position as in Keras' model.layers (layers[7].input: what "
              "feeds the 8th top-level layer, layers[-2].output), or several comma-separated (CAM methods fuse "
