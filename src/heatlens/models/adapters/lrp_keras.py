@@ -106,7 +106,7 @@ def relevance_in(layer: _Linear, x: Any, relevance: Any, vjp: Vjp) -> Any:
     if formula == "zbox":
         if int(x.shape[-1]) != len(rule.low):
             raise ModelError(f"the z-box bounds have {len(rule.low)} channels; the first layer's input has "
-                             f"{int(x.shape[-1])} (channels last)")
+                             f"{int(x.shape[-1])} (channels last): give low= and high= per input channel")
         ones = ops.ones_like(x)
         low, high = ones * ops.convert_to_tensor(rule.low, x.dtype), ones * ops.convert_to_tensor(rule.high, x.dtype)
         wp, wn = part(w, True), part(w, False)
@@ -193,7 +193,8 @@ class Relevance:
         """The call of a Conv or Dense layer under its rule, its fused activation passing relevance."""
         def call(inputs: Any, *args: Any, **kwargs: Any) -> Any:
             if getattr(layer, "quantization_mode", None):
-                raise ModelError(f"layer '{name}' is quantized ({layer.quantization_mode}); LRP needs float weights")
+                raise ModelError(f"layer '{name}' is quantized ({layer.quantization_mode}); LRP needs float weights: "
+                                 "explain the float model")
             weight = ops.convert_to_tensor(layer.kernel)
             bias = ops.convert_to_tensor(layer.bias) if getattr(layer, "bias", None) is not None else None
             linear = _Linear(self.rule(name, layer, role), op, weight, bias)
