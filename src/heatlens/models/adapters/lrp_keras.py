@@ -281,8 +281,12 @@ def relevance_rules(composite: Composite | None, layers: Iterable[tuple[str, ker
         return
     state = Relevance(composite, custom, vjp)
     restores: list[Callable[[], None]] = []
+    seen: set[int] = set()
     try:
         for name, layer in layers:
+            if id(layer) in seen:  # a layer shared by two nested models: one replacement, under its first name
+                continue
+            seen.add(id(layer))
             call = _replacement(state, name, layer)
             if call is not None:
                 restores.append(swap_attribute(layer, "call", call))
