@@ -36,6 +36,8 @@ def test_run_prints_the_summary_and_where_the_run_is(tmp_path: Path) -> None:
     assert "5 images explained, 3 failed (listed in errors.csv)" in result.output
     assert "images/s" in result.output and "heatlens report" in result.output
     assert read_rows(tmp_path / "out").num_rows == 5
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["settings"]["model"] == "toy_models:tiny_cnn (preprocess none)"  # only what differs from defaults
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -4,6 +4,7 @@ shards by heatlens.run, on this machine or on a Ray cluster (--engine ray)."""
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +39,11 @@ from .models import DEFAULT_MODEL, Network
 from .preprocess import FITS
 from .run import Plan, run
 from .run.pipeline import ENGINES, ERRORS_FILE, MANIFEST
+
+
+def model_label(model: str, changed: dict[str, Any]) -> str:
+    """The model as a run's record names it: its name, plus the loading choices that differ from the defaults."""
+    return f"{model} ({', '.join(f'{k} {v}' for k, v in changed.items())})" if changed else model
 
 
 @app.command(name="run")
@@ -108,7 +114,9 @@ def run_command(
                             "fit": fit}
     network = _precision_network(precise, model, preprocess, classes, **load)
     _say_precision(network, precise, quiet)
-    label = f"{model} (preprocess {preprocess}, classes {classes}, weights {weights}, fit {fit})"
+    chosen_load = {"preprocess": preprocess, "classes": classes, "weights": weights, "fit": fit}
+    defaults = inspect.signature(run_command).parameters
+    label = model_label(model, {k: v for k, v in chosen_load.items() if v != defaults[k].default})
     try:
         summary = run(network, source, out, plan, batch_size=batch_size, shard_size=shard_size, resume=resume,
                       threads=threads, engine=engine, address=address, actors=actors,
