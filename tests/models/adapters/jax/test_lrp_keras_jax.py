@@ -11,6 +11,7 @@ from conftest import jax_or_skip
 jax_or_skip()
 torch = pytest.importorskip("torch")
 import keras
+import lrp_twins
 from lrp_twins import COMPOSITES, MAPPINGS, assert_same_relevance, lite_pair, vgg_inputs, vgg_pair
 
 import heatlens
@@ -58,3 +59,12 @@ def test_lrp0_on_a_bias_free_relu_network_is_gradient_times_input():
     np.testing.assert_allclose(lrp.extras["absorbed"], 0, atol=1e-5 * np.abs(lrp.extras["score"]).max())
     assert [(vars(layer).get("call"), getattr(layer, "activation", None)) for layer in model.layers] == kept
     assert all(call is None for call, _ in kept)
+
+
+@pytest.mark.parametrize("mappings", lrp_twins.MIXED_MAPPINGS, ids=["kinds", "everything"])
+def test_fused_activations_depthwise_convolutions_and_unmerged_batch_norms_as_in_torch(mappings):
+    theirs, ours = lrp_twins.mixed_pair()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    torch_mapping, keras_mapping = mappings
+    assert_same_relevance(heatlens.explain(ours, x, method="lrp", composite=keras_mapping, target=[2]),
+                          heatlens.explain(theirs, x, method="lrp", composite=torch_mapping, target=[2]))
