@@ -19,13 +19,16 @@ import torch
 from torch import nn
 
 import heatlens
+from heatlens.methods.lrp_rules import Epsilon, ZBox
 
 COMPOSITES = ("epsilon_plus", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus_flat")
-# (torch mapping, Keras mapping): by layer names (first match wins), and by layer kinds
+# (torch mapping, Keras mapping): by layer names (first match wins), by layer kinds, and with rule objects
 MAPPINGS = {
     "names": ({"conv1": "wsquare", "conv*": "gamma", "fc1": "alpha2_beta1", "fc*": "epsilon"},
               {"conv1": "wsquare", "conv*": "gamma", "fc1": "alpha2_beta1", "fc*": "epsilon"}),
     "kinds": ({"Conv2d": "zplus", "Linear": "epsilon"}, {"Conv2D": "zplus", "Dense": "epsilon"}),
+    "rule objects": ({"conv1": ZBox(low=[-1.0] * 3, high=[1.0] * 3), "*": Epsilon(epsilon=0.01)},  # lists: unhashable
+                     {"conv1": ZBox(low=[-1.0] * 3, high=[1.0] * 3), "*": Epsilon(epsilon=0.01)}),
 }
 SIZE = 16
 

@@ -148,7 +148,8 @@ class KerasBase(Network):
         key: StepKey = (capture, wrt, n_targets, bool(top_k), request.relu, request.objective, tuple(inject),
                         x.shape[1:], request.rules)
         args = self._step_args(x, ids, tuple(inject.values()))
-        logits, ids_out, acts, grads = self._compiled(key, lambda: self._make_step(key), args, x.shape)
+        cached = (*key[:-1], None if request.rules is None else repr(request.rules))  # hashable, list fields too
+        logits, ids_out, acts, grads = self._compiled(cached, lambda: self._make_step(key), args, x.shape)
         for name, grad in zip(wrt, grads, strict=True):
             if grad is None:
                 raise self._independent(name)
