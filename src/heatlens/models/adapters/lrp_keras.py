@@ -250,6 +250,7 @@ def _merged(norm: keras.Layer, linear: _Linear) -> _Linear:
     if norm.center:
         shift = shift + ops.convert_to_tensor(norm.beta)
     w = linear.weight
+    # a Conv or Dense kernel ends in its outputs; a depthwise kernel in (inputs, multiplier), output i * m + k
     per_output = scale if int(w.shape[-1]) == int(scale.shape[0]) else ops.reshape(scale, tuple(w.shape[-2:]))
     bias = shift if linear.bias is None else linear.bias * scale + shift
     return _Linear(linear.rule, linear.op, w * per_output, bias)
