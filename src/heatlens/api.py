@@ -99,6 +99,7 @@ def explain(
     except MemoryError:
         raise MethodError(f"{info.name} ran out of memory on {len(x)} input(s) of shape {x.shape[1:]}: lower its "
                           "sample counts or batch_size, or explain fewer images at once") from None
+    notes.extend(out.notes)
     maps = np.asarray(out.maps, dtype=np.float32)
     if not np.isfinite(maps).all():
         raise MethodError(

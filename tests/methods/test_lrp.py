@@ -10,6 +10,7 @@ import pytest
 import heatlens
 from heatlens.errors import MethodError
 from heatlens.methods import get_method
+from heatlens.methods.lrp import conservation_note
 from heatlens.methods.lrp_rules import Epsilon
 
 torch = pytest.importorskip("torch")
@@ -128,6 +129,22 @@ def test_lrp0_and_zplus_conserve_the_score_on_bias_free_networks(rng, rule, resi
                                composite={"Conv2d": rule, "Linear": "lrp0"})
     np.testing.assert_allclose(out.extras["relevance_sum"], out.extras["score"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out.extras["absorbed"], 0, atol=1e-5 * np.abs(out.extras["score"]).max())
+    assert out.notes == ["lrp: the pixels' relevance sums to 1 x the explained score (median over images and "
+                         "targets); the rest went into biases and stabilisers (extras: relevance_sum, score, absorbed)"]
+
+
+def test_the_result_says_how_much_relevance_the_pixels_kept(rng):
+    """The note is the median of relevance_sum / score, from the extras; a zero score has nothing to conserve."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    with torch.no_grad():
+        model[0].bias.fill_(0.5)  # positive biases absorb part of the relevance
+    net = heatlens.wrap(model.eval(), preprocess=None)
+    result = heatlens.explain(net, rng.uniform(0, 1, (3, 10, 10, 3)).astype(np.float32), method="lrp",
+                              target=[0, 1], composite="epsilon_plus")
+    share = np.median(result.extras["relevance_sum"] / result.extras["score"])
+    assert abs(share - 1) > 0.01 and f"relevance sums to {share:.3g} x the explained score" in " ".join(result.notes)
+    assert conservation_note(np.zeros((1, 1)), np.zeros((1, 1))).startswith("lrp: the explained scores are 0")
 
 
 def test_composites_by_name_run_and_report_conservation(rng):

@@ -49,7 +49,17 @@ def lrp(network: Network, x: np.ndarray, targets: TargetFn, composite: str | Map
     total = attributions.sum(axis=(2, 3, 4), dtype=np.float64).astype(np.float32)
     return MethodOutput(attributions.sum(axis=-1), trace.logits, ids, attributions=attributions,
                         extras={"composite": plan.name, "relevance_sum": total, "score": scores,
-                                "absorbed": scores - total})
+                                "absorbed": scores - total}, notes=[conservation_note(total, scores)])
+
+
+def conservation_note(total: np.ndarray, scores: np.ndarray) -> str:
+    """How much of the explained scores reached the pixels, in words: the median share over images and targets."""
+    explained = scores != 0
+    if not explained.any():
+        return "lrp: the explained scores are 0, so there was no relevance to conserve (extras: relevance_sum)"
+    share = float(np.median(total[explained] / scores[explained]))
+    return (f"lrp: the pixels' relevance sums to {share:.3g} x the explained score (median over images and "
+            "targets); the rest went into biases and stabilisers (extras: relevance_sum, score, absorbed)")
 
 
 def _composite(network: Network, x: np.ndarray, composite: str | Mapping, epsilon: float, gamma: float,

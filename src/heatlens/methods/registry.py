@@ -17,8 +17,9 @@ LayerSpec = str | Sequence[str] | None
 @dataclass
 class MethodOutput:
     """What a method returns: maps (N, K, h, w) on the model input's grid (or the layer's), the logits
-    (N, classes) and target ids (N, K) it explained, the layer used, method-specific extras, and for
-    pixel methods the signed attributions (N, K, h, w, C) in the input space the model sees."""
+    (N, classes) and target ids (N, K) it explained, the layer used, method-specific extras, for
+    pixel methods the signed attributions (N, K, h, w, C) in the input space the model sees, and notes the
+    result should say (a measured property of this run, such as how much LRP relevance was conserved)."""
 
     maps: np.ndarray
     logits: np.ndarray
@@ -26,6 +27,7 @@ class MethodOutput:
     layer: str | None = None
     extras: dict = field(default_factory=dict)
     attributions: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
