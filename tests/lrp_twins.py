@@ -1,11 +1,11 @@
 """Twin networks for the LRP parity tests, one in torch and one in Keras with the same weights: a small VGG-style net
 (convolutions with a batch norm to merge, max and average pools, dense layers with fused ReLUs in Keras) and the
-bundled EfficientNet-Lite0 in both builds, fed 225 px inputs. Import only after importorskip("torch", "keras").
+bundled EfficientNet-Lite0 in both builds. Import only after importorskip("torch", "keras").
 
-Why 225 px: the torch build pads its stride-2 convolutions like TensorFlow's 'same', with an explicit F.pad where
-the padding is asymmetric (even sizes: 224), which makes the padded zeros inputs of the first layer's flat or
-z-box rule; Keras pads inside the convolution, where padding is no input (as in zennit). At odd sizes every
-padding is symmetric and both builds pad inside the convolution, so the rules see the same inputs.
+The torch build pads its stride-2 convolutions like TensorFlow's 'same', with an explicit F.pad where the padding
+is asymmetric (even sizes: 224 px) and inside the convolution at odd sizes; Keras always pads inside. The torch
+adapter treats a zero F.pad before a convolution as its padding, so the rules see the same inputs at both sizes:
+the twins are compared at 224 px (the asymmetric F.pad) and at 225 px (padding inside the convolution).
 """
 
 from __future__ import annotations
@@ -84,12 +84,12 @@ def vgg_inputs() -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
 
 
-def lite_pair() -> tuple[heatlens.models.Network, heatlens.models.Network]:
-    """(torch, Keras) EfficientNet-Lite0 from the zoo, both preparing photos as 225 px crops (see above)."""
+def lite_pair(crop: int = 224) -> tuple[heatlens.models.Network, heatlens.models.Network]:
+    """(torch, Keras) EfficientNet-Lite0 from the zoo, both preparing photos as `crop` px crops (see above)."""
     pair = []
     for framework in ("torch", "keras"):
         net = copy.copy(heatlens.load_model("efficientnet_lite0", framework=framework))
-        net.preprocess = dataclasses.replace(net.preprocess, resize=257, crop=225)
+        net.preprocess = dataclasses.replace(net.preprocess, resize=round(crop * 8 / 7), crop=crop)
         pair.append(net)
     return pair[0], pair[1]
 

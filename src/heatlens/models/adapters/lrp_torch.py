@@ -10,7 +10,9 @@ gradients, so the input gradient of a target score is its relevance for an outpu
   relevance through unchanged (their forward value is kept);
 - additions of two same-shaped tensors (residual connections), average pools and means split relevance in
   proportion to their inputs' contributions: R_i = x_i d(y)/d(x_i) R / stab(y);
-- everything else (max pooling, padding, reshapes, concatenation) keeps its gradient, which routes relevance.
+- a zero padding right before a linear call is part of that call, as padding inside a convolution is: the rule's
+  input terms (flat's ones, z-box's bounds) cover the input only, not the padded border;
+- everything else (max pooling, other padding, reshapes, concatenation) keeps its gradient, which routes relevance.
 Nothing is registered on the model; the mode ends with the block.
 """
 
@@ -207,6 +209,7 @@ class RelevanceMode(TorchFunctionMode):
         self.rules: dict[str, Rule] = {}
         self.first_seen: set[str] = set()
         self.outputs: dict[int, tuple[torch.Tensor, torch.Tensor, _Layer]] = {}
+        self.padded: dict[int, tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
@@ -214,6 +217,10 @@ class RelevanceMode(TorchFunctionMode):
             return self._linear(func, args, kwargs)
         if func is F.batch_norm and args and id(args[0]) in self.outputs:
             return self._merged(args, kwargs)
+        if func is F.pad and _traced(args) and _zero_padding(args, kwargs):
+            padded = func(*args, **kwargs)
+            self.padded[id(padded)] = (padded, args[0], lambda t: func(t, *args[1:], **kwargs))
+            return padded
         if (func in _ACTIVATIONS or func is F.batch_norm) and _traced(args):
             with torch.no_grad():  # on a copy: in-place forms change the copy, and the result is returned
                 value = func(args[0].detach().clone(), *args[1:], **kwargs)
@@ -248,8 +255,12 @@ class RelevanceMode(TorchFunctionMode):
                 raise ModelError(f"the z-box rule of layer '{name}' has no input bounds")
             self.rules[name] = rule
 
+        pad: Callable[[torch.Tensor], torch.Tensor] = _unpadded
+        if id(x) in self.padded and self.padded[id(x)][0] is x:
+            _, x, pad = self.padded.pop(id(x))
+
         def op(inp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-            return func(inp, w, b, *rest, **extra)
+            return func(pad(inp), w, b, *rest, **extra)
 
         layer = _Layer(self.rules[name], op, weight, bias)
         if not (isinstance(x, torch.Tensor) and x.requires_grad):
@@ -279,6 +290,16 @@ class RelevanceMode(TorchFunctionMode):
         return _LinearRule.apply(x, _Layer(layer.rule, layer.op, weight, bias, value))
 
 
+def _unpadded(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _zero_padding(args: tuple, kwargs: dict) -> bool:
+    """Whether an F.pad call pads with zeros (constant mode, value 0 or None)."""
+    call = dict(zip(("input", "pad", "mode", "value"), args, strict=False)) | kwargs
+    return call.get("mode", "constant") == "constant" and not call.get("value")
+
+
 @contextlib.contextmanager
 def relevance_rules(module: torch.nn.Module, composite: Composite) -> Iterator[RelevanceMode]:
     """Within the block, the backward pass of `module` propagates relevance by the composite's rules."""
@@ -288,3 +309,4 @@ def relevance_rules(module: torch.nn.Module, composite: Composite) -> Iterator[R
             yield mode
     finally:
         mode.outputs.clear()
+        mode.padded.clear()
