@@ -14,11 +14,11 @@ from typing import Any
 
 import fuzz_inputs as fi
 import numpy as np
+from attention_methods import ATTENTION_ONLY
 from fuzz_ledger import Case, time_limit
 from fuzz_models import Adapter, adapters, first_difference, global_state
 from hypothesis import strategies as st
 from PIL import Image
-from torch_only import ATTENTION_ONLY, TORCH_ONLY
 
 import heatlens
 from heatlens.methods import METHODS
@@ -38,7 +38,7 @@ def serves(family: str, method: str) -> bool:
     """Whether the family's fuzz models (CNNs and predict functions) can be explained by the method at all; the
     others must refuse every case in one typed line."""
     info = METHODS[method]
-    if method in ATTENTION_ONLY or (family != "torch" and method in TORCH_ONLY):
+    if method in ATTENTION_ONLY:
         return False
     return family != "predict" or not (info.needs_gradients or info.uses_layer)
 

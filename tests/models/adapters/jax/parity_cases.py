@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-from torch_only import ATTENTION_ONLY, TORCH_ONLY
+from attention_methods import ATTENTION_ONLY
 
 import heatlens
 from heatlens.methods import METHODS
@@ -69,7 +69,7 @@ def maps(kind: str, net: heatlens.models.Network) -> dict[str, np.ndarray]:
     model's of the photo at its own 224 px)."""
     x, background = inputs(kind)
     out: dict[str, np.ndarray] = {}
-    for method in sorted(set(METHODS) - set(TORCH_ONLY) - ATTENTION_ONLY):
+    for method in sorted(set(METHODS) - ATTENTION_ONLY):
         options = dict(FAST.get(method, {}))
         if kind == "lite0" and method in ("scorecam", "ablationcam"):
             options["layer"] = "blocks.6"  # 80 channels: one pass each, not the head's 1280
