@@ -48,12 +48,15 @@ def _traced(args: tuple) -> bool:
 
 def _stab(value: torch.Tensor, epsilon: float) -> torch.Tensor:
     """value + epsilon * sign(value), sign(0) = 1."""
-    return value + epsilon * torch.where(value >= 0, 1.0, -1.0).to(value)
+    return torch.where(value >= 0, value + epsilon, value - epsilon)
 
 
 def _divide(numerator: torch.Tensor, denominator: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """numerator / stab(denominator), 0 where the stabilised denominator is 0 (LRP-0 at a dead output)."""
+    """numerator / stab(denominator), 0 where the stabilised denominator is 0 (LRP-0 at a dead output; with
+    epsilon > 0 it never is, so the division needs no guard)."""
     stable = _stab(denominator, epsilon)
+    if epsilon > 0:
+        return numerator / stable
     return torch.where(stable == 0, 0.0, numerator / torch.where(stable == 0, 1.0, stable))
 
 
