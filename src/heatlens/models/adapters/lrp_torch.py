@@ -37,6 +37,7 @@ _ACTIVATIONS = {F.relu, torch.relu, torch.Tensor.relu, F.relu_, torch.relu_, tor
                 F.hardtanh_, F.relu6, F.leaky_relu, F.leaky_relu_, F.elu, F.elu_, F.silu, F.gelu, F.hardswish}
 _ADDS = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.add_,
          torch.Tensor.__iadd__}
+_SIGNED_RULES = {"alpha_beta", "gamma"}  # rules that treat positive and negative inputs apart
 _POOLS = {F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
           F.adaptive_avg_pool3d, torch.mean, torch.Tensor.mean}
 
@@ -120,12 +121,13 @@ def relevance_in(layer: _Layer, x: torch.Tensor, relevance: torch.Tensor) -> tor
     def part(t: torch.Tensor | None, positive: bool) -> torch.Tensor | None:
         return None if t is None else (t.clamp(min=0) if positive else t.clamp(max=0))
 
-    pos, neg = x.clamp(min=0), x.clamp(max=0)
-    inputs = [pos, neg] if bool((x < 0).any()) else [pos]  # after a ReLU no input is negative: skip those terms
+    signed = rule.formula in _SIGNED_RULES and bool((x < 0).any())  # after a ReLU no input is negative
+    pos = x.clamp(min=0) if signed else x
+    inputs = [pos, x.clamp(max=0)] if signed else [pos]
 
     def terms(with_pos: torch.Tensor | None, bias: torch.Tensor | None, with_neg: torch.Tensor | None) -> Terms:
         """Positive inputs with one weight part and the bias part; negative inputs (if any) with another."""
-        return [(pos, with_pos, bias), (neg, with_neg, None)][: len(inputs)]
+        return [(inputs[0], with_pos, bias), *[(negative, with_neg, None) for negative in inputs[1:]]]
 
     n = len(inputs)
     formula = rule.formula
@@ -225,8 +227,9 @@ class RelevanceMode(TorchFunctionMode):
             self.padded[id(padded)] = (padded, args[0], lambda t: func(t, *args[1:], **kwargs))
             return padded
         if (func in _ACTIVATIONS or func is F.batch_norm) and _traced(args):
-            with torch.no_grad():  # on a copy: in-place forms change the copy, and the result is returned
-                value = func(args[0].detach().clone(), *args[1:], **kwargs)
+            with torch.no_grad():  # an in-place form changes a copy, and the result is returned
+                given = args[0].detach()
+                value = func(given.clone() if _in_place(func, args, kwargs) else given, *args[1:], **kwargs)
             return _Pass.apply(args[0], [value])
         if func in _ADDS and self._summands(args, kwargs):  # in-place forms too: the sum is returned, not written
             return _Proportional.apply(torch.add, self.composite.stabilizer, args[0], args[1])
@@ -291,6 +294,12 @@ class RelevanceMode(TorchFunctionMode):
         with torch.no_grad():
             value = F.batch_norm(*args, **kwargs)
         return _LinearRule.apply(x, _Layer(layer.rule, layer.op, weight, bias, value))
+
+
+def _in_place(func: Any, args: tuple, kwargs: dict) -> bool:
+    """Whether an activation call writes into its input (relu_, inplace=True, or a positional True)."""
+    named = getattr(func, "__name__", "").endswith("_")
+    return named or bool(kwargs.get("inplace")) or any(a is True for a in args[1:])
 
 
 def _unpadded(t: torch.Tensor) -> torch.Tensor:
