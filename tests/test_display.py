@@ -70,6 +70,13 @@ def test_tiles_are_titled_with_class_and_probability_and_have_colour_bars(rng):
     assert plt.get_fignums() == []  # not managed by pyplot: a notebook shows it once
 
 
+def test_custom_scores_are_titled_with_the_score_not_a_probability(rng):
+    """With score_fn= (a detection, a region) a softmax over the K scores means nothing: titles give the score."""
+    result = made(rng.random((1, 2, 7, 7)), method="gradcam", params={"score_fn": "detection"})
+    titles = [ax.get_title() for ax, _ in map_axes(result.plot())[1:]]
+    assert titles == ["three 3", "one 1"] and not any("%" in t for t in titles)
+
+
 def test_signed_overlay_zero_is_neutral_positive_and_negative_differ():
     """Zero is blended with bwr's neutral middle; +1 and -1 (at the clip) with its two ends: red, blue."""
     result = made(three_bands())

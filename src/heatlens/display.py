@@ -172,8 +172,12 @@ def percent(p: float) -> str:
 
 
 def target_title(result: Explanation, i: int, k: int, method: bool = False) -> str:
-    """A tile's title: the class name and its probability, and with `method` the method and layer above."""
+    """A tile's title: the class name and its probability (for custom scores, score_fn=, the score itself: a
+    softmax over a detection's or a region's scores means nothing), and with `method` the method and layer above."""
     name = result.targets.names[i][k]
+    if "score_fn" in result.params:
+        line = f"{name} {float(result.targets.scores[i][k]):.4g}"
+        return f"{method_line(result)}\n{line}" if method else line
     probability = result.targets.probabilities[i][k] if result.targets.probabilities is not None else None
     line = name if probability is None or not np.isfinite(probability) else f"{name} {percent(float(probability))}"
     return f"{method_line(result)}\n{line}" if method else line
