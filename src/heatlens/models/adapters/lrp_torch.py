@@ -78,14 +78,21 @@ class _LinearRule(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layer: _Layer) -> torch.Tensor:
         ctx.save_for_backward(x)
-        ctx.layer = layer
-        return layer.value if layer.value is not None else layer.op(x, layer.weight, layer.bias)
+        ctx.layer, ctx.recorded = layer, None
+        if layer.value is not None:
+            return layer.value
+        if layer.rule.formula == "epsilon":  # its backward is this very call's: record it once, here
+            bias = None if layer.bias is None else layer.bias.detach()
+            with torch.enable_grad():
+                ctx.recorded = _Recorded(layer.op, [(x, layer.weight.detach(), bias)], reused=True)
+            return ctx.recorded.out[0]
+        return layer.op(x, layer.weight, layer.bias)
 
     @staticmethod
     def backward(ctx: Any, relevance: torch.Tensor) -> tuple[torch.Tensor, None]:
         (x,) = ctx.saved_tensors
         with torch.enable_grad():
-            return relevance_in(ctx.layer, x.detach(), relevance), None
+            return relevance_in(ctx.layer, x.detach(), relevance, ctx.recorded), None
 
 
 Terms = list[tuple[Any, Any, Any]]  # (input, weight, bias or None) of one term
@@ -95,14 +102,15 @@ class _Recorded:
     """The layer op run on each term (input_k, weight_k, bias_k) with a graph, so one backward gives every
     input's vector-Jacobian product; `out` holds the outputs' values."""
 
-    def __init__(self, op: Callable[..., torch.Tensor], terms: Terms) -> None:
+    def __init__(self, op: Callable[..., torch.Tensor], terms: Terms, reused: bool = False) -> None:
+        self.reused = reused  # recorded in the forward pass: kept for every target's backward
         self.inputs = [inp.detach().requires_grad_() for inp, _, _ in terms]
         self.outputs = [op(inp, weight, bias) for inp, (_, weight, bias) in zip(self.inputs, terms, strict=True)]
         self.out = [o.detach() for o in self.outputs]
 
     def vjp(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
         """d out_k / d input_k applied to grads[k], for every term k."""
-        return list(torch.autograd.grad(self.outputs, self.inputs, grads))
+        return list(torch.autograd.grad(self.outputs, self.inputs, grads, retain_graph=self.reused))
 
 
 def _total(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -113,8 +121,10 @@ def _total(parts: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
-def relevance_in(layer: _Layer, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    """The input relevance of one linear layer under its rule (formulas: methods/lrp_rules.py)."""
+def relevance_in(layer: _Layer, x: torch.Tensor, relevance: torch.Tensor,
+                 recorded: _Recorded | None = None) -> torch.Tensor:
+    """The input relevance of one linear layer under its rule (formulas: methods/lrp_rules.py); `recorded`: the
+    epsilon rule's plain call, recorded in the forward pass."""
     rule, op, w, b = layer.rule, layer.op, layer.weight.detach(), None if layer.bias is None else layer.bias.detach()
     s = rule.stabilizer
 
@@ -169,7 +179,7 @@ def relevance_in(layer: _Layer, x: torch.Tensor, relevance: torch.Tensor) -> tor
         return run.vjp([_divide(relevance, run.out[0], s)])[0]
     if formula != "epsilon":
         raise ModelError(f"unknown LRP rule formula {formula!r}")
-    run = _Recorded(op, [(x, w, b)])
+    run = recorded or _Recorded(op, [(x, w, b)])
     return x * run.vjp([_divide(relevance, run.out[0], rule.epsilon)])[0]
 
 
