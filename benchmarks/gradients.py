@@ -20,7 +20,9 @@ import heatlens
 from heatlens.methods.gradients import guided_backprop, integrated_gradients, saliency
 from heatlens.methods.lrp import lrp
 
-LRP_COMPOSITES = ("epsilon_plus", "epsilon_gamma_box")
+# name -> heatlens composite; "epsilon" (every layer) shows the rule machinery's own cost: its rule needs no extra
+# forward, while z-plus and gamma run each convolution again with changed weights
+LRP_COMPOSITES = {"epsilon_plus": "epsilon_plus", "epsilon_gamma_box": "epsilon_gamma_box", "epsilon": {"*": "epsilon"}}
 
 
 def input_gradient(model: torch.nn.Module, x: torch.Tensor, ids: torch.Tensor) -> np.ndarray:
@@ -102,8 +104,8 @@ def bench_lrp(title: str, model: torch.nn.Module, canonizer: str | None, batch: 
         ids = model(x).argmax(1)
     ids_np = ids.numpy()[:, None]
     low, high = float(x_np.min()), float(x_np.max())
-    ours = {name: (lambda name=name: lrp(net, x_np, ids_np, composite=name, low=low, high=high))
-            for name in LRP_COMPOSITES}
+    ours = {name: (lambda spec=spec: lrp(net, x_np, ids_np, composite=spec, low=low, high=high))
+            for name, spec in LRP_COMPOSITES.items()}
     variants: dict = {"forward + backward to the input (floor)": lambda: input_gradient(model, x, ids)}
     variants.update({f"heatlens lrp composite={name}": fn for name, fn in ours.items()})
     peers = _zennit_lrp(model, canonizer, x, ids, low, high)
@@ -122,8 +124,10 @@ def _zennit_lrp(model, canonizer: str | None, x, ids, low: float, high: float) -
     zennit."""
     try:
         from zennit.attribution import Gradient
-        from zennit.composites import EpsilonGammaBox, EpsilonPlus
+        from zennit.composites import EpsilonGammaBox, EpsilonPlus, LayerMapComposite
+        from zennit.rules import Epsilon, Pass
         from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+        from zennit.types import Activation, Convolution
     except ImportError:
         return {}
     canonizers = {"vgg": [VGGCanonizer()], "resnet": [ResNetCanonizer()], None: []}[canonizer]
@@ -131,6 +135,8 @@ def _zennit_lrp(model, canonizer: str | None, x, ids, low: float, high: float) -
         "epsilon_plus": EpsilonPlus(canonizers=canonizers),
         "epsilon_gamma_box": EpsilonGammaBox(low=torch.full((1, 3, 1, 1), low), high=torch.full((1, 3, 1, 1), high),
                                              canonizers=canonizers),
+        "epsilon": LayerMapComposite([(Activation, Pass()), (Convolution, Epsilon()), (torch.nn.Linear, Epsilon())],
+                                     canonizers=canonizers),
     }
     onehot = torch.nn.functional.one_hot(ids, 1000).float()
 
