@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from .. import display
 from ..errors import HeatlensError, ImageError, first_line
 from ..explanation import Explanation
 from ..images import load_image
-from ..overlay import color_table
+from ..run.report import mean_map_picture
 from ..run.shards import read_columns, read_row, shard_files
 from ..run.summary import TOP_SHARE, RunOverview, is_run, overview
 from ..targets import Targets
@@ -184,16 +183,9 @@ def mean_maps(opened: OpenedRun, limit: int = 60) -> list[tuple[np.ndarray, str]
     out = []
     for method, classes in opened.summary.classes.items():
         for c in classes:
-            out.append((_mean_map_picture(c.mean_map), f"{method} · {c.name} · {c.images} images"))
+            picture = np.asarray(mean_map_picture(c.mean_map, MEAN_MAP_SIDE))
+            out.append((picture, f"{method} · {c.name} · {c.images} images"))
     return out[:limit]
-
-
-def _mean_map_picture(mean_map: np.ndarray) -> np.ndarray:
-    peak = float(np.abs(mean_map).max())
-    levels = np.clip(np.rint(255 * mean_map / peak if peak > 0 else mean_map * 0), 0, 255).astype(np.uint8)
-    picture = Image.fromarray(color_table("jet")[levels]).resize((MEAN_MAP_SIDE, MEAN_MAP_SIDE),
-                                                                 Image.Resampling.NEAREST)
-    return np.asarray(picture)
 
 
 def errors(opened: OpenedRun) -> list[list[Any]]:

@@ -76,7 +76,7 @@ def _class_table(method: str, classes: list[ClassSummary], metrics: list[str]) -
     for summary in classes:
         accuracy = f"{summary.accuracy:.1%} of {summary.labelled}" if summary.accuracy is not None else "-"
         spread = f"{summary.concentration:.2f}" if summary.concentration is not None else "-"
-        picture = page.data_uri(_map_picture(summary.mean_map), "webp", 85)
+        picture = page.data_uri(mean_map_picture(summary.mean_map), "webp", 85)
         body.append(f'<tr><td><img src="{picture}" width="{MAP_SIDE}" height="{MAP_SIDE}" alt="mean map of '
                     f'{_e(summary.name)}"></td><td>{_e(summary.name)} (id {summary.id})</td><td>{summary.images}</td>'
                     f"<td>{accuracy}</td><td>{spread}</td>{_metric_cells(summary, metrics)}</tr>")
@@ -106,12 +106,13 @@ def _scale() -> str:
             "</span></div>")
 
 
-def _map_picture(mean_map: np.ndarray) -> Image.Image:
-    """A mean map (values up to 1) in jet, blown up to MAP_SIDE pixels without smoothing (its cells stay visible)."""
+def mean_map_picture(mean_map: np.ndarray, side: int = MAP_SIDE) -> Image.Image:
+    """A mean map (values up to 1) in jet, blown up to `side` pixels without smoothing (its cells stay visible);
+    the report and the app's run tab draw them alike."""
     peak = float(np.abs(mean_map).max())
     levels = np.clip(np.rint(255 * mean_map / peak if peak > 0 else mean_map * 0), 0, 255).astype(np.uint8)
     picture = Image.fromarray(color_table("jet")[levels])
-    return picture.resize((MAP_SIDE, MAP_SIDE), Image.Resampling.NEAREST)
+    return picture.resize((side, side), Image.Resampling.NEAREST)
 
 
 def _errors(summary: RunOverview) -> str:
