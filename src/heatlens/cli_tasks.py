@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import scores
 from .errors import HeatlensError, ModelError, TargetError, close_matches
+from .metrics.regions import mask_on_grid
 from .models import ZOO, Network
 
 TASKS = ("detection", "segmentation")
@@ -143,12 +144,10 @@ def input_boxes(boxes: np.ndarray, box: tuple[float, float, float, float], size:
 def input_mask(mask: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int],
                file: str | None) -> np.ndarray:
     """A photo-sized boolean mask on the model input's (h, w) grid, cropped and resized as the photo is: each
-    input pixel takes the mask pixel under its centre (nearest), and pixels beyond the photo (padding) are out."""
+    input pixel takes the mask pixel under its centre (nearest), and pixels beyond the photo (padding) are out
+    (the localisation metrics' mapping, metrics.regions.mask_on_grid)."""
     top, left, bottom, right = box
-    rows = np.floor(top + (np.arange(size[0]) + 0.5) * (bottom - top) / size[0]).astype(int)
-    cols = np.floor(left + (np.arange(size[1]) + 0.5) * (right - left) / size[1]).astype(int)
-    inside = (rows[:, None] >= 0) & (rows[:, None] < mask.shape[0]) & (cols >= 0) & (cols < mask.shape[1])
-    mapped = mask[rows.clip(0, mask.shape[0] - 1)][:, cols.clip(0, mask.shape[1] - 1)] & inside
+    mapped = mask_on_grid(mask, box, size)
     if not mapped.any():
         raise TargetError(f"--mask {file}: none of the mask's pixels lies in the part of the photo the model sees "
                           f"(x {left:g}..{right:g}, y {top:g}..{bottom:g}); mark the region inside it, or use "
